@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Create or reuse the project's environments from pyproject.toml (the one dependency source).
+#   bash scripts/env.sh          -> .venv        (Blender 4.5 module, solver, tests)
+#   bash scripts/env.sh bpy50    -> .venv-bpy50  (Blender 5.0 module for the Blender-side tests)
+# An environment is rebuilt only when pyproject.toml changed since it was made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-main}
+python=${PYTHON:-python3.11}
+if ! command -v "$python" >/dev/null 2>&1; then
+    echo "error: $python not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)" >&2
+    exit 2
+fi
+case "$flavour" in
+    main) venv=.venv; groups="project test" ;;
+    bpy50) venv=.venv-bpy50; groups="bpy50" ;;
+    *) echo "error: unknown environment '$flavour' (use main or bpy50)" >&2; exit 2 ;;
+esac
+stamp="$venv/.asm-env-stamp"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $flavour"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    echo "creating $venv ..." >&2
+    "$python" -m venv "$venv" || {
+        echo "error: could not create $venv; on Debian install python3.11-venv" >&2; exit 2; }
+fi
+# Read the pinned requirement lists straight from pyproject.toml (tomllib is in Python 3.11's stdlib).
+mapfile -t requirements < <("$venv/bin/python" - "$groups" <<'PY'
+import sys, tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+for group in sys.argv[1].split():
+    for requirement in (project["dependencies"] if group == "project" else project["optional-dependencies"][group]):
+        print(requirement)
+PY
+)
+echo "installing into $venv: ${requirements[*]}" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
+echo "$want" > "$stamp"

@@ -1,0 +1,99 @@
+"""Small geometric helpers in numpy: similarity alignment and closest points on a triangle mesh."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from .errors import ASMInputError
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """x -> scale * rotation @ x + translation (rotation may be a reflection when allowed)."""
+
+    scale: float
+    rotation: np.ndarray  # (D, D)
+    translation: np.ndarray  # (D,)
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * points @ self.rotation.T + self.translation
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray, allow_reflection: bool = False) -> Similarity:
+    """Least-squares similarity mapping source (M, D) onto target (M, D) (Umeyama 1991).
+
+    Hand-written: scipy's Rotation.align_vectors gives the rotation only, without scale or reflection.
+    """
+    if len(source) < source.shape[1] + 1:
+        raise ASMInputError(f"need at least {source.shape[1] + 1} corresponding points to align, got {len(source)}")
+    mean_s, mean_t = source.mean(0), target.mean(0)
+    s, t = source - mean_s, target - mean_t
+    u, singular, vt = np.linalg.svd(t.T @ s / len(source))
+    correction = np.ones(len(singular))
+    if not allow_reflection and np.linalg.det(u @ vt) < 0:
+        correction[-1] = -1.0
+    rotation = u @ np.diag(correction) @ vt
+    variance = (s**2).sum() / len(source)
+    if variance <= 0:
+        raise ASMInputError("cannot align: all source points coincide")
+    scale = float((singular * correction).sum() / variance)
+    return Similarity(scale, rotation, mean_t - scale * rotation @ mean_s)
+
+
+def closest_point_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closest point on triangles (a, b, c) to points, all (..., 3). Returns (closest (..., 3), barycentric (..., 3)).
+
+    Ericson, Real-Time Collision Detection §5.1.5, vectorised. Hand-written: neither numpy nor scipy
+    has a point-triangle distance.
+    """
+    ab, ac, ap = b - a, c - a, points - a
+    d1, d2 = (ab * ap).sum(-1), (ac * ap).sum(-1)
+    bp = points - b
+    d3, d4 = (ab * bp).sum(-1), (ac * bp).sum(-1)
+    cp = points - c
+    d5, d6 = (ab * cp).sum(-1), (ac * cp).sum(-1)
+    va, vb, vc = d3 * d6 - d5 * d4, d5 * d2 - d1 * d6, d1 * d4 - d3 * d2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = va + vb + vc
+        v_in, w_in = vb / denom, vc / denom
+        bary = np.stack([1 - v_in - w_in, v_in, w_in], -1)
+        regions = [
+            ((d1 <= 0) & (d2 <= 0), np.stack([np.ones_like(d1), 0 * d1, 0 * d1], -1)),
+            ((d3 >= 0) & (d4 <= d3), np.stack([0 * d1, np.ones_like(d1), 0 * d1], -1)),
+            ((d6 >= 0) & (d5 <= d6), np.stack([0 * d1, 0 * d1, np.ones_like(d1)], -1)),
+        ]
+        t_ab = d1 / (d1 - d3)
+        regions.append(((vc <= 0) & (d1 >= 0) & (d3 <= 0), np.stack([1 - t_ab, t_ab, 0 * d1], -1)))
+        t_ac = d2 / (d2 - d6)
+        regions.append(((vb <= 0) & (d2 >= 0) & (d6 <= 0), np.stack([1 - t_ac, 0 * d1, t_ac], -1)))
+        t_bc = (d4 - d3) / ((d4 - d3) + (d5 - d6))
+        regions.append(((va <= 0) & (d4 - d3 >= 0) & (d5 - d6 >= 0), np.stack([0 * d1, 1 - t_bc, t_bc], -1)))
+    # Apply in reverse so the first matching Voronoi region (Ericson's order) wins.
+    for mask, value in reversed(regions):
+        bary = np.where(mask[..., None], value, bary)
+    bary = np.nan_to_num(bary, nan=1.0 / 3.0)
+    closest = bary[..., :1] * a + bary[..., 1:2] * b + bary[..., 2:] * c
+    return closest, bary
+
+
+def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
+                           candidates: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For each point (P, 3): closest surface point (P, 3), triangle (P,), barycentric (P, 3), distance (P,).
+
+    Candidate triangles are the `candidates` nearest by centroid, enough for meshes without slivers much
+    longer than their neighbours; exactness on such meshes is not needed by the callers (landmark lifting).
+    """
+    if len(triangles) == 0:
+        raise ASMInputError("the mesh has no faces")
+    corners = vertices[triangles]
+    k = min(candidates, len(triangles))
+    _, nearest = cKDTree(corners.mean(1)).query(points, k=k)
+    nearest = nearest.reshape(len(points), k)
+    cand = corners[nearest]  # (P, k, 3, 3)
+    closest, bary = closest_point_on_triangles(points[:, None, :], cand[..., 0, :], cand[..., 1, :], cand[..., 2, :])
+    distance = np.linalg.norm(closest - points[:, None, :], axis=-1)
+    best = distance.argmin(1)
+    rows = np.arange(len(points))
+    return closest[rows, best], nearest[rows, best], bary[rows, best], distance[rows, best]

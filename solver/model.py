@@ -1,0 +1,107 @@
+"""The ASM forward model: binding -> rest matrices -> kinematics -> capped GMM weights -> LBS."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .binding import locate, needs_relocation, surface_points
+from .config import WeightConfig
+from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
+from .transfer import RigDefinition
+from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
+
+
+@dataclass
+class Pose:
+    """Local 9-DoF pose per bone (Blender's matrix_basis), each (..., J, 3)."""
+
+    log_scale: torch.Tensor
+    rotvec: torch.Tensor
+    translation: torch.Tensor
+
+    @classmethod
+    def zeros(cls, bone_count: int, dtype=torch.float32, device="cpu", batch: tuple = ()) -> "Pose":
+        make = lambda: torch.zeros(*batch, bone_count, 3, dtype=dtype, device=device)  # noqa: E731
+        return cls(make(), make(), make())
+
+    def masked(self, free: torch.Tensor) -> "Pose":
+        """Zero the parameter groups a bone may not use. free: (J, 3) bool for (scale, rotation, translation)."""
+        f = free.to(self.rotvec.dtype)
+        return Pose(self.log_scale * f[:, 0:1], self.rotvec * f[:, 1:2], self.translation * f[:, 2:3])
+
+
+class ASMModel:
+    """An ASM rig on one mesh, as tensors. Learnable: zeta, bind_offset, mixture, pose (ASM.md §2)."""
+
+    def __init__(self, rig: RigDefinition, vertices: np.ndarray, triangles: np.ndarray,
+                 config: WeightConfig = WeightConfig(), dtype: torch.dtype = torch.float32, device="cpu"):
+        self.config = config.validated(len(rig.names))
+        self.rig = rig
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+        self.vertices = as_tensor(vertices)
+        self.triangles = torch.as_tensor(np.asarray(triangles), dtype=torch.long, device=device)
+        self.uv = as_tensor(rig.chart_uv)
+        self.parents = np.asarray(rig.parents)
+        self.rest_rotation = as_tensor(rig.rest_rotation)
+        self.bind_triangle = torch.as_tensor(rig.bind_triangle, dtype=torch.long, device=device)
+        self.has_gaussians = torch.as_tensor(rig.has_gaussians, device=device)
+        self.free = torch.as_tensor(rig.free, device=device)
+        self.zeta = as_tensor(rig.zeta)
+        self.bind_offset = as_tensor(rig.bind_offset)
+        self.mixture = Mixture(as_tensor(rig.mixture_logits), as_tensor(rig.mixture_offsets),
+                               raw_from_covariance(torch.as_tensor(rig.mixture_covariance, dtype=torch.float64)).to(dtype).to(device))
+        self.pose = Pose.zeros(len(rig.names), dtype=dtype, device=device)
+        self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config)
+
+    @property
+    def bone_count(self) -> int:
+        return len(self.rig.names)
+
+    def bind_positions(self) -> torch.Tensor:
+        """(J, 3) bone heads at rest: surface point of zeta plus the bind offset."""
+        return surface_points(self.zeta, self.bind_triangle, self.uv, self.triangles, self.vertices) + self.bind_offset
+
+    def bind(self) -> torch.Tensor:
+        """(J, 4, 4) rest matrices B_j (Blender's bone.matrix_local in the mesh's object space)."""
+        return bind_matrices(self.rest_rotation, self.bind_positions())
+
+    def skinning(self, pose: Pose | None = None) -> torch.Tensor:
+        """(..., J, 4, 4) skinning matrices G_j = P_j B_j^-1."""
+        pose = (pose or self.pose).masked(self.free)
+        bind = self.bind()
+        local = local_pose_matrices(pose.log_scale, pose.rotvec, pose.translation)
+        return skinning_matrices(bind, forward_kinematics(bind, local, self.parents))
+
+    def weights(self) -> CappedWeights:
+        """The fast path's capped weights (what Blender gets)."""
+        return self.sparse(self.uv, self.zeta, self.mixture)
+
+    def dense_weights(self) -> torch.Tensor:
+        """(N, J) capped weights from the dense reference."""
+        return dense_weights(self.uv, self.zeta, self.mixture, self.has_gaussians, self.rig.remainder_bone, self.config)
+
+    def forward(self, pose: Pose | None = None) -> torch.Tensor:
+        """(..., N, 3) posed vertices."""
+        return blend_vertices(self.vertices, self.skinning(pose), self.weights(), self.config.lbs)
+
+    def relocate_bindings(self) -> np.ndarray:
+        """Re-find the triangle of every binding point that left its own; clamp to the face chart with a warning.
+
+        Returns the indices of the bones that moved to another triangle.
+        """
+        zeta = self.zeta.detach().cpu().double().numpy()
+        uv = self.rig.chart_uv
+        triangles = self.triangles.cpu().numpy()
+        moved = np.flatnonzero(needs_relocation(zeta, self.bind_triangle.cpu().numpy(), uv, triangles))
+        if len(moved):
+            face = self.rig.face_triangles
+            with warnings.catch_warnings():
+                location = locate(zeta[moved], uv, triangles[face], what="binding point",
+                                  names=[f"bone {self.rig.names[j]!r}" for j in moved], clamp=True)
+            with torch.no_grad():
+                self.zeta[moved] = torch.as_tensor(location.point, dtype=self.zeta.dtype, device=self.zeta.device)
+                self.bind_triangle[moved] = torch.as_tensor(face[location.triangle], device=self.zeta.device)
+        return moved

@@ -1,0 +1,74 @@
+"""The per-vertex ASM UV chart (ASM.md §6) built from a mesh's own per-corner UV map.
+
+A UV map stores one UV per face corner; the chart needs one per vertex. Vertices on a seam keep the UV
+of their largest island (the face, on a head), and the triangles whose corners disagree with the
+per-vertex UVs (those across a seam) are left out of the chart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .arrays import checked_array
+from .errors import ASMInputError
+
+FAR_AWAY = 1.0e6  # chart position of vertices that no chart triangle uses: no Gaussian reaches them
+
+
+@dataclass(frozen=True)
+class Chart:
+    uv: np.ndarray  # (N, 2) per-vertex chart coordinates
+    triangles: np.ndarray  # (C,) indices of mesh triangles that are valid in the chart
+    island: np.ndarray  # (T,) island id of each mesh triangle (connected in UV), -1 outside the chart
+    in_chart: np.ndarray  # (N,) bool: the vertex belongs to at least one chart triangle
+
+
+def uv_islands(triangles: np.ndarray, corner_uv: np.ndarray) -> np.ndarray:
+    """Island id per triangle: triangles sharing an edge with identical UVs on both ends are connected."""
+    t_count = len(triangles)
+    quantized = np.round(corner_uv * 1e6).astype(np.int64)
+    ends = []
+    for corner in range(3):
+        nxt = (corner + 1) % 3
+        ends.append((np.column_stack([triangles[:, corner], quantized[:, corner]]),
+                     np.column_stack([triangles[:, nxt], quantized[:, nxt]])))
+    first = np.concatenate([e[0] for e in ends])  # (3T, 3): vertex, u, v
+    second = np.concatenate([e[1] for e in ends])
+    # An undirected edge key: its two (vertex, u, v) ends in lexicographic order.
+    first_is_smaller = (first[:, 0] < second[:, 0]) | ((first[:, 0] == second[:, 0]) & (
+        (first[:, 1] < second[:, 1]) | ((first[:, 1] == second[:, 1]) & (first[:, 2] <= second[:, 2]))))
+    low = np.where(first_is_smaller[:, None], first, second)
+    high = np.where(first_is_smaller[:, None], second, first)
+    _, edge_id = np.unique(np.column_stack([low, high]), axis=0, return_inverse=True)
+    edge_id = edge_id.reshape(-1)
+    owner = np.tile(np.arange(t_count), 3)
+    order = np.argsort(edge_id, kind="stable")
+    same = edge_id[order][1:] == edge_id[order][:-1]
+    rows, cols = owner[order][:-1][same], owner[order][1:][same]
+    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(t_count, t_count))
+    return connected_components(graph, directed=False)[1]
+
+
+def chart_from_uv_map(vertex_count: int, triangles: np.ndarray, corner_uv: np.ndarray) -> Chart:
+    """vertex_count N, triangles (T, 3), corner_uv (T, 3, 2) -> Chart."""
+    triangles = np.asarray(triangles, dtype=np.int64)
+    corner_uv = checked_array("UV map", corner_uv, (len(triangles), 3, 2))
+    if len(triangles) == 0:
+        raise ASMInputError("the mesh has no faces; a rig needs a surface")
+    island = uv_islands(triangles, corner_uv)
+    island_size = np.bincount(island)
+    # Each vertex takes the UV of the corner in its largest island.
+    corner_vertex = triangles.reshape(-1)
+    corner_rank = np.repeat(island_size[island], 3)
+    order = np.lexsort((-corner_rank, corner_vertex))  # by vertex, then biggest island first
+    first = order[np.r_[True, corner_vertex[order][1:] != corner_vertex[order][:-1]]]
+    uv = np.full((vertex_count, 2), FAR_AWAY)
+    uv[corner_vertex[first]] = corner_uv.reshape(-1, 2)[first]
+    agrees = np.abs(uv[triangles] - corner_uv).max(axis=(1, 2)) < 1e-7
+    in_chart = np.zeros(vertex_count, dtype=bool)
+    in_chart[triangles[agrees].reshape(-1)] = True
+    uv[~in_chart] = FAR_AWAY
+    return Chart(uv, np.flatnonzero(agrees), np.where(agrees, island, -1), in_chart)

@@ -1,0 +1,230 @@
+"""Gaussian-mixture skinning weights in the ASM UV chart (ASM.md §5): a dense reference and a fast sparse path.
+
+Influence of bone j on vertex i:  a_ij = sum_k softmax(logits_j)_k N(u_i; zeta_j + mu_jk, L_jk L_jk^T).
+Weights: w_ij = a_ij / (eps + sum_j a_ij), the remainder eps / (...) going to the remainder (head) bone;
+then the top-k per vertex are kept and renormalised, inside the forward pass.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from .config import WeightConfig
+
+
+def cholesky_factor(raw: torch.Tensor) -> torch.Tensor:
+    """(..., 3) unconstrained -> (..., 2, 2) lower-triangular factor with softplus-positive diagonal."""
+    l00 = torch.nn.functional.softplus(raw[..., 0])
+    l11 = torch.nn.functional.softplus(raw[..., 2])
+    zero = torch.zeros_like(l00)
+    return torch.stack([l00, zero, raw[..., 1], l11], dim=-1).reshape(*raw.shape[:-1], 2, 2)
+
+
+def raw_from_covariance(covariance: torch.Tensor) -> torch.Tensor:
+    """Inverse of cholesky_factor: (..., 2, 2) SPD covariances -> (..., 3) raw parameters."""
+    factor = torch.linalg.cholesky(covariance)
+    inverse_softplus = lambda y: y + torch.log(-torch.expm1(-y))  # noqa: E731  (log(exp(y) - 1), stable)
+    return torch.stack([inverse_softplus(factor[..., 0, 0]), factor[..., 1, 0], inverse_softplus(factor[..., 1, 1])], -1)
+
+
+def gaussian_density(points: torch.Tensor, centers: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """N(points; centers, L L^T) for broadcastable (..., 2), (..., 2), (..., 2, 2) -> (...)."""
+    diff = points - centers
+    y0 = diff[..., 0] / factor[..., 0, 0]
+    y1 = (diff[..., 1] - factor[..., 1, 0] * y0) / factor[..., 1, 1]
+    norm = 2 * math.pi * factor[..., 0, 0] * factor[..., 1, 1]
+    return torch.exp(-0.5 * (y0 * y0 + y1 * y1)) / norm
+
+
+@dataclass
+class Mixture:
+    """Per-bone Gaussian mixtures. J bones, K Gaussians each."""
+
+    logits: torch.Tensor  # (J, K)
+    offsets: torch.Tensor  # (J, K, 2) means relative to the bone's binding point zeta_j
+    cholesky_raw: torch.Tensor  # (J, K, 3)
+
+    def centers(self, zeta: torch.Tensor) -> torch.Tensor:
+        """(J, 2) binding points -> (J, K, 2) Gaussian means."""
+        return zeta.unsqueeze(-2) + self.offsets
+
+    def component_weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=-1)
+
+
+def dense_influence(uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture, has_gaussians: torch.Tensor) -> torch.Tensor:
+    """Reference: every Gaussian on every vertex.  uv (N, 2) -> (N, J)."""
+    density = gaussian_density(uv[:, None, None, :], mixture.centers(zeta)[None],
+                               cholesky_factor(mixture.cholesky_raw)[None])  # (N, J, K)
+    influence = (density * mixture.component_weights()[None]).sum(-1)
+    return influence * has_gaussians.to(influence.dtype)
+
+
+def normalize_with_remainder(influence: torch.Tensor, remainder_bone: int, remainder_density: float) -> torch.Tensor:
+    """(N, J) raw influences -> (N, J) weights summing to 1; the remainder goes to `remainder_bone`."""
+    denominator = remainder_density + influence.sum(-1, keepdim=True)
+    weights = influence / denominator
+    remainder = torch.zeros_like(weights)
+    remainder[:, remainder_bone] = 1.0
+    return weights + remainder * (remainder_density / denominator)
+
+
+def cap_top_k(weights: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep each row's k largest weights and renormalise.  (N, J) -> (N, J)."""
+    values, bones = torch.topk(weights, k, dim=-1)
+    values = values / values.sum(-1, keepdim=True)
+    return torch.zeros_like(weights).scatter(-1, bones, values)
+
+
+def dense_weights(uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture, has_gaussians: torch.Tensor,
+                  remainder_bone: int, config: WeightConfig) -> torch.Tensor:
+    """The plain dense reference of the capped weights, (N, J)."""
+    influence = dense_influence(uv, zeta, mixture, has_gaussians)
+    return cap_top_k(normalize_with_remainder(influence, remainder_bone, config.remainder_density), config.influence_cap)
+
+
+@dataclass
+class CappedWeights:
+    """Top-k weights per vertex: bones (N, k) long, values (N, k) summing to 1 per row."""
+
+    bones: torch.Tensor
+    values: torch.Tensor
+
+    def to_dense(self, bone_count: int) -> torch.Tensor:
+        """(N, J) with zeros outside the kept bones (scatter_add: a bone never appears twice in a row)."""
+        dense = torch.zeros(self.values.shape[0], bone_count, dtype=self.values.dtype, device=self.values.device)
+        return dense.scatter_add(-1, self.bones, self.values)
+
+
+class SparseWeights:
+    """The fast path: each Gaussian is evaluated only on the vertices inside its support.
+
+    Support of Gaussian g: Mahalanobis radius r_g with  pi_g * peak_g * exp(-r_g^2 / 2) = tol * eps,
+    so every dropped term is below tol * eps_root, i.e. changes no weight by more than about `tol`.
+    The vertex lists come from a KD-tree over the chart, padded by `support_slack` and cached; they are
+    rebuilt only when a Gaussian moved or grew past its padding, which keeps the bound exact.
+    """
+
+    def __init__(self, uv: np.ndarray, bone_count: int, remainder_bone: int, has_gaussians: np.ndarray,
+                 config: WeightConfig):
+        self.uv_numpy = np.asarray(uv, dtype=np.float64)
+        self.tree = cKDTree(self.uv_numpy)
+        self.bone_count = bone_count
+        self.remainder_bone = remainder_bone
+        self.has_gaussians = np.asarray(has_gaussians, dtype=bool)
+        if self.has_gaussians[remainder_bone]:
+            raise ValueError("the remainder bone must not carry Gaussians of its own")
+        self.config = config
+        self.rebuilds = 0
+        self._support = None
+
+    def _radii(self, centers: np.ndarray, factor: np.ndarray, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Euclidean support radius per Gaussian (G,), and the largest std (G,)."""
+        peak = 1.0 / (2 * np.pi * factor[:, 0, 0] * factor[:, 1, 1])
+        ratio = mix * peak / (self.config.cull_tolerance * self.config.remainder_density)
+        mahalanobis = np.sqrt(2 * np.log(np.maximum(ratio, 1.0)))
+        largest_std = np.linalg.svd(factor, compute_uv=False)[:, 0]
+        return mahalanobis * largest_std, largest_std
+
+    def _snapshot(self, zeta: torch.Tensor, mixture: Mixture):
+        with torch.no_grad():
+            centers = mixture.centers(zeta).reshape(-1, 2).double().cpu().numpy()
+            factor = cholesky_factor(mixture.cholesky_raw).reshape(-1, 2, 2).double().cpu().numpy()
+            mix = mixture.component_weights().reshape(-1).double().cpu().numpy()
+        radius, _ = self._radii(centers, factor, mix)
+        gaussians_per_bone = mixture.logits.shape[-1]
+        radius[~np.repeat(self.has_gaussians, gaussians_per_bone)] = -1.0  # never evaluated
+        return centers, radius
+
+    def support_is_valid(self, zeta: torch.Tensor, mixture: Mixture) -> bool:
+        if self._support is None:
+            return False
+        centers, radius = self._snapshot(zeta, mixture)
+        old_centers, old_radius = self._support["centers"], self._support["padded_radius"]
+        if centers.shape != old_centers.shape:
+            return False
+        moved = np.linalg.norm(centers - old_centers, axis=-1)
+        return bool(np.all((radius < 0) | (moved + radius <= old_radius)))
+
+    def rebuild_support(self, zeta: torch.Tensor, mixture: Mixture) -> None:
+        centers, radius = self._snapshot(zeta, mixture)
+        slack = self.config.support_slack
+        padded = np.where(radius > 0, radius * (1 + slack) + slack * np.maximum(radius, 1e-3), -1.0)
+        lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0))
+        lists = [l if r > 0 else [] for l, r in zip(lists, padded)]
+        counts = np.fromiter((len(l) for l in lists), dtype=np.int64, count=len(lists))
+        pair_vertex = np.concatenate([np.asarray(l, dtype=np.int64) for l in lists]) if counts.sum() else np.zeros(0, np.int64)
+        pair_gaussian = np.repeat(np.arange(len(lists)), counts)
+        gaussians_per_bone = mixture.logits.shape[-1]
+        key = pair_vertex * self.bone_count + pair_gaussian // gaussians_per_bone
+        entry_key, pair_entry = np.unique(key, return_inverse=True)
+        entry_vertex, entry_bone = entry_key // self.bone_count, entry_key % self.bone_count
+        # Padded (N, 1 + L) layout: slot 0 holds the remainder, then each vertex's bone entries.
+        slot = np.arange(len(entry_key)) - np.searchsorted(entry_vertex, entry_vertex, side="left") + 1
+        width = max(int(slot.max()) + 1 if len(slot) else 1, self.config.influence_cap)
+        slot_bone = np.full((len(self.uv_numpy), width), self.remainder_bone, dtype=np.int64)
+        slot_bone[entry_vertex, slot] = entry_bone
+        self._support = {
+            "centers": centers, "padded_radius": padded,
+            "pair_vertex": torch.from_numpy(pair_vertex), "pair_gaussian": torch.from_numpy(pair_gaussian),
+            "pair_entry": torch.from_numpy(pair_entry.reshape(-1)), "entry_vertex": torch.from_numpy(entry_vertex),
+            "entry_slot": torch.from_numpy(slot), "slot_bone": torch.from_numpy(slot_bone), "width": width,
+        }
+        self.rebuilds += 1
+
+    @property
+    def pair_count(self) -> int:
+        return 0 if self._support is None else len(self._support["pair_vertex"])
+
+    def __call__(self, uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture) -> CappedWeights:
+        """uv (N, 2) (same chart as at construction, as a tensor), zeta (J, 2) -> CappedWeights."""
+        if not self.support_is_valid(zeta, mixture):
+            self.rebuild_support(zeta, mixture)
+        s = self._support
+        device = uv.device
+        centers = mixture.centers(zeta).reshape(-1, 2)
+        factor = cholesky_factor(mixture.cholesky_raw).reshape(-1, 2, 2)
+        mix = mixture.component_weights().reshape(-1)
+        gaussian = s["pair_gaussian"].to(device)
+        vertex = s["pair_vertex"].to(device)
+        density = gaussian_density(uv[vertex], centers[gaussian], factor[gaussian]) * mix[gaussian]
+        entry_vertex = s["entry_vertex"].to(device)
+        influence = torch.zeros(len(entry_vertex), dtype=uv.dtype, device=device).index_add(
+            0, s["pair_entry"].to(device), density)
+        eps = self.config.remainder_density
+        padded = torch.zeros(uv.shape[0], s["width"], dtype=uv.dtype, device=device)
+        padded = padded.index_put((entry_vertex, s["entry_slot"].to(device)), influence)
+        padded = padded.index_put((torch.arange(uv.shape[0], device=device), torch.zeros(uv.shape[0], dtype=torch.long, device=device)),
+                                  torch.full((uv.shape[0],), eps, dtype=uv.dtype, device=device))
+        # Dividing a row by its normaliser (eps + sum of influences) changes neither the order nor the
+        # renormalised top-k values, so the raw influences are capped directly.
+        values, slots = torch.topk(padded, self.config.influence_cap, dim=-1)
+        bones = s["slot_bone"].to(device).gather(-1, slots)
+        return CappedWeights(bones, values / values.sum(-1, keepdim=True))
+
+
+def blend_vertices(vertices: torch.Tensor, skin: torch.Tensor, weights: CappedWeights, method: str = "dense") -> torch.Tensor:
+    """Linear blend skinning.  vertices (N, 3), skin (..., J, 4, 4), top-k weights -> (..., N, 3).
+
+    "dense": scatter the top-k weights into W (N, J) and blend all matrices with one GEMM;
+    "gather": gather k matrices per vertex. The benchmark measures both.
+    """
+    bone_count = skin.shape[-3]
+    affine = skin[..., :3, :].reshape(*skin.shape[:-3], bone_count, 12)
+    if method == "dense":
+        blended = weights.to_dense(bone_count) @ affine  # (..., N, 12)
+    else:
+        blended = (weights.values.unsqueeze(-1) * affine[..., weights.bones, :]).sum(-2)
+    blended = blended.reshape(*blended.shape[:-1], 3, 4)
+    return (blended[..., :3] @ vertices.unsqueeze(-1)).squeeze(-1) + blended[..., 3]
+
+
+def blend_vertices_dense(vertices: torch.Tensor, skin: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Reference LBS with a full (N, J) weight matrix: v'_i = sum_j w_ij G_j [v_i; 1]."""
+    homogeneous = torch.cat([vertices, torch.ones_like(vertices[:, :1])], dim=-1)  # (N, 4)
+    per_bone = torch.einsum("...jab,nb->...nja", skin[..., :3, :], homogeneous)  # (..., N, J, 3)
+    return (weights.unsqueeze(-1) * per_bone).sum(-2)
