@@ -1,0 +1,1 @@
+"""The only place that converts between Blender data and numpy arrays (ARCHITECTURE.md)."""

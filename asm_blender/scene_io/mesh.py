@@ -1,0 +1,47 @@
+"""Mesh data out of Blender as numpy arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import bpy
+import numpy as np
+
+
+class SceneInputError(ValueError):
+    """A Blender object cannot be used as asked; the message names it and says what to do."""
+
+
+@dataclass(frozen=True)
+class MeshArrays:
+    vertices: np.ndarray  # (N, 3) object space, float64
+    triangles: np.ndarray  # (T, 3) vertex indices of the loop triangles
+    corner_uv: np.ndarray | None  # (T, 3, 2) of the active UV map, None when the mesh has none
+    uv_layer: str | None
+
+
+def mesh_arrays(obj: bpy.types.Object) -> MeshArrays:
+    """Rest-shape vertices, triangles and per-corner UVs of a mesh object (modifiers not applied)."""
+    if obj is None or obj.type != 'MESH':
+        raise SceneInputError(f"{getattr(obj, 'name', None)!r} is not a mesh object; select a head mesh")
+    mesh = obj.data
+    if len(mesh.vertices) == 0 or len(mesh.polygons) == 0:
+        raise SceneInputError(f"mesh {obj.name!r} has no faces; a rig needs a surface")
+    vertices = np.empty(len(mesh.vertices) * 3, dtype=np.float32)
+    mesh.vertices.foreach_get("co", vertices)
+    mesh.calc_loop_triangles()
+    loops = np.empty(len(mesh.loop_triangles) * 3, dtype=np.int32)
+    mesh.loop_triangles.foreach_get("loops", loops)
+    loop_vertex = np.empty(len(mesh.loops), dtype=np.int32)
+    mesh.loops.foreach_get("vertex_index", loop_vertex)
+    triangles = loop_vertex[loops].reshape(-1, 3).astype(np.int64)
+    corner_uv, layer_name = None, None
+    layer = mesh.uv_layers.active
+    if layer is not None:
+        uv = np.empty(len(mesh.loops) * 2, dtype=np.float32)
+        layer.data.foreach_get("uv", uv)
+        corner_uv = uv.reshape(-1, 2)[loops].reshape(-1, 3, 2).astype(np.float64)
+        layer_name = layer.name
+    vertices = vertices.reshape(-1, 3).astype(np.float64)
+    if not np.isfinite(vertices).all():
+        raise SceneInputError(f"mesh {obj.name!r} has vertices with NaN or infinite coordinates")
+    return MeshArrays(vertices, triangles, corner_uv, layer_name)

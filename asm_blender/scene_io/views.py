@@ -1,0 +1,113 @@
+"""Headless renders of a mesh for landmark detection, and lifting 2D landmarks back onto its surface."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+from mathutils.bvhtree import BVHTree
+
+from .mesh import MeshArrays
+
+SENSOR_WIDTH_MM = 36.0
+FOCAL_MM = 50.0
+
+
+@dataclass(frozen=True)
+class View:
+    image_path: Path
+    camera_to_world: np.ndarray  # (4, 4) Blender camera (looks down its -Z, +Y up)
+    size: int  # square image, pixels
+    focal_pixels: float
+
+
+def _look_at(position: Vector, target: Vector) -> Matrix:
+    return (target - position).to_track_quat('-Z', 'Z').to_matrix().to_4x4()
+
+
+def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -25.0, 25.0), size: int = 512,
+                 face_direction: Vector = Vector((0.0, -1.0, 0.0))) -> list[View]:
+    """Workbench renders of `obj` from the front (along face_direction, in world space) and turned by yaw.
+
+    Renders in a temporary scene so that the user's scene settings (engine, resolution, camera) are
+    never changed.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    corners = np.array([obj.matrix_world @ Vector(c) for c in obj.bound_box])
+    low, high = corners.min(0), corners.max(0)
+    extent = float(np.max(high - low))
+    # The face sits in the upper part of a head-and-neck mesh: aim a little above the box centre.
+    target = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2] + 0.6 * (high[2] - low[2])))
+    half_fov = math.atan(SENSOR_WIDTH_MM / 2 / FOCAL_MM)
+    distance = 0.5 * extent / 0.75 / math.tan(half_fov) + 0.5 * extent
+
+    scene = bpy.data.scenes.new("ASM landmark views")
+    camera_data = bpy.data.cameras.new("ASM landmark camera")
+    camera = bpy.data.objects.new("ASM landmark camera", camera_data)
+    try:
+        scene.collection.objects.link(camera)
+        scene.collection.objects.link(obj)
+        camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = FOCAL_MM, SENSOR_WIDTH_MM, 'HORIZONTAL'
+        camera_data.clip_start, camera_data.clip_end = distance * 0.01, distance * 10
+        scene.camera = camera
+        scene.render.engine = 'BLENDER_WORKBENCH'
+        scene.render.resolution_x = scene.render.resolution_y = size
+        scene.render.resolution_percentage = 100
+        scene.render.image_settings.file_format = 'PNG'
+        scene.display.shading.light = 'STUDIO'
+        scene.display.shading.color_type = 'SINGLE'
+        scene.display.shading.single_color = (0.8, 0.8, 0.8)
+        scene.display.shading.show_cavity = True
+        views = []
+        front = face_direction.normalized()
+        for n, yaw in enumerate(yaw_degrees):
+            direction = Matrix.Rotation(math.radians(yaw), 3, 'Z') @ front
+            position = target + direction * distance
+            camera.matrix_world = Matrix.Translation(position) @ _look_at(position, target)
+            path = output_dir / f"view_{n:02d}_yaw{yaw:+.0f}.png"
+            scene.render.filepath = str(path)
+            bpy.ops.render.render(write_still=True, scene=scene.name)
+            focal_pixels = FOCAL_MM / SENSOR_WIDTH_MM * size
+            views.append(View(path, np.array(camera.matrix_world), size, focal_pixels))
+        return views
+    finally:
+        bpy.data.objects.remove(camera)
+        bpy.data.cameras.remove(camera_data)
+        bpy.data.scenes.remove(scene)
+
+
+def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View], points_per_view: list[np.ndarray | None],
+                    agreement: float = 0.03) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cast each view's 2D landmarks onto the mesh and combine the views robustly.
+
+    points_per_view: per view (L, 2) pixels or None when the view found no face. Returns object-space
+    positions (L, 3), valid (L,) bool, and the number of agreeing views (L,). A landmark's hits are
+    combined by their median; hits further than `agreement` x the mesh size from it (an occluded point
+    hitting the wrong surface) are dropped before averaging.
+    """
+    tree = BVHTree.FromPolygons([tuple(v) for v in arrays.vertices], [tuple(t) for t in arrays.triangles.tolist()])
+    world_to_object = obj.matrix_world.inverted()
+    size = float(np.ptp(arrays.vertices, axis=0).max())
+    count = max(len(p) for p in points_per_view if p is not None)
+    hits = np.full((len(views), count, 3), np.nan)
+    for v, (view, points) in enumerate(zip(views, points_per_view)):
+        if points is None:
+            continue
+        camera = Matrix(view.camera_to_world.tolist())
+        origin = world_to_object @ camera.translation
+        for i, (x, y) in enumerate(points):
+            local = Vector(((x - view.size / 2) / view.focal_pixels, (view.size / 2 - y) / view.focal_pixels, -1.0))
+            direction = (world_to_object.to_3x3() @ (camera.to_3x3() @ local)).normalized()
+            location, _, _, _ = tree.ray_cast(origin, direction)
+            if location is not None:
+                hits[v, i] = location
+    median = np.nanmedian(hits, axis=0) if np.isfinite(hits).any() else np.full((count, 3), np.nan)
+    close = np.linalg.norm(hits - median[None], axis=-1) <= agreement * size
+    agreeing = close.sum(0)
+    positions = np.where(agreeing[:, None] > 0,
+                         np.nansum(np.where(close[..., None], hits, 0.0), 0) / np.maximum(agreeing, 1)[:, None], np.nan)
+    return positions, agreeing > 0, agreeing

@@ -1,0 +1,38 @@
+"""MediaPipe's 478 face landmarks on an image (the one landmark vocabulary of ASM.md §7).
+
+Uses the legacy `solutions.face_mesh` model that ships inside the mediapipe wheel: nothing is downloaded.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LANDMARK_COUNT = 478
+
+
+@dataclass(frozen=True)
+class Detection:
+    points: np.ndarray  # (478, 2) pixel coordinates (x right, y down), or empty when no face was found
+    faces_found: int
+
+    @property
+    def found(self) -> bool:
+        return self.faces_found > 0
+
+
+def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) -> Detection:
+    """image_rgb (H, W, 3) uint8 -> Detection of the largest face (by landmark extent)."""
+    import mediapipe as mp  # heavy import, only in the worker
+
+    image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
+    height, width = image.shape[:2]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4, refine_landmarks=True,
+                                         min_detection_confidence=min_confidence) as face_mesh:
+        result = face_mesh.process(image)
+    faces = result.multi_face_landmarks or []
+    if not faces:
+        return Detection(np.zeros((0, 2)), 0)
+    candidates = [np.array([[p.x * width, p.y * height] for p in face.landmark]) for face in faces]
+    largest = max(candidates, key=lambda pts: np.ptp(pts[:, 0]) * np.ptp(pts[:, 1]))
+    return Detection(largest, len(faces))
