@@ -2,7 +2,7 @@
 
     .venv/bin/python samples/detect_landmarks.py samples/makehuman_head/base_head.obj
 
-Renders the head headless with Workbench from the front and two turned views, runs the MediaPipe face
+Renders the head headless with Workbench from the front and four turned views, runs the MediaPipe face
 mesh on each render, casts every landmark back onto the surface and keeps the median of the agreeing
 views. Writes `landmarks.json` (positions in the OBJ file's own coordinates) and `landmarks_front.png`.
 """
@@ -55,7 +55,7 @@ def main(argv=None) -> int:
                  "onto its surface; null where no view agreed. Made by samples/detect_landmarks.py.",
         "mesh": args.obj.name,
         "coordinates": "the OBJ file's own (its v records, = object space after Blender's OBJ import): +Y up, +Z forward",
-        "detector": "mediapipe 0.10.21 solutions.face_mesh (refine_landmarks), Workbench renders 512 px, yaw 0/-25/+25",
+        "detector": "mediapipe 0.10.21 solutions.face_mesh (refine_landmarks), Workbench renders 512 px, yaw 0/-15/+15/-30/+30",
         "points": [[round(float(c), 6) for c in p] if ok else None for p, ok in zip(positions, valid)],
         "views_agreeing": [int(a) for a in agreeing],
     }

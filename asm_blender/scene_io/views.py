@@ -25,32 +25,47 @@ class View:
 
 
 def _look_at(position: Vector, target: Vector) -> Matrix:
-    return (target - position).to_track_quat('-Z', 'Z').to_matrix().to_4x4()
+    return (target - position).to_track_quat('-Z', 'Y').to_matrix().to_4x4()
 
 
-def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -25.0, 25.0), size: int = 512,
-                 face_direction: Vector = Vector((0.0, -1.0, 0.0))) -> list[View]:
+def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.0, 15.0, -30.0, 30.0), size: int = 512,
+                 face_direction: Vector = Vector((0.0, -1.0, 0.0)), extra_objects=(), label: str = "",
+                 colour_attribute: bool = False) -> list[View]:
     """Workbench renders of `obj` from the front (along face_direction, in world space) and turned by yaw.
 
     Renders in a temporary scene so that the user's scene settings (engine, resolution, camera) are
-    never changed.
+    never changed. `extra_objects` join the scene (e.g. the armature that deforms `obj`); a `label` is
+    stamped into the images; `colour_attribute` shades with the mesh's active colour attribute.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     corners = np.array([obj.matrix_world @ Vector(c) for c in obj.bound_box])
     low, high = corners.min(0), corners.max(0)
     extent = float(np.max(high - low))
-    # The face sits in the upper part of a head-and-neck mesh: aim a little above the box centre.
+    # The face sits in the upper part of a head-and-neck mesh: aim a little above the box centre, and
+    # let the head fill most of the frame (the detector wants faces well above 100 px).
     target = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2] + 0.6 * (high[2] - low[2])))
     half_fov = math.atan(SENSOR_WIDTH_MM / 2 / FOCAL_MM)
-    distance = 0.5 * extent / 0.75 / math.tan(half_fov) + 0.5 * extent
+    distance = 0.5 * extent / 0.9 / math.tan(half_fov) + 0.5 * extent
 
     scene = bpy.data.scenes.new("ASM landmark views")
     camera_data = bpy.data.cameras.new("ASM landmark camera")
     camera = bpy.data.objects.new("ASM landmark camera", camera_data)
+    world = bpy.data.worlds.new("ASM landmark background")
     try:
+        world.color = (0.3, 0.3, 0.3)  # a grey backdrop: the detector finds faces more reliably than on black
+        scene.world = world
         scene.collection.objects.link(camera)
-        scene.collection.objects.link(obj)
+        for member in (obj, *extra_objects):
+            scene.collection.objects.link(member)
+        if label:
+            render = scene.render
+            render.use_stamp = True
+            for flag in ("date", "time", "render_time", "frame", "camera", "lens", "scene", "filename", "memory"):
+                setattr(render, f"use_stamp_{flag}", False)
+            render.use_stamp_note = True
+            render.stamp_note_text = label
+            render.stamp_font_size = max(12, size // 24)
         camera_data.lens, camera_data.sensor_width, camera_data.sensor_fit = FOCAL_MM, SENSOR_WIDTH_MM, 'HORIZONTAL'
         camera_data.clip_start, camera_data.clip_end = distance * 0.01, distance * 10
         scene.camera = camera
@@ -59,7 +74,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -25.
         scene.render.resolution_percentage = 100
         scene.render.image_settings.file_format = 'PNG'
         scene.display.shading.light = 'STUDIO'
-        scene.display.shading.color_type = 'SINGLE'
+        scene.display.shading.color_type = 'VERTEX' if colour_attribute else 'SINGLE'
         scene.display.shading.single_color = (0.8, 0.8, 0.8)
         scene.display.shading.show_cavity = True
         views = []
@@ -68,7 +83,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -25.
             direction = Matrix.Rotation(math.radians(yaw), 3, 'Z') @ front
             position = target + direction * distance
             camera.matrix_world = Matrix.Translation(position) @ _look_at(position, target)
-            path = output_dir / f"view_{n:02d}_yaw{yaw:+.0f}.png"
+            path = output_dir / f"view_{n:02d}_yaw{yaw:+.0f}{'_' + label.replace(' ', '_') if label else ''}.png"
             scene.render.filepath = str(path)
             bpy.ops.render.render(write_still=True, scene=scene.name)
             focal_pixels = FOCAL_MM / SENSOR_WIDTH_MM * size
@@ -78,6 +93,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -25.
         bpy.data.objects.remove(camera)
         bpy.data.cameras.remove(camera_data)
         bpy.data.scenes.remove(scene)
+        bpy.data.worlds.remove(world)
 
 
 def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View], points_per_view: list[np.ndarray | None],
@@ -111,3 +127,28 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
     positions = np.where(agreeing[:, None] > 0,
                          np.nansum(np.where(close[..., None], hits, 0.0), 0) / np.maximum(agreeing, 1)[:, None], np.nan)
     return positions, agreeing > 0, agreeing
+
+
+def tile_images(paths: list[list[Path]], output: Path) -> Path:
+    """Write a grid (rows of image paths, all the same size) as one PNG, through Blender's image I/O."""
+    rows = []
+    for row in paths:
+        tiles = []
+        for path in row:
+            image = bpy.data.images.load(str(path))
+            width, height = image.size
+            pixels = np.empty(width * height * 4, dtype=np.float32)
+            image.pixels.foreach_get(pixels)
+            tiles.append(pixels.reshape(height, width, 4))
+            bpy.data.images.remove(image)
+        rows.append(np.concatenate(tiles, axis=1))
+    grid = np.concatenate(rows[::-1], axis=0)  # Blender's pixel rows start at the bottom
+    out = bpy.data.images.new("ASM tiles", grid.shape[1], grid.shape[0], alpha=True)
+    try:
+        out.pixels.foreach_set(grid.reshape(-1))
+        out.filepath_raw = str(output)
+        out.file_format = 'PNG'
+        out.save()
+    finally:
+        bpy.data.images.remove(out)
+    return Path(output)

@@ -1,0 +1,19 @@
+"""ASM Face Rig: Adaptive Skinning Model face rigs in Blender. register()/unregister() only."""
+from __future__ import annotations
+
+import bpy
+
+from . import panels, properties
+
+_register_modules, _unregister_modules = bpy.utils.register_classes_factory(
+    properties.CLASSES + panels.CLASSES)
+
+
+def register() -> None:
+    _register_modules()
+    properties.attach()
+
+
+def unregister() -> None:
+    properties.detach()
+    _unregister_modules()

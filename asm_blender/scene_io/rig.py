@@ -1,0 +1,53 @@
+"""Apply a generated rig (the solver's result arrays) to a mesh object, all or nothing."""
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+
+from . import armature as armature_io
+from .mesh import SceneInputError
+
+CHART_ATTRIBUTE = "ASM_UV"  # per-vertex ASM chart; the user's UV maps are never touched
+RIG_PROPERTY = "asm_rig"  # JSON of the rig's parameters, on the armature object
+
+
+def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None) -> bpy.types.Object:
+    """Create armature, vertex groups, Armature modifier and chart attribute for `result` on `mesh_obj`.
+
+    Checks everything that can fail before the first change; if writing still fails, what was created
+    is removed again, so the scene is never left half-changed.
+    """
+    names = [str(n) for n in result["names"]]
+    if len(result["chart_uv"]) != len(mesh_obj.data.vertices):
+        raise SceneInputError(f"the rig was made for {len(result['chart_uv'])} vertices but mesh {mesh_obj.name!r} "
+                              f"has {len(mesh_obj.data.vertices)}; regenerate the rig")
+    armature_io.check_group_names(mesh_obj, names)
+    arm = armature_io.build_armature(mesh_obj, names, result["parents"], result["bind"], result["length"], name)
+    try:
+        armature_io.write_weights(mesh_obj, names, result["weight_bones"], result["weight_values"], result["deform"])
+        armature_io.add_armature_modifier(mesh_obj, arm)
+        attributes = mesh_obj.data.attributes
+        if CHART_ATTRIBUTE in attributes:
+            attributes.remove(attributes[CHART_ATTRIBUTE])
+        chart = attributes.new(CHART_ATTRIBUTE, 'FLOAT2', 'POINT')
+        chart.data.foreach_set("vector", np.asarray(result["chart_uv"], dtype=np.float32).reshape(-1))
+        arm[RIG_PROPERTY] = json.dumps(rig_parameters(result))
+        arm["asm_mesh"] = mesh_obj.name
+    except Exception:
+        data = arm.data
+        bpy.data.objects.remove(arm)
+        bpy.data.armatures.remove(data)
+        raise
+    return arm
+
+
+def rig_parameters(result: dict) -> dict:
+    """The per-bone ASM parameters that define the rig (so it can be re-baked or refitted later)."""
+    keys = ("parents", "zeta", "bind_triangle", "bind_offset", "rest_rotation", "length", "free", "deform",
+            "mixture_logits", "mixture_offsets", "mixture_covariance", "head_unit")
+    record = {key: np.asarray(result[key]).tolist() for key in keys}
+    record["names"] = [str(n) for n in result["names"]]
+    record["format"] = "asm-rig/1"
+    return record

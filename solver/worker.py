@@ -1,0 +1,74 @@
+"""The solver worker: runs one job from a job folder in its own process (python -m solver.worker JOB_DIR).
+
+Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
+    job.json        {"task": "generate", "settings": {...}}       written by the client
+    inputs.npz      input arrays                                  written by the client
+    cancel          created by the client to ask for a stop
+    progress.jsonl  one {"stage", "fraction"} object per line     appended by the worker
+    result.npz      result arrays (+ "warnings" as JSON text)     written by the worker on success
+    error.json      {"message", "kind"}                           written by the worker on failure
+"""
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ASMInputError
+
+
+class Cancelled(Exception):
+    pass
+
+
+def _write_json_line(path: Path, record: dict) -> None:
+    with path.open("a") as stream:
+        stream.write(json.dumps(record) + "\n")
+
+
+def run_job(job_dir: Path) -> int:
+    job_dir = Path(job_dir)
+    spec = json.loads((job_dir / "job.json").read_text())
+    progress_path = job_dir / "progress.jsonl"
+
+    def progress(stage: str, fraction: float) -> None:
+        if (job_dir / "cancel").exists():
+            raise Cancelled()
+        _write_json_line(progress_path, {"stage": stage, "fraction": fraction})
+
+    try:
+        with np.load(job_dir / "inputs.npz", allow_pickle=False) as npz:
+            inputs = {k: npz[k] for k in npz.files}
+        if spec["task"] == "generate":
+            from .generate import GenerateSettings, generate_rig
+
+            settings = GenerateSettings(**spec.get("settings", {}))
+            result = generate_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"),
+                                  inputs["landmarks"], inputs["landmark_valid"].astype(bool), settings, progress)
+        else:
+            raise ASMInputError(f"unknown task {spec['task']!r}")
+        warnings_text = json.dumps(result.pop("warnings", []))
+        partial = job_dir / "result.partial.npz"
+        np.savez(partial, warnings=np.array(warnings_text), **result)
+        partial.replace(job_dir / "result.npz")  # atomic: the client never reads half a file
+        return 0
+    except Cancelled:
+        (job_dir / "error.json").write_text(json.dumps({"kind": "cancelled", "message": "cancelled by the user"}))
+        return 3
+    except ASMInputError as error:
+        (job_dir / "error.json").write_text(json.dumps({"kind": "input", "message": str(error)}))
+        return 2
+    except Exception as error:  # noqa: BLE001 - reported to the client with its traceback
+        (job_dir / "error.json").write_text(json.dumps({
+            "kind": "internal", "message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}))
+        return 1
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m solver.worker JOB_DIR", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(run_job(Path(sys.argv[1])))
