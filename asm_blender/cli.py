@@ -21,13 +21,6 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(478, 3) positions (NaN where missing) and (478,) valid from a landmarks.json beside a sample."""
-    record = json.loads(Path(path).read_text())
-    points = np.array([p if p is not None else [np.nan] * 3 for p in record["points"]], dtype=float)
-    return points, np.isfinite(points).all(1)
-
-
 def run_sample(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m asm_blender sample",
                                      description="Build the ASM rig on the bundled sample head and show it posed.")
@@ -38,6 +31,8 @@ def run_sample(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     import bpy
+
+    from solver.landmarks import load_landmarks
 
     from . import jobs
     from .scene_io import armature as armature_io

@@ -4,7 +4,9 @@ Uses the legacy `solutions.face_mesh` model that ships inside the mediapipe whee
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -36,3 +38,12 @@ def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) ->
     candidates = [np.array([[p.x * width, p.y * height] for p in face.landmark]) for face in faces]
     largest = max(candidates, key=lambda pts: np.ptp(pts[:, 0]) * np.ptp(pts[:, 1]))
     return Detection(largest, len(faces))
+
+
+def load_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(478, 3) positions (NaN where missing) and (478,) valid, from a landmarks.json beside a mesh."""
+    record = json.loads(Path(path).read_text())
+    points = np.array([p if p is not None else [np.nan] * 3 for p in record["points"]], dtype=float)
+    if points.shape != (LANDMARK_COUNT, 3):
+        raise ValueError(f"{path}: expected {LANDMARK_COUNT} landmark entries, found {len(points)}")
+    return points, np.isfinite(points).all(1)

@@ -178,10 +178,10 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         if parent is not None and parent not in by_name:
             raise TemplateError(f"bone {name!r}: parent {parent!r} does not exist")
         parent_of[name] = parent
+    order = _topological_order(list(by_name), parent_of)  # first, so that a cycle is named as such
     roots = [n for n, p in parent_of.items() if p is None]
     if len(roots) != 1:
         raise TemplateError(f"the template needs exactly one root bone (parent null), found {roots}")
-    order = _topological_order(list(by_name), parent_of)
     remainders = [n for n in order if by_name[n].get("remainder")]
     if len(remainders) != 1:
         raise TemplateError(f"exactly one bone must have remainder=true (the head), found {remainders}")

@@ -1,0 +1,106 @@
+"""The skeleton template file and its validation."""
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from solver.canonical import canonical_face
+from solver.errors import TemplateError
+from solver.skeleton import DEFAULT_TEMPLATE, load_skeleton, skeleton_from_dict
+
+
+@pytest.fixture()
+def template():
+    return json.loads(DEFAULT_TEMPLATE.read_text())
+
+
+def test_presets_have_paper_like_sizes():
+    full, game = load_skeleton("full"), load_skeleton("game")
+    assert 80 <= full.bone_count <= 88
+    assert 20 <= game.bone_count <= 28
+    assert set(game.names) < set(full.names)
+    for required in ("root", "head", "neck", "jaw", "chin", "forehead", "nose_tip", "eye.L", "eye.R", "lid_upper.L",
+                     "brow_inner.R", "cheek_apple.L", "lip_upper", "lip_lower", "mouth_corner.L", "temple.R", "ear.L"):
+        assert required in full.names
+
+
+def test_hierarchy_is_valid_and_shallow():
+    skeleton = load_skeleton("full")
+    assert (skeleton.parents[1:] < np.arange(1, skeleton.bone_count)).all()  # parents first
+    assert skeleton.parents[0] == -1 and (skeleton.parents[1:] >= 0).all()
+    head = skeleton.index("head")
+    for j in range(skeleton.bone_count):
+        steps, ancestor = 0, j
+        while ancestor not in (-1, head):
+            ancestor, steps = skeleton.parents[ancestor], steps + 1
+        if ancestor == head:
+            assert steps <= 3, skeleton.names[j]
+
+
+def test_left_and_right_bones_mirror():
+    skeleton = load_skeleton("full")
+    face = canonical_face()
+    flip = np.diag([-1.0, 1.0, 1.0])
+    for j, name in enumerate(skeleton.names):
+        if not name.endswith(".L"):
+            continue
+        twin = skeleton.index(name[:-2] + ".R")
+        assert skeleton.parents[twin] == skeleton.index(skeleton.names[skeleton.parents[j]].replace(".L", ".R")) or \
+            skeleton.names[skeleton.parents[j]] == skeleton.names[skeleton.parents[twin]]
+        left = skeleton.anchor_weights[j] @ face.vertices[skeleton.anchor_landmarks[j]]
+        right = skeleton.anchor_weights[twin] @ face.vertices[skeleton.anchor_landmarks[twin]]
+        np.testing.assert_allclose(right, flip @ left, atol=1e-4)
+        np.testing.assert_allclose(skeleton.rest_rotation[twin][:, 1:], flip @ skeleton.rest_rotation[j][:, 1:], atol=1e-12)
+
+
+def test_free_masks_and_rest_frames():
+    skeleton = load_skeleton("full")
+    eye = skeleton.index("eye.L")
+    assert list(skeleton.free[eye]) == [False, True, False]  # eyeballs only rotate
+    rotations = skeleton.rest_rotation
+    np.testing.assert_allclose(rotations @ np.swapaxes(rotations, 1, 2), np.broadcast_to(np.eye(3), rotations.shape), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(rotations), 1.0, atol=1e-12)
+    assert not skeleton.has_gaussians[skeleton.remainder_bone]
+    assert not skeleton.deform[skeleton.index("root")]
+
+
+def test_game_preset_reparents_to_nearest_kept_ancestor():
+    game = load_skeleton("game")
+    assert game.names[game.parents[game.index("brow_inner.L")]] == "head"
+    assert game.names[game.parents[game.index("lip_lower")]] == "jaw"
+
+
+def _bone(template, name):
+    return next(b for b in template["bones"] if b["name"] == name)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda t: _bone(t, "head").__setitem__("parent", "jaw"), "cycle: .*head.*jaw.*head"),
+    (lambda t: _bone(t, "chin").__setitem__("parent", "jawbone"), "bone 'chin': parent 'jawbone' does not exist"),
+    (lambda t: t["bones"].append(copy.deepcopy(_bone(t, "chin"))), "duplicate bone name 'chin'"),
+    (lambda t: _bone(t, "chin")["anchor"].__setitem__("landmarks", [199, 512]), "bone 'chin': unknown landmark index 512"),
+    (lambda t: _bone(t, "chin")["anchor"].__setitem__("landmarks", [470]), "bone 'chin': unknown landmark index 470"),
+    (lambda t: _bone(t, "chin").__setitem__("sigm", [0.1, 0.1]), r"bone 'chin': unknown field\(s\) \['sigm'\]"),
+    (lambda t: _bone(t, "brow.L")["anchor"].__setitem__("landmarks", [105]), "bone 'brow.L': its anchor lies at x = -"),
+    (lambda t: _bone(t, "chin").__setitem__("free", ["wobble"]), "bone 'chin': unknown parameter group"),
+    (lambda t: _bone(t, "chin").__setitem__("sigma", [0.1, -1]), "bone 'chin': sigma must be positive"),
+    (lambda t: _bone(t, "chin").__setitem__("z_axis", [0, 0, 1]), "bone 'chin': z_axis is parallel to y_axis"),
+    (lambda t: _bone(t, "root").__setitem__("parent", "neck"), "cycle"),
+])
+def test_bad_templates_raise_one_clear_error(template, mutate, message):
+    mutate(template)
+    with pytest.raises(TemplateError, match=message):
+        skeleton_from_dict(template, "full")
+
+
+def test_unknown_preset_and_missing_file(tmp_path):
+    with pytest.raises(TemplateError, match="unknown preset 'mobile'"):
+        load_skeleton("mobile")
+    with pytest.raises(TemplateError, match="not found"):
+        load_skeleton("full", tmp_path / "nope.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(TemplateError, match="not valid JSON"):
+        load_skeleton("full", tmp_path / "bad.json")

@@ -1,0 +1,108 @@
+"""Template transfer onto meshes: the canonical face itself, and the bundled sample head."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from solver.canonical import canonical_face
+from solver.errors import ASMInputError
+from solver.model import ASMModel
+from solver.skeleton import load_skeleton
+from solver.transfer import transfer_template
+from solver.uv_chart import chart_from_uv_map
+
+
+def canonical_as_mesh(scale=1.0, rotation=np.eye(3), shift=np.zeros(3)):
+    face = canonical_face()
+    vertices = scale * face.vertices[:468] @ rotation.T + shift
+    triangles = face.triangles
+    chart = chart_from_uv_map(468, triangles, face.uv[triangles])
+    landmarks = scale * face.vertices @ rotation.T + shift
+    return vertices, triangles, chart, landmarks
+
+
+def test_on_the_canonical_face_binding_points_are_the_template_anchors():
+    skeleton = load_skeleton("full")
+    vertices, triangles, chart, landmarks = canonical_as_mesh()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rig = transfer_template(skeleton, vertices, triangles, chart, landmarks)
+    face_bones = ~skeleton.has_reach
+    # chart = canonical UV and the spline is (nearly) the identity
+    np.testing.assert_allclose(rig.zeta[face_bones], skeleton.anchor_uv[face_bones], atol=2e-3)
+    np.testing.assert_allclose(rig.head_unit, skeleton.iod_canonical, rtol=1e-9)
+    np.testing.assert_allclose(rig.rest_rotation, skeleton.rest_rotation, atol=1e-9)
+
+
+def test_transfer_follows_a_similarity_of_the_mesh():
+    skeleton = load_skeleton("full")
+    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    results = []
+    for scale, rot, shift in ((1.0, np.eye(3), np.zeros(3)), (0.01, rotation, np.array([1.0, 2.0, 3.0]))):
+        vertices, triangles, chart, landmarks = canonical_as_mesh(scale, rot, shift)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rig = transfer_template(skeleton, vertices, triangles, chart, landmarks)
+        with torch.no_grad():
+            bind = ASMModel(rig, vertices, triangles, dtype=torch.float64).bind().numpy()
+        results.append((rig, bind))
+    (rig_a, bind_a), (rig_b, bind_b) = results
+    # Beyond-face bones bind to the nearest surface point, which below the canonical face's chin is a
+    # tie between mirror-image points; their bone heads (target + offset) do not depend on the tie.
+    face_bones = ~skeleton.has_reach
+    np.testing.assert_allclose(rig_b.zeta[face_bones], rig_a.zeta[face_bones], atol=1e-9)
+    np.testing.assert_allclose(bind_b[:, :3, 3], 0.01 * bind_a[:, :3, 3] @ rotation.T + [1.0, 2.0, 3.0], atol=1e-9)
+    np.testing.assert_allclose(bind_b[:, :3, :3], rotation @ bind_a[:, :3, :3], atol=1e-9)
+
+
+def test_sample_head_rig_is_placed_sensibly(sample_mesh, sample_rig):
+    rig = sample_rig
+    assert 80 <= len(rig.names) <= 88
+    with torch.no_grad():
+        heads = ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64).bind().numpy()[:, :3, 3]
+    names = list(rig.names)
+    unit = rig.head_unit
+    # the sample is symmetric about x = 0: left and right bones mirror each other
+    for j, name in enumerate(names):
+        if name.endswith(".L") and name[:-2] not in ("ear", "ear_top", "ear_lobe"):
+            twin = names.index(name[:-2] + ".R")
+            assert heads[j, 0] > 0 > heads[twin, 0], name
+            np.testing.assert_allclose(heads[twin] * [-1, 1, 1], heads[j], atol=0.08 * unit, err_msg=name)
+    # the jaw pivots behind and above the chin, inside the head; eyes sit behind the lids
+    jaw, chin = heads[names.index("jaw")], heads[names.index("chin")]
+    assert jaw[1] > chin[1] + 0.5 * unit and jaw[2] < chin[2] - 0.4 * unit
+    assert heads[names.index("eye.L"), 2] < heads[names.index("lid_upper_out.L"), 2] + 0.1 * unit
+    assert heads[names.index("brow.L"), 1] > heads[names.index("eye.L"), 1] > heads[names.index("mouth_corner.L"), 1]
+    # inter-ocular distance of the sample in decimetres: about 0.9 dm for an adult head
+    assert 0.7 < unit < 1.1
+
+
+def test_missing_landmarks_and_bad_meshes_raise_clear_errors(sample_mesh):
+    skeleton = load_skeleton("game")
+    vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
+    chart = chart_from_uv_map(len(vertices), triangles, sample_mesh["corner_uv"])
+    few = sample_mesh["landmark_valid"].copy()
+    few[30:] = False
+    with pytest.raises(ASMInputError, match="only 30 of 468 landmarks were found"):
+        transfer_template(skeleton, vertices, triangles, chart, sample_mesh["landmarks"], few)
+    with pytest.raises(ASMInputError, match="the chart has 4280 vertices but the mesh has 4279"):
+        transfer_template(skeleton, vertices[:-1], triangles[:10], chart, sample_mesh["landmarks"])
+    bad = vertices.copy()
+    bad[7, 1] = np.nan
+    with pytest.raises(ASMInputError, match=r"mesh vertices: contains NaN.*\(7, 1\)"):
+        transfer_template(skeleton, bad, triangles, chart, sample_mesh["landmarks"])
+    with pytest.raises(ASMInputError, match="non-empty"):
+        transfer_template(skeleton, vertices, np.zeros((0, 3)), chart, sample_mesh["landmarks"])
+    with pytest.raises(ASMInputError, match="no faces"):
+        chart_from_uv_map(10, np.zeros((0, 3)), np.zeros((0, 3, 2)))
+
+
+def test_chart_keeps_seams_out(sample_mesh):
+    chart = chart_from_uv_map(len(sample_mesh["vertices"]), sample_mesh["triangles"], sample_mesh["corner_uv"])
+    valid = sample_mesh["triangles"][chart.triangles]
+    np.testing.assert_allclose(chart.uv[valid], sample_mesh["corner_uv"][chart.triangles], atol=1e-7)
+    assert len(chart.triangles) < len(sample_mesh["triangles"])  # the sample's lips and lids are seams
+    assert len(np.unique(chart.island[chart.island >= 0])) == 5  # face, mouth, neck and two eye sockets

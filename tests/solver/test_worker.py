@@ -1,0 +1,36 @@
+"""The job protocol between the Blender side (asm_blender/jobs.py) and the solver worker process."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asm_blender.jobs import Job, JobError, run_blocking
+
+
+def test_generate_job_runs_in_a_worker_process(sample_mesh):
+    seen = []
+    result = run_blocking("generate", {"preset": "game", "influence_cap": 4}, sample_mesh, report=seen.append)
+    assert len(result["names"]) == 24
+    assert result["weight_bones"].shape == (len(sample_mesh["vertices"]), 4)
+    np.testing.assert_allclose(result["weight_values"].sum(1), 1.0, atol=1e-9)
+    assert result["bind"].shape == (24, 4, 4)
+    assert isinstance(result["warnings"], list)
+
+
+def test_bad_input_comes_back_as_a_clear_error(sample_mesh):
+    inputs = dict(sample_mesh, landmark_valid=np.zeros(478, dtype=bool))
+    with pytest.raises(JobError, match="only 0 of 468 landmarks were found") as caught:
+        run_blocking("generate", {"preset": "full"}, inputs, report=lambda p: None)
+    assert caught.value.kind == "input"
+    with pytest.raises(JobError, match="unknown preset 'mobile'"):
+        run_blocking("generate", {"preset": "mobile"}, sample_mesh, report=lambda p: None)
+
+
+def test_cancel_stops_the_worker_and_says_so(sample_mesh):
+    job = Job("generate", {"preset": "game"}, sample_mesh)
+    job.cancel()  # asked before the first progress report: the worker stops at its first check
+    job.start()
+    with pytest.raises(JobError, match="cancelled") as caught:
+        job.result()
+    assert caught.value.kind == "cancelled"
+    assert not (job.folder / "result.npz").exists()
