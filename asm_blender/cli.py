@@ -5,7 +5,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
+import os
 import sys
 import tempfile
 import time
@@ -21,6 +24,30 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _flush_c_stdio() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library handle on this platform: nothing buffered to lose
+        pass
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to file descriptor 1 (Blender's own C-level messages included) to stderr,
+    so that stdout carries only the command's result (e.g. the --json summary)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        _flush_c_stdio()  # Blender's reports sit in the C library's buffer until flushed
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def run_sample(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m asm_blender sample",
                                      description="Build the ASM rig on the bundled sample head and show it posed.")
@@ -29,7 +56,18 @@ def run_sample(argv: list[str]) -> int:
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
+    args.output.mkdir(parents=True, exist_ok=True)
+    with stdout_to_stderr():
+        summary = _build_sample(args, started)
+    if args.json:
+        print(json.dumps(summary, indent=1), flush=True)
+    else:
+        _log(f"done: {summary['bones']} bones, {summary['vertex_groups']} vertex groups, {summary['seconds']} s")
+    return 0
 
+
+def _build_sample(args, started: float) -> dict:
     import bpy
 
     from solver.landmarks import load_landmarks
@@ -42,8 +80,6 @@ def run_sample(argv: list[str]) -> int:
     from .scene_io.sample import import_obj
     from .scene_io.views import render_views, tile_images
 
-    started = time.perf_counter()
-    args.output.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.read_homefile(use_empty=True)
     _log(f"importing {SAMPLE_MESH.name}")
     head = import_obj(SAMPLE_MESH)
@@ -84,11 +120,7 @@ def run_sample(argv: list[str]) -> int:
         "landmarks": int(valid.sum()), "preset": args.preset, "influence_cap": args.cap,
         "warnings": result["warnings"], "seconds": round(time.perf_counter() - started, 2),
     }
-    if args.json:
-        print(json.dumps(summary, indent=1))
-    else:
-        _log(f"done: {summary['bones']} bones, {summary['vertex_groups']} vertex groups, {summary['seconds']} s")
-    return 0
+    return summary
 
 
 COMMANDS = {"sample": run_sample}
@@ -105,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return COMMANDS[argv[0]](argv[1:])
+    except SystemExit as exit_:  # argparse: --help or a usage error
+        return int(exit_.code or 0)
     except (JobError, SceneInputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -31,6 +31,26 @@ TPS_SMOOTHING = 1e-5  # canonical-UV units squared; tolerates a few centimetre-s
 JACOBIAN_STEP = 1e-3
 FAR_FROM_SURFACE = 0.35  # iod: a beyond-face bone whose surface target is further than this is clamped
 MIN_LANDMARKS = 40
+OUTLIER_DISTANCE = 0.2  # iod: further than this from the aligned canonical face, a landmark is not trusted
+
+
+def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
+                     rounds: int = 4) -> tuple[Similarity, np.ndarray]:
+    """Similarity canonical -> mesh fitted to the inlier landmarks; returns it and the (L,) inlier mask."""
+    inliers = valid.copy()
+    for _ in range(rounds):
+        if inliers.sum() < MIN_LANDMARKS:
+            break
+        alignment = similarity_transform(canonical[inliers], landmarks[inliers])
+        residual = np.linalg.norm(alignment.apply(canonical) - np.where(valid[:, None], landmarks, 0.0), axis=1)
+        updated = valid & (residual <= OUTLIER_DISTANCE * alignment.scale * iod_canonical)
+        if (updated == inliers).all():
+            break
+        inliers = updated
+    if inliers.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {inliers.sum()} landmarks agree with a face shape; the detection failed "
+                            "(check that the mesh is a face and faces the camera)")
+    return similarity_transform(canonical[inliers], landmarks[inliers]), inliers
 
 
 @dataclass
@@ -118,10 +138,16 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                             f"{MIN_LANDMARKS} are needed to place the rig")
     notes: list[str] = []
 
-    # 1. canonical -> mesh similarity, head unit.
-    valid = np.flatnonzero(landmark_valid)
-    alignment = similarity_transform(face.vertices[valid], landmarks[valid])
+    # 1. canonical -> mesh similarity, head unit; landmarks far from the aligned canonical face are
+    #    detector or lifting failures (a ray through an eye opening, a grazing outline point).
+    alignment, inliers = robust_alignment(face.vertices[:surface], landmarks, landmark_valid, skeleton.iod_canonical)
     head_unit = alignment.scale * skeleton.iod_canonical
+    outliers = int(landmark_valid.sum() - inliers.sum())
+    if outliers:
+        notes.append(f"{outliers} landmarks were more than {OUTLIER_DISTANCE} iod from the aligned canonical face "
+                     "and were ignored")
+    landmark_valid = inliers
+    valid = np.flatnonzero(landmark_valid)
 
     # Landmarks on the chart: closest chart triangle.
     chart_tris = triangles[chart.triangles]

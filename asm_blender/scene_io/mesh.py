@@ -45,3 +45,18 @@ def mesh_arrays(obj: bpy.types.Object) -> MeshArrays:
     if not np.isfinite(vertices).all():
         raise SceneInputError(f"mesh {obj.name!r} has vertices with NaN or infinite coordinates")
     return MeshArrays(vertices, triangles, corner_uv, layer_name)
+
+
+def mesh_from_arrays(name: str, vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None = None,
+                     collection: bpy.types.Collection | None = None) -> bpy.types.Object:
+    """A new mesh object from (N, 3) vertices, (T, 3) triangles and optional (T, 3, 2) corner UVs."""
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(np.asarray(vertices, float).tolist(), [], np.asarray(triangles, int).tolist())
+    if corner_uv is not None:
+        layer = mesh.uv_layers.new(name="UVMap")
+        layer.data.foreach_set("uv", np.asarray(corner_uv, dtype=np.float32).reshape(-1))
+    mesh.validate(clean_customdata=False)
+    mesh.update()
+    obj = bpy.data.objects.new(name, mesh)
+    (collection or bpy.context.scene.collection).objects.link(obj)
+    return obj

@@ -24,6 +24,7 @@ def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None)
         raise SceneInputError(f"the rig was made for {len(result['chart_uv'])} vertices but mesh {mesh_obj.name!r} "
                               f"has {len(mesh_obj.data.vertices)}; regenerate the rig")
     armature_io.check_group_names(mesh_obj, names)
+    previous = existing_rig(mesh_obj)
     arm = armature_io.build_armature(mesh_obj, names, result["parents"], result["bind"], result["length"], name)
     try:
         armature_io.write_weights(mesh_obj, names, result["weight_bones"], result["weight_values"], result["deform"])
@@ -36,11 +37,29 @@ def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None)
         arm[RIG_PROPERTY] = json.dumps(rig_parameters(result))
         arm["asm_mesh"] = mesh_obj.name
     except Exception:
-        data = arm.data
-        bpy.data.objects.remove(arm)
-        bpy.data.armatures.remove(data)
+        _remove_armature(arm)
         raise
+    if previous is not None:  # the new rig replaces the old one cleanly
+        old_name = previous.name
+        _remove_armature(previous)
+        arm.name = arm.data.name = name or old_name
     return arm
+
+
+def existing_rig(mesh_obj: bpy.types.Object) -> bpy.types.Object | None:
+    """The ASM armature currently deforming `mesh_obj`, if any."""
+    modifier = mesh_obj.modifiers.get(armature_io.MODIFIER_NAME)
+    if modifier is not None and modifier.type == 'ARMATURE' and modifier.object is not None \
+            and RIG_PROPERTY in modifier.object:
+        return modifier.object
+    return None
+
+
+def _remove_armature(arm: bpy.types.Object) -> None:
+    data = arm.data
+    bpy.data.objects.remove(arm)
+    if data.users == 0:
+        bpy.data.armatures.remove(data)
 
 
 def rig_parameters(result: dict) -> dict:

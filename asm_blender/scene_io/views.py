@@ -101,15 +101,19 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
     """Cast each view's 2D landmarks onto the mesh and combine the views robustly.
 
     points_per_view: per view (L, 2) pixels or None when the view found no face. Returns object-space
-    positions (L, 3), valid (L,) bool, and the number of agreeing views (L,). A landmark's hits are
-    combined by their median; hits further than `agreement` x the mesh size from it (an occluded point
-    hitting the wrong surface) are dropped before averaging.
+    positions (L, 3), valid (L,) bool, and the number of agreeing views (L,).
+
+    Points on the face's outline (temples, jaw, ears) graze the surface in some views, and their rays
+    slide along the side of the head or pass it and hit an ear. So the reference hit is the one most
+    other views agree with (ties: the one whose surface faces its camera best), and the hits within
+    `agreement` x the mesh size of it are averaged, weighted by how squarely they face their cameras.
     """
     tree = BVHTree.FromPolygons([tuple(v) for v in arrays.vertices], [tuple(t) for t in arrays.triangles.tolist()])
     world_to_object = obj.matrix_world.inverted()
     size = float(np.ptp(arrays.vertices, axis=0).max())
     count = max(len(p) for p in points_per_view if p is not None)
     hits = np.full((len(views), count, 3), np.nan)
+    facing = np.zeros((len(views), count))
     for v, (view, points) in enumerate(zip(views, points_per_view)):
         if points is None:
             continue
@@ -118,15 +122,22 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
         for i, (x, y) in enumerate(points):
             local = Vector(((x - view.size / 2) / view.focal_pixels, (view.size / 2 - y) / view.focal_pixels, -1.0))
             direction = (world_to_object.to_3x3() @ (camera.to_3x3() @ local)).normalized()
-            location, _, _, _ = tree.ray_cast(origin, direction)
+            location, normal, _, _ = tree.ray_cast(origin, direction)
             if location is not None:
                 hits[v, i] = location
-    median = np.nanmedian(hits, axis=0) if np.isfinite(hits).any() else np.full((count, 3), np.nan)
-    close = np.linalg.norm(hits - median[None], axis=-1) <= agreement * size
+                facing[v, i] = abs(normal.normalized().dot(direction))
+    pairwise = np.linalg.norm(hits[:, None] - hits[None, :], axis=-1) <= agreement * size  # (V, V, L)
+    support = pairwise.sum(1) + facing  # most agreeing views first, then the most head-on
+    best = np.argmax(np.where(np.isfinite(hits[..., 0]), support, -1.0), axis=0)  # (L,)
+    reference = hits[best, np.arange(count)]
+    close = np.linalg.norm(hits - reference[None], axis=-1) <= agreement * size  # NaN compares False
+    weight = np.where(close, facing**2, 0.0)
     agreeing = close.sum(0)
-    positions = np.where(agreeing[:, None] > 0,
-                         np.nansum(np.where(close[..., None], hits, 0.0), 0) / np.maximum(agreeing, 1)[:, None], np.nan)
-    return positions, agreeing > 0, agreeing
+    total = weight.sum(0)
+    positions = np.full((count, 3), np.nan)
+    found = total > 0
+    positions[found] = (weight[..., None] * np.nan_to_num(hits)).sum(0)[found] / total[found, None]
+    return positions, found, agreeing
 
 
 def tile_images(paths: list[list[Path]], output: Path) -> Path:

@@ -65,12 +65,16 @@ def test_sample_head_rig_is_placed_sensibly(sample_mesh, sample_rig):
         heads = ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64).bind().numpy()[:, :3, 3]
     names = list(rig.names)
     unit = rig.head_unit
-    # the sample is symmetric about x = 0: left and right bones mirror each other
+    # The sample is symmetric about x = 0, so left and right bones mirror each other up to the detector's
+    # own asymmetry (median 0.03 iod over the landmarks); on the face's outline, where the detector is
+    # least sure, up to 0.2 iod.
+    outline = ("temple", "jaw_angle", "ear", "ear_top", "ear_lobe")
     for j, name in enumerate(names):
-        if name.endswith(".L") and name[:-2] not in ("ear", "ear_top", "ear_lobe"):
+        if name.endswith(".L"):
             twin = names.index(name[:-2] + ".R")
             assert heads[j, 0] > 0 > heads[twin, 0], name
-            np.testing.assert_allclose(heads[twin] * [-1, 1, 1], heads[j], atol=0.08 * unit, err_msg=name)
+            tolerance = (0.2 if name[:-2] in outline else 0.08) * unit
+            np.testing.assert_allclose(heads[twin] * [-1, 1, 1], heads[j], atol=tolerance, err_msg=name)
     # the jaw pivots behind and above the chin, inside the head; eyes sit behind the lids
     jaw, chin = heads[names.index("jaw")], heads[names.index("chin")]
     assert jaw[1] > chin[1] + 0.5 * unit and jaw[2] < chin[2] - 0.4 * unit

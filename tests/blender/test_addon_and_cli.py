@@ -1,0 +1,37 @@
+"""The add-on registers its sidebar; the headless sample command writes its .blend and picture."""
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+
+from asm_blender import cli
+
+
+def test_sidebar_panel_and_settings_are_registered():
+    assert hasattr(bpy.types, "VIEW3D_PT_asm_info")
+    assert bpy.types.VIEW3D_PT_asm_info.bl_category == "ASM"
+    settings = bpy.context.scene.asm
+    assert settings.preset == "full" and settings.influence_cap == "4"
+
+
+def test_sample_command_writes_a_rigged_blend_and_a_picture(tmp_path, capfd):
+    assert cli.main(["sample", "--output", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capfd.readouterr().out)
+    assert summary["bones"] >= 80 and summary["vertex_groups"] == summary["bones"] - 1
+    picture = bpy.data.images.load(str(tmp_path / "sample_rig_poses.png"))
+    assert picture.size[0] > picture.size[1] > 0
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "sample_rig.blend"))
+    head, arm = bpy.data.objects["Head"], bpy.data.objects["Head_ASM"]
+    assert arm.type == 'ARMATURE' and len(arm.data.bones) == summary["bones"]
+    modifier = head.modifiers["ASM Rig"]
+    assert modifier.type == 'ARMATURE' and modifier.object == arm
+    assert "asm_rig" in arm and json.loads(arm["asm_rig"])["format"] == "asm-rig/1"
+    # the file opens posed at rest
+    assert np.allclose([tuple(b.location) for b in arm.pose.bones], 0.0)
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    assert cli.main(["frobnicate"]) == 2
+    assert "usage" in capsys.readouterr().err
