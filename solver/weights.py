@@ -101,13 +101,20 @@ class CappedWeights:
 
 
 class SparseWeights:
-    """The fast path: each Gaussian is evaluated only on the vertices inside its support.
+    """The fast path: each bone's Gaussians are evaluated only on the vertices inside their support.
 
     Support of Gaussian g: Mahalanobis radius r_g with  pi_g * peak_g * exp(-r_g^2 / 2) = tol * eps,
     so every dropped term is below tol * eps_root, i.e. changes no weight by more than about `tol`.
     The vertex lists come from a KD-tree over the chart, padded by `support_slack` and cached; they are
     rebuilt only when a Gaussian moved or grew past its padding, which keeps the bound exact.
+
+    Layout: bones are grouped into buckets of similar support size; a bucket is a dense block
+    (bones, K, vertices) evaluated by broadcasting, so no per-pair gathers of parameters (and no
+    scatter-adds in the backward pass) are needed. The influences land in a per-vertex padded table
+    (slot 0 = the remainder) through one scatter, and torch.topk picks the k largest.
     """
+
+    BUCKET_GROWTH = 1.6  # support sizes within a bucket differ by at most this factor
 
     def __init__(self, uv: np.ndarray, bone_count: int, remainder_bone: int, has_gaussians: np.ndarray,
                  config: WeightConfig):
@@ -122,20 +129,20 @@ class SparseWeights:
         self.rebuilds = 0
         self._support = None
 
-    def _radii(self, centers: np.ndarray, factor: np.ndarray, mix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Euclidean support radius per Gaussian (G,), and the largest std (G,)."""
+    def _radii(self, factor: np.ndarray, mix: np.ndarray) -> np.ndarray:
+        """Euclidean support radius per Gaussian (G,)."""
         peak = 1.0 / (2 * np.pi * factor[:, 0, 0] * factor[:, 1, 1])
         ratio = mix * peak / (self.config.cull_tolerance * self.config.remainder_density)
         mahalanobis = np.sqrt(2 * np.log(np.maximum(ratio, 1.0)))
         largest_std = np.linalg.svd(factor, compute_uv=False)[:, 0]
-        return mahalanobis * largest_std, largest_std
+        return mahalanobis * largest_std
 
     def _snapshot(self, zeta: torch.Tensor, mixture: Mixture):
         with torch.no_grad():
             centers = mixture.centers(zeta).reshape(-1, 2).double().cpu().numpy()
             factor = cholesky_factor(mixture.cholesky_raw).reshape(-1, 2, 2).double().cpu().numpy()
             mix = mixture.component_weights().reshape(-1).double().cpu().numpy()
-        radius, _ = self._radii(centers, factor, mix)
+        radius = self._radii(factor, mix)
         gaussians_per_bone = mixture.logits.shape[-1]
         radius[~np.repeat(self.has_gaussians, gaussians_per_bone)] = -1.0  # never evaluated
         return centers, radius
@@ -152,59 +159,106 @@ class SparseWeights:
 
     def rebuild_support(self, zeta: torch.Tensor, mixture: Mixture) -> None:
         centers, radius = self._snapshot(zeta, mixture)
-        slack = self.config.support_slack
-        padded = np.where(radius > 0, radius * (1 + slack) + slack * np.maximum(radius, 1e-3), -1.0)
+        k = mixture.logits.shape[-1]
+        padded = np.where(radius > 0, radius * (1 + self.config.support_slack), -1.0)
         lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0))
-        lists = [l if r > 0 else [] for l, r in zip(lists, padded)]
-        counts = np.fromiter((len(l) for l in lists), dtype=np.int64, count=len(lists))
-        pair_vertex = np.concatenate([np.asarray(l, dtype=np.int64) for l in lists]) if counts.sum() else np.zeros(0, np.int64)
-        pair_gaussian = np.repeat(np.arange(len(lists)), counts)
-        gaussians_per_bone = mixture.logits.shape[-1]
-        key = pair_vertex * self.bone_count + pair_gaussian // gaussians_per_bone
-        entry_key, pair_entry = np.unique(key, return_inverse=True)
-        entry_vertex, entry_bone = entry_key // self.bone_count, entry_key % self.bone_count
-        # Padded (N, 1 + L) layout: slot 0 holds the remainder, then each vertex's bone entries.
-        slot = np.arange(len(entry_key)) - np.searchsorted(entry_vertex, entry_vertex, side="left") + 1
+        vertex_count = len(self.uv_numpy)
+        supports = {}
+        for j in np.flatnonzero(self.has_gaussians):
+            members = [lists[j * k + c] for c in range(k) if padded[j * k + c] > 0]
+            union = np.unique(np.concatenate(members).astype(np.int64)) if members else np.zeros(0, np.int64)
+            if len(union):
+                supports[int(j)] = union
+        # Each (vertex, bone) entry gets a slot in its vertex's row of the padded table; slot 0 = remainder.
+        entry_vertex = np.concatenate(list(supports.values())) if supports else np.zeros(0, np.int64)
+        entry_bone = np.repeat(np.array(list(supports), dtype=np.int64), [len(v) for v in supports.values()])
+        order = np.argsort(entry_vertex, kind="stable")
+        slot = np.empty(len(order), dtype=np.int64)
+        sorted_vertex = entry_vertex[order]
+        slot[order] = np.arange(len(order)) - np.searchsorted(sorted_vertex, sorted_vertex, side="left") + 1
         width = max(int(slot.max()) + 1 if len(slot) else 1, self.config.influence_cap)
-        slot_bone = np.full((len(self.uv_numpy), width), self.remainder_bone, dtype=np.int64)
+        slot_bone = np.full((vertex_count, width), self.remainder_bone, dtype=np.int64)
         slot_bone[entry_vertex, slot] = entry_bone
-        self._support = {
-            "centers": centers, "padded_radius": padded,
-            "pair_vertex": torch.from_numpy(pair_vertex), "pair_gaussian": torch.from_numpy(pair_gaussian),
-            "pair_entry": torch.from_numpy(pair_entry.reshape(-1)), "entry_vertex": torch.from_numpy(entry_vertex),
-            "entry_slot": torch.from_numpy(slot), "slot_bone": torch.from_numpy(slot_bone), "width": width,
-        }
+        target = entry_vertex * width + slot
+        # Buckets of bones with similar support sizes, each one dense block.
+        bones_by_size = sorted(supports, key=lambda j: len(supports[j]))
+        offsets = np.cumsum([0] + [len(supports[j]) for j in supports])
+        start_of = dict(zip(supports, offsets[:-1]))
+        buckets, current = [], []
+        for j in bones_by_size:
+            if current and len(supports[j]) > self.BUCKET_GROWTH * len(supports[current[0]]):
+                buckets.append(current)
+                current = []
+            current.append(j)
+        if current:
+            buckets.append(current)
+        blocks = []
+        for bucket in buckets:
+            width_b = max(len(supports[j]) for j in bucket)
+            vertex_block = np.zeros((len(bucket), width_b), dtype=np.int64)
+            mask = np.zeros((len(bucket), width_b), dtype=bool)
+            targets = []
+            for row, j in enumerate(bucket):
+                n = len(supports[j])
+                vertex_block[row, :n] = supports[j]
+                mask[row, :n] = True
+                targets.append(target[start_of[j]:start_of[j] + n])
+            blocks.append({"bones": torch.from_numpy(np.array(bucket, dtype=np.int64)),
+                           "uv": torch.from_numpy(self.uv_numpy[vertex_block]), "mask": torch.from_numpy(mask),
+                           "target": torch.from_numpy(np.concatenate(targets))})
+        self._support = {"centers": centers, "padded_radius": padded, "blocks": blocks, "width": width,
+                         "slot_bone": torch.from_numpy(slot_bone), "entries": len(entry_vertex),
+                         "evaluated": int(sum(b["mask"].numel() for b in blocks)) * k, "cache": {}}
         self.rebuilds += 1
 
     @property
     def pair_count(self) -> int:
-        return 0 if self._support is None else len(self._support["pair_vertex"])
+        """Gaussian evaluations per forward pass (vertex x Gaussian), padding included."""
+        return 0 if self._support is None else self._support["evaluated"]
+
+    def _blocks_on(self, dtype: torch.dtype, device) -> list[dict]:
+        cache = self._support["cache"]
+        key = (dtype, str(device))
+        if key not in cache:
+            cache[key] = [{"bones": b["bones"].to(device), "uv": b["uv"].to(device=device, dtype=dtype),
+                           "mask": b["mask"].to(device), "target": b["target"].to(device)} for b in self._support["blocks"]]
+            cache[key + ("slot_bone",)] = self._support["slot_bone"].to(device)
+        return cache[key]
 
     def __call__(self, uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture) -> CappedWeights:
-        """uv (N, 2) (same chart as at construction, as a tensor), zeta (J, 2) -> CappedWeights."""
+        """uv (N, 2) the chart (only its size, dtype and device are used), zeta (J, 2) -> CappedWeights."""
         if not self.support_is_valid(zeta, mixture):
             self.rebuild_support(zeta, mixture)
-        s = self._support
-        device = uv.device
-        centers = mixture.centers(zeta).reshape(-1, 2)
-        factor = cholesky_factor(mixture.cholesky_raw).reshape(-1, 2, 2)
-        mix = mixture.component_weights().reshape(-1)
-        gaussian = s["pair_gaussian"].to(device)
-        vertex = s["pair_vertex"].to(device)
-        density = gaussian_density(uv[vertex], centers[gaussian], factor[gaussian]) * mix[gaussian]
-        entry_vertex = s["entry_vertex"].to(device)
-        influence = torch.zeros(len(entry_vertex), dtype=uv.dtype, device=device).index_add(
-            0, s["pair_entry"].to(device), density)
-        eps = self.config.remainder_density
-        padded = torch.zeros(uv.shape[0], s["width"], dtype=uv.dtype, device=device)
-        padded = padded.index_put((entry_vertex, s["entry_slot"].to(device)), influence)
-        padded = padded.index_put((torch.arange(uv.shape[0], device=device), torch.zeros(uv.shape[0], dtype=torch.long, device=device)),
-                                  torch.full((uv.shape[0],), eps, dtype=uv.dtype, device=device))
+        dtype, device = zeta.dtype, zeta.device
+        blocks = self._blocks_on(dtype, device)
+        factor_all = cholesky_factor(mixture.cholesky_raw)
+        mix_all = mixture.component_weights()
+        values, targets = [], []
+        for block in blocks:
+            bones = block["bones"]
+            centers = (zeta[bones].unsqueeze(-2) + mixture.offsets[bones]).unsqueeze(-2)  # (B, K, 1, 2)
+            factor = factor_all[bones]  # (B, K, 2, 2)
+            diff = block["uv"].unsqueeze(1) - centers  # (B, K, M, 2)
+            l00, l10, l11 = factor[..., 0, 0, None], factor[..., 1, 0, None], factor[..., 1, 1, None]
+            y0 = diff[..., 0] / l00
+            y1 = (diff[..., 1] - l10 * y0) / l11
+            scale = mix_all[bones] / (2 * math.pi * factor[..., 0, 0] * factor[..., 1, 1])  # (B, K)
+            influence = (torch.exp(-0.5 * (y0 * y0 + y1 * y1)) * scale.unsqueeze(-1)).sum(1)  # (B, M)
+            values.append(influence[block["mask"]])
+            targets.append(block["target"])
+        vertex_count = uv.shape[0]
+        width = self._support["width"]
+        base = torch.zeros(vertex_count, width, dtype=dtype, device=device)
+        base[:, 0] = self.config.remainder_density
+        if values:
+            table = base.reshape(-1).scatter(0, torch.cat(targets), torch.cat(values)).reshape(vertex_count, width)
+        else:
+            table = base
         # Dividing a row by its normaliser (eps + sum of influences) changes neither the order nor the
         # renormalised top-k values, so the raw influences are capped directly.
-        values, slots = torch.topk(padded, self.config.influence_cap, dim=-1)
-        bones = s["slot_bone"].to(device).gather(-1, slots)
-        return CappedWeights(bones, values / values.sum(-1, keepdim=True))
+        top, slots = torch.topk(table, self.config.influence_cap, dim=-1)
+        bones = self._support["cache"][(dtype, str(device), "slot_bone")].gather(-1, slots)
+        return CappedWeights(bones, top / top.sum(-1, keepdim=True))
 
 
 def blend_vertices(vertices: torch.Tensor, skin: torch.Tensor, weights: CappedWeights, method: str = "dense") -> torch.Tensor:
