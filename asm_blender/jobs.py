@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]  # holds the `solver` package
+def _solver_parent() -> Path:
+    """The folder that holds the `solver` package: inside the built extension, or the repository root."""
+    here = Path(__file__).resolve().parent
+    return here if (here / "solver").is_dir() else here.parent
+
+
+PROJECT_ROOT = _solver_parent()
 
 
 class JobError(RuntimeError):

@@ -14,7 +14,7 @@ class WeightConfig:
     influence_cap: int = 4  # k_max: weights kept per vertex (glTF/three.js 4, Unreal/Godot 8)
     remainder_density: float = 1.0  # eps_root, in density units of the normalised chart (see transfer.py)
     cull_tolerance: float = 1e-6  # the fast path drops a Gaussian where its influence < tol * eps_root
-    support_slack: float = 0.1  # cached supports are padded by this fraction, so small moves need no rebuild
+    support_slack: float = 0.05  # cached supports are padded by this fraction, so small moves need no rebuild
     lbs: str = "dense"  # "dense": one (N x J) @ (J x 12) GEMM, "gather": N x k gathered matrices
 
     def validated(self, bone_count: int) -> "WeightConfig":

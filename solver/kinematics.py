@@ -57,17 +57,19 @@ def forward_kinematics(bind: torch.Tensor, local: torch.Tensor, parents: np.ndar
     """
     bind = bind.expand_as(local)
     relative = rigid_inverse(bind[..., np.maximum(parents, 0), :, :]) @ bind  # B_parent^-1 B_j
-    posed = [None] * len(parents)
-    for level in depth_levels(parents):
-        is_root = parents[level] < 0
-        if is_root.all():
+    levels = depth_levels(parents)
+    order = np.concatenate(levels)
+    position = np.empty(len(parents), dtype=np.int64)
+    position[order] = np.arange(len(order))
+    done: list[torch.Tensor] = []
+    for level in levels:
+        if parents[level[0]] < 0:  # level 0: the roots
             value = bind[..., level, :, :] @ local[..., level, :, :]
         else:
-            parent_posed = torch.stack([posed[p] for p in parents[level]], dim=-3)
+            parent_posed = torch.cat(done, dim=-3)[..., position[parents[level]], :, :]
             value = parent_posed @ relative[..., level, :, :] @ local[..., level, :, :]
-        for k, j in enumerate(level):
-            posed[j] = value[..., k, :, :]
-    return torch.stack(posed, dim=-3)
+        done.append(value)
+    return torch.cat(done, dim=-3)[..., position, :, :]
 
 
 def skinning_matrices(bind: torch.Tensor, posed: torch.Tensor) -> torch.Tensor:

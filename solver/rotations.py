@@ -12,12 +12,20 @@ def skew(vectors: torch.Tensor) -> torch.Tensor:
 
 
 def rotvec_to_matrix(rotvec: torch.Tensor) -> torch.Tensor:
-    """(..., 3) rotation vectors -> (..., 3, 3) rotation matrices.
+    """(..., 3) rotation vectors -> (..., 3, 3) rotation matrices (Rodrigues).
 
-    The matrix exponential of the cross-product matrix is exact and smooth at zero angle, where
-    Rodrigues' formula needs a special case for its gradient.
+    R = I + a K + b K^2 with K the cross-product matrix, a = sin(t)/t, b = (1 - cos t)/t^2; below a
+    small angle both use their Taylor series, so values and gradients stay exact at the identity.
     """
-    return torch.linalg.matrix_exp(skew(rotvec))
+    theta_sq = (rotvec * rotvec).sum(-1, keepdim=True).unsqueeze(-1)  # (..., 1, 1)
+    small = theta_sq < 1e-8
+    safe_sq = torch.where(small, torch.ones_like(theta_sq), theta_sq)
+    theta = torch.sqrt(safe_sq)
+    a = torch.where(small, 1 - theta_sq / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta_sq / 24, (1 - torch.cos(theta)) / safe_sq)
+    cross = skew(rotvec)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device)
+    return eye + a * cross + b * (cross @ cross)
 
 
 def rotvec_to_quaternion(rotvec: torch.Tensor) -> torch.Tensor:

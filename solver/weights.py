@@ -108,10 +108,11 @@ class SparseWeights:
     The vertex lists come from a KD-tree over the chart, padded by `support_slack` and cached; they are
     rebuilt only when a Gaussian moved or grew past its padding, which keeps the bound exact.
 
-    Layout: bones are grouped into buckets of similar support size; a bucket is a dense block
-    (bones, K, vertices) evaluated by broadcasting, so no per-pair gathers of parameters (and no
-    scatter-adds in the backward pass) are needed. The influences land in a per-vertex padded table
-    (slot 0 = the remainder) through one scatter, and torch.topk picks the k largest.
+    Layout: Gaussians are grouped into buckets of similar support size; a bucket is a dense block
+    (Gaussians, vertices) evaluated by broadcasting its few parameters, so no per-pair gathers of
+    parameters (and no scatter-adds of their gradients) are needed. The influences add up in a
+    per-vertex padded table (slot 0 = the remainder) through one scatter_add, and torch.topk picks the
+    k largest.
     """
 
     BUCKET_GROWTH = 1.6  # support sizes within a bucket differ by at most this factor
@@ -163,52 +164,48 @@ class SparseWeights:
         padded = np.where(radius > 0, radius * (1 + self.config.support_slack), -1.0)
         lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0))
         vertex_count = len(self.uv_numpy)
-        supports = {}
-        for j in np.flatnonzero(self.has_gaussians):
-            members = [lists[j * k + c] for c in range(k) if padded[j * k + c] > 0]
-            union = np.unique(np.concatenate(members).astype(np.int64)) if members else np.zeros(0, np.int64)
-            if len(union):
-                supports[int(j)] = union
+        supports = {g: np.asarray(members, dtype=np.int64) for g, members in enumerate(lists)
+                    if padded[g] > 0 and len(members)}
         # Each (vertex, bone) entry gets a slot in its vertex's row of the padded table; slot 0 = remainder.
-        entry_vertex = np.concatenate(list(supports.values())) if supports else np.zeros(0, np.int64)
-        entry_bone = np.repeat(np.array(list(supports), dtype=np.int64), [len(v) for v in supports.values()])
-        order = np.argsort(entry_vertex, kind="stable")
-        slot = np.empty(len(order), dtype=np.int64)
-        sorted_vertex = entry_vertex[order]
-        slot[order] = np.arange(len(order)) - np.searchsorted(sorted_vertex, sorted_vertex, side="left") + 1
+        pair_vertex = np.concatenate(list(supports.values())) if supports else np.zeros(0, np.int64)
+        pair_bone = np.repeat(np.array(list(supports), dtype=np.int64) // k, [len(v) for v in supports.values()])
+        entry_key, pair_entry = np.unique(pair_vertex * self.bone_count + pair_bone, return_inverse=True)
+        entry_vertex, entry_bone = entry_key // self.bone_count, entry_key % self.bone_count
+        slot = np.arange(len(entry_key)) - np.searchsorted(entry_vertex, entry_vertex, side="left") + 1
         width = max(int(slot.max()) + 1 if len(slot) else 1, self.config.influence_cap)
         slot_bone = np.full((vertex_count, width), self.remainder_bone, dtype=np.int64)
         slot_bone[entry_vertex, slot] = entry_bone
-        target = entry_vertex * width + slot
-        # Buckets of bones with similar support sizes, each one dense block.
-        bones_by_size = sorted(supports, key=lambda j: len(supports[j]))
-        offsets = np.cumsum([0] + [len(supports[j]) for j in supports])
-        start_of = dict(zip(supports, offsets[:-1]))
+        pair_target = (entry_vertex * width + slot)[pair_entry.reshape(-1)]
+        trash = vertex_count * width  # padding cells land in one extra cell, dropped afterwards
+        # Buckets of Gaussians with similar support sizes, each one dense (Gaussians x vertices) block.
+        offsets = dict(zip(supports, np.cumsum([0] + [len(v) for v in supports.values()])[:-1]))
+        by_size = sorted(supports, key=lambda g: len(supports[g]))
         buckets, current = [], []
-        for j in bones_by_size:
-            if current and len(supports[j]) > self.BUCKET_GROWTH * len(supports[current[0]]):
+        for g in by_size:
+            if current and len(supports[g]) > self.BUCKET_GROWTH * len(supports[current[0]]):
                 buckets.append(current)
                 current = []
-            current.append(j)
+            current.append(g)
         if current:
             buckets.append(current)
-        blocks = []
+        blocks, targets, cells = [], [], 0
         for bucket in buckets:
-            width_b = max(len(supports[j]) for j in bucket)
+            width_b = max(len(supports[g]) for g in bucket)
             vertex_block = np.zeros((len(bucket), width_b), dtype=np.int64)
-            mask = np.zeros((len(bucket), width_b), dtype=bool)
-            targets = []
-            for row, j in enumerate(bucket):
-                n = len(supports[j])
-                vertex_block[row, :n] = supports[j]
-                mask[row, :n] = True
-                targets.append(target[start_of[j]:start_of[j] + n])
-            blocks.append({"bones": torch.from_numpy(np.array(bucket, dtype=np.int64)),
-                           "uv": torch.from_numpy(self.uv_numpy[vertex_block]), "mask": torch.from_numpy(mask),
-                           "target": torch.from_numpy(np.concatenate(targets))})
+            target_block = np.full((len(bucket), width_b), trash, dtype=np.int64)
+            for row, g in enumerate(bucket):
+                n = len(supports[g])
+                vertex_block[row, :n] = supports[g]
+                target_block[row, :n] = pair_target[offsets[g]:offsets[g] + n]
+            blocks.append({"gaussians": torch.from_numpy(np.array(bucket, dtype=np.int64)),
+                           "u": torch.from_numpy(self.uv_numpy[vertex_block, 0]),
+                           "v": torch.from_numpy(self.uv_numpy[vertex_block, 1])})
+            targets.append(target_block.reshape(-1))
+            cells += target_block.size
         self._support = {"centers": centers, "padded_radius": padded, "blocks": blocks, "width": width,
-                         "slot_bone": torch.from_numpy(slot_bone), "entries": len(entry_vertex),
-                         "evaluated": int(sum(b["mask"].numel() for b in blocks)) * k, "cache": {}}
+                         "target": torch.from_numpy(np.concatenate(targets) if targets else np.zeros(0, np.int64)),
+                         "slot_bone": torch.from_numpy(slot_bone), "entries": len(entry_key), "evaluated": cells,
+                         "cache": {}}
         self.rebuilds += 1
 
     @property
@@ -220,40 +217,35 @@ class SparseWeights:
         cache = self._support["cache"]
         key = (dtype, str(device))
         if key not in cache:
-            cache[key] = [{"bones": b["bones"].to(device), "uv": b["uv"].to(device=device, dtype=dtype),
-                           "mask": b["mask"].to(device), "target": b["target"].to(device)} for b in self._support["blocks"]]
+            cache[key] = [{"gaussians": b["gaussians"].to(device), "u": b["u"].to(device=device, dtype=dtype),
+                           "v": b["v"].to(device=device, dtype=dtype)} for b in self._support["blocks"]]
+            cache[key + ("target",)] = self._support["target"].to(device)
             cache[key + ("slot_bone",)] = self._support["slot_bone"].to(device)
         return cache[key]
 
     def __call__(self, uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture) -> CappedWeights:
-        """uv (N, 2) the chart (only its size, dtype and device are used), zeta (J, 2) -> CappedWeights."""
+        """uv (N, 2) the chart (only its size is used), zeta (J, 2) -> CappedWeights."""
         if not self.support_is_valid(zeta, mixture):
             self.rebuild_support(zeta, mixture)
         dtype, device = zeta.dtype, zeta.device
         blocks = self._blocks_on(dtype, device)
-        factor_all = cholesky_factor(mixture.cholesky_raw)
-        mix_all = mixture.component_weights()
-        values, targets = [], []
+        centers_all = mixture.centers(zeta).reshape(-1, 2)  # (G, 2)
+        factor_all = cholesky_factor(mixture.cholesky_raw).reshape(-1, 2, 2)
+        l00_all, l10_all, l11_all = factor_all[:, 0, 0], factor_all[:, 1, 0], factor_all[:, 1, 1]
+        scale_all = mixture.component_weights().reshape(-1) / (2 * math.pi * l00_all * l11_all)
+        values = []
         for block in blocks:
-            bones = block["bones"]
-            centers = (zeta[bones].unsqueeze(-2) + mixture.offsets[bones]).unsqueeze(-2)  # (B, K, 1, 2)
-            factor = factor_all[bones]  # (B, K, 2, 2)
-            diff = block["uv"].unsqueeze(1) - centers  # (B, K, M, 2)
-            l00, l10, l11 = factor[..., 0, 0, None], factor[..., 1, 0, None], factor[..., 1, 1, None]
-            y0 = diff[..., 0] / l00
-            y1 = (diff[..., 1] - l10 * y0) / l11
-            scale = mix_all[bones] / (2 * math.pi * factor[..., 0, 0] * factor[..., 1, 1])  # (B, K)
-            influence = (torch.exp(-0.5 * (y0 * y0 + y1 * y1)) * scale.unsqueeze(-1)).sum(1)  # (B, M)
-            values.append(influence[block["mask"]])
-            targets.append(block["target"])
+            g = block["gaussians"]
+            y0 = (block["u"] - centers_all[g, 0:1]) / l00_all[g].unsqueeze(-1)  # (B, M)
+            y1 = (block["v"] - centers_all[g, 1:2] - l10_all[g].unsqueeze(-1) * y0) / l11_all[g].unsqueeze(-1)
+            values.append((torch.exp(-0.5 * (y0 * y0 + y1 * y1)) * scale_all[g].unsqueeze(-1)).reshape(-1))
         vertex_count = uv.shape[0]
         width = self._support["width"]
-        base = torch.zeros(vertex_count, width, dtype=dtype, device=device)
-        base[:, 0] = self.config.remainder_density
-        if values:
-            table = base.reshape(-1).scatter(0, torch.cat(targets), torch.cat(values)).reshape(vertex_count, width)
-        else:
-            table = base
+        base = torch.zeros(vertex_count * width + 1, dtype=dtype, device=device)
+        base[:-1].view(vertex_count, width)[:, 0] = self.config.remainder_density
+        if values:  # the K Gaussians of a bone add up in the bone's slot
+            base = base.scatter_add(0, self._support["cache"][(dtype, str(device), "target")], torch.cat(values))
+        table = base[:-1].view(vertex_count, width)
         # Dividing a row by its normaliser (eps + sum of influences) changes neither the order nor the
         # renormalised top-k values, so the raw influences are capped directly.
         top, slots = torch.topk(table, self.config.influence_cap, dim=-1)
