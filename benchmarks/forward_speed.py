@@ -148,7 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 25000, 100000])
     parser.add_argument("--caps", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     rig, sample_vertices = sample_rig()

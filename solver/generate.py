@@ -12,8 +12,12 @@ from .errors import ASMInputError
 from .model import ASMModel
 from .poses import load_named_poses
 from .skeleton import load_skeleton
-from .transfer import RigDefinition, transfer_template
-from .uv_chart import chart_from_uv_map
+from .canonical import canonical_face
+from .transfer import RigDefinition, robust_alignment, transfer_template
+from .uv_chart import chart_from_uv_map, cylindrical_chart
+
+
+CHART_CHOICES = ("auto", "uv", "projected")
 
 
 @dataclass(frozen=True)
@@ -21,26 +25,61 @@ class GenerateSettings:
     preset: str = "full"
     influence_cap: int = 4
     gaussians_per_bone: int = 3
+    chart: str = "auto"  # "uv": the mesh's own UV map, "projected": cylindrical, "auto": UV when it qualifies
 
     def weight_config(self) -> WeightConfig:
         return WeightConfig(gaussians_per_bone=self.gaussians_per_bone, influence_cap=self.influence_cap)
+
+
+def _transfer(skeleton, vertices, triangles, chart, landmarks, valid, config) -> RigDefinition:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the same messages come back in rig.warnings
+        return transfer_template(skeleton, vertices, triangles, chart, landmarks, valid, config)
+
+
+def _bound_outside_face_island(rig: RigDefinition) -> list[str]:
+    """Bones with Gaussians whose binding point is not on the face's UV island (their weights would stop
+    at the island's border and tear the surface there)."""
+    on_face = np.isin(rig.bind_triangle, rig.face_triangles)
+    return [name for name, inside, gaussians in zip(rig.names, on_face, rig.has_gaussians) if gaussians and not inside]
 
 
 def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
                  landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
                  progress=lambda stage, fraction: None) -> dict[str, np.ndarray | list]:
     """Everything the scene needs for a new rig, as plain arrays (see the keys of the returned dict)."""
-    if corner_uv is None:
-        raise ASMInputError("the mesh has no UV map; for now the rig needs the mesh's own UVs over the face "
-                            "(a UV chart for any topology comes with rig generation in Blender)")
-    progress("chart", 0.1)
-    chart = chart_from_uv_map(len(vertices), triangles, corner_uv)
-    progress("template", 0.3)
+    if settings.chart not in CHART_CHOICES:
+        raise ASMInputError(f"unknown chart {settings.chart!r}; use one of {CHART_CHOICES}")
+    progress("template", 0.1)
     skeleton = load_skeleton(settings.preset)
     config = settings.weight_config()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the same messages come back in rig.warnings
-        rig: RigDefinition = transfer_template(skeleton, vertices, triangles, chart, landmarks, landmark_valid, config)
+    face = canonical_face()
+    landmarks = np.asarray(landmarks, dtype=float)
+    valid = np.asarray(landmark_valid, dtype=bool) & np.isfinite(landmarks).all(1)
+    alignment, _ = robust_alignment(face.vertices[:face.surface_count], landmarks[:face.surface_count],
+                                    valid[:face.surface_count], skeleton.iod_canonical)
+    progress("chart", 0.3)
+    notes: list[str] = []
+    rig, chart_kind = None, "uv"
+    if settings.chart in ("auto", "uv"):
+        if corner_uv is None:
+            if settings.chart == "uv":
+                raise ASMInputError("the mesh has no UV map; choose the projected chart")
+            notes.append("the mesh has no UV map: the rig uses a projected chart")
+        else:
+            rig = _transfer(skeleton, vertices, triangles, chart_from_uv_map(len(vertices), triangles, corner_uv),
+                            landmarks, valid, config)
+            outside = _bound_outside_face_island(rig)
+            if outside and settings.chart == "auto":
+                notes.append(f"the mesh's UV island of the face ends before the bones {outside[:4]} reach: "
+                             "the rig uses a projected chart (the UV maps are unchanged)")
+                rig = None
+    if rig is None:
+        chart_kind = "projected"
+        to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
+        rig = _transfer(skeleton, vertices, triangles, cylindrical_chart(vertices, triangles, to_canonical),
+                        landmarks, valid, config)
+    rig.warnings[:0] = notes
     progress("weights", 0.6)
     model = ASMModel(rig, vertices, triangles, config, dtype=torch.float64)
     with torch.no_grad():
@@ -54,7 +93,7 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
         "weight_values": capped.values.numpy(), "zeta": rig.zeta, "bind_triangle": rig.bind_triangle,
         "bind_offset": rig.bind_offset, "rest_rotation": rig.rest_rotation, "mixture_logits": rig.mixture_logits,
         "mixture_offsets": rig.mixture_offsets, "mixture_covariance": rig.mixture_covariance,
-        "chart_uv": rig.chart_uv, "head_unit": np.array(rig.head_unit),
+        "chart_uv": rig.chart_uv, "chart": np.array(chart_kind), "head_unit": np.array(rig.head_unit),
         "pose_names": np.array(list(poses)),
         "pose_log_scale": np.stack([p["log_scale"] for p in poses.values()]),
         "pose_rotvec": np.stack([p["rotvec"] for p in poses.values()]),

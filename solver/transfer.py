@@ -37,6 +37,9 @@ OUTLIER_DISTANCE = 0.2  # iod: further than this from the aligned canonical face
 def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
                      rounds: int = 4) -> tuple[Similarity, np.ndarray]:
     """Similarity canonical -> mesh fitted to the inlier landmarks; returns it and the (L,) inlier mask."""
+    if valid.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {valid.sum()} of {len(valid)} landmarks were found; at least "
+                            f"{MIN_LANDMARKS} are needed to place the rig")
     inliers = valid.copy()
     for _ in range(rounds):
         if inliers.sum() < MIN_LANDMARKS:

@@ -72,3 +72,30 @@ def chart_from_uv_map(vertex_count: int, triangles: np.ndarray, corner_uv: np.nd
     in_chart[triangles[agrees].reshape(-1)] = True
     uv[~in_chart] = FAR_AWAY
     return Chart(uv, np.flatnonzero(agrees), np.where(agrees, island, -1), in_chart)
+
+
+def cylindrical_chart(vertices: np.ndarray, triangles: np.ndarray, to_canonical, axis_depth: float = -2.0) -> Chart:
+    """A chart for any topology: the angle around the head's vertical axis and the height (ASM.md §6).
+
+    `to_canonical` maps mesh points into the canonical face frame (+Y up, +Z forward, centimetres);
+    the axis is vertical through x = 0, z = axis_depth there (about the middle of an adult head), so the
+    chart is continuous over the face and the ears, with its seam at the back of the head. Triangles
+    across the seam or around the poles are left out. The result is in centimetres of arc at the face's radius.
+    """
+    triangles = np.asarray(triangles, dtype=np.int64)
+    if len(triangles) == 0:
+        raise ASMInputError("the mesh has no faces; a rig needs a surface")
+    local = to_canonical(np.asarray(vertices, dtype=np.float64))
+    depth = local[:, 2] - axis_depth
+    angle = np.arctan2(local[:, 0], depth)
+    radius = 8.0  # cm: only sets the chart's scale; transfer normalises it anyway
+    uv = np.column_stack([angle * radius, local[:, 1]])
+    # Triangles across the seam span almost 2 pi; those around the poles (crown, under the neck) also
+    # span a wide angle and would cover large false areas of the chart: both are left out.
+    across_seam = np.ptp(angle[triangles], axis=1) > np.pi / 3
+    valid = np.flatnonzero(~across_seam)
+    in_chart = np.zeros(len(vertices), dtype=bool)
+    in_chart[triangles[valid].reshape(-1)] = True
+    uv[~in_chart] = FAR_AWAY
+    island = np.where(across_seam, -1, 0)
+    return Chart(uv, valid, island, in_chart)

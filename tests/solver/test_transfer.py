@@ -110,3 +110,35 @@ def test_chart_keeps_seams_out(sample_mesh):
     np.testing.assert_allclose(chart.uv[valid], sample_mesh["corner_uv"][chart.triangles], atol=1e-7)
     assert len(chart.triangles) < len(sample_mesh["triangles"])  # the sample's lips and lids are seams
     assert len(np.unique(chart.island[chart.island >= 0])) == 5  # face, mouth, neck and two eye sockets
+
+
+def test_generate_falls_back_to_a_projected_chart_where_the_uv_island_ends(sample_mesh):
+    from solver.generate import GenerateSettings, generate_rig
+
+    auto = generate_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
+                        sample_mesh["landmarks"], sample_mesh["landmark_valid"], GenerateSettings(preset="game"))
+    assert str(auto["chart"]) == "projected"
+    assert any("UV island of the face ends" in w for w in auto["warnings"])
+    forced = generate_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
+                          sample_mesh["landmarks"], sample_mesh["landmark_valid"], GenerateSettings(preset="game", chart="uv"))
+    assert str(forced["chart"]) == "uv"
+    no_uv = generate_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
+                         sample_mesh["landmark_valid"], GenerateSettings(preset="game"))
+    assert str(no_uv["chart"]) == "projected" and any("no UV map" in w for w in no_uv["warnings"])
+    np.testing.assert_allclose(no_uv["chart_uv"], auto["chart_uv"])
+    with pytest.raises(ASMInputError, match="unknown chart 'sphere'"):
+        generate_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
+                     sample_mesh["landmark_valid"], GenerateSettings(chart="sphere"))
+
+
+def test_projected_chart_is_continuous_with_its_seam_at_the_back(sample_mesh):
+    from solver.uv_chart import cylindrical_chart
+
+    vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
+    chart = cylindrical_chart(vertices, triangles, lambda p: (p - p.mean(0)) * [10, 10, 10])
+    left_out = np.setdiff1d(np.arange(len(triangles)), chart.triangles)
+    assert 0 < len(left_out) < 0.02 * len(triangles)
+    # the seam triangles lie behind the head's vertical axis, not on the face
+    assert (vertices[triangles[left_out]].mean(1)[:, 2] < vertices[:, 2].mean()).all()
+    edges = np.abs(chart.uv[triangles[chart.triangles]][:, [0, 1, 2]] - chart.uv[triangles[chart.triangles]][:, [1, 2, 0]])
+    assert edges.max() < 0.2 * np.ptp(chart.uv[chart.in_chart], axis=0).max()
