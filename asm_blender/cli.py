@@ -103,9 +103,7 @@ def _build_sample(args, started: float) -> dict:
                                  extra_objects=(arm,), label=str(pose_name))
             columns.append([v.image_path for v in views])
         armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
-        dense = np.zeros((len(arrays.vertices), len(names)))
-        np.add.at(dense, (np.arange(len(dense))[:, None], result["weight_bones"]), result["weight_values"])
-        write_weight_preview(head, dense, int(np.flatnonzero(np.array(names) == "head")[0]))
+        write_weight_preview(head, armature_io.read_weights(head, names), int(result["remainder_bone"]))
         weights_views = render_views(head, Path(tmp) / "weights", yaw_degrees=(0.0, 35.0), size=384,
                                      extra_objects=(arm,), label="weights", colour_attribute=True)
         columns.append([v.image_path for v in weights_views])

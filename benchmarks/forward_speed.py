@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from solver.binding import locate  # noqa: E402
-from solver.canonical import parse_obj  # noqa: E402
+from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
 from solver.config import WeightConfig  # noqa: E402
 from solver.landmarks import load_landmarks  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
@@ -40,12 +40,8 @@ SAMPLE = ROOT / "samples" / "makehuman_head"
 
 def sample_rig():
     vertices, uvs, faces = parse_obj(SAMPLE / "base_head.obj")
-    tris, uv_ids = [], []
-    for face in faces:
-        for k in range(1, len(face) - 1):
-            tris.append([face[0][0], face[k][0], face[k + 1][0]])
-            uv_ids.append([face[0][1], face[k][1], face[k + 1][1]])
-    triangles, corner_uv = np.array(tris), uvs[np.array(uv_ids)]
+    triangles, uv_ids = triangulate_faces(faces)
+    corner_uv = uvs[uv_ids]
     landmarks, valid = load_landmarks(SAMPLE / "landmarks.json")
     chart = chart_from_uv_map(len(vertices), triangles, corner_uv)
     with warnings.catch_warnings():

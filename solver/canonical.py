@@ -48,6 +48,17 @@ def parse_obj(path: Path) -> tuple[np.ndarray, np.ndarray, list[list[tuple[int, 
     return np.asarray(vertices, float), np.asarray(uvs, float), faces
 
 
+def triangulate_faces(faces: list[list[tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray]:
+    """Fan-triangulate parse_obj faces: (T, 3) vertex indices and (T, 3) UV indices."""
+    vertex_ids, uv_ids = [], []
+    for face in faces:
+        for k in range(1, len(face) - 1):
+            corners = (face[0], face[k], face[k + 1])
+            vertex_ids.append([c[0] for c in corners])
+            uv_ids.append([c[1] for c in corners])
+    return np.asarray(vertex_ids, dtype=np.int64), np.asarray(uv_ids, dtype=np.int64)
+
+
 @functools.lru_cache(maxsize=1)
 def canonical_face() -> CanonicalFace:
     vertices, uvs, faces = parse_obj(TEMPLATE_DIR / "face_model_with_iris.obj")

@@ -89,7 +89,7 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
     poses = load_named_poses(rig.names, rig.head_unit)
     return {
         "names": np.array(rig.names), "parents": rig.parents, "bind": bind, "length": rig.length,
-        "deform": rig.deform, "free": rig.free, "weight_bones": capped.bones.numpy(),
+        "deform": rig.deform, "free": rig.free, "remainder_bone": np.array(rig.remainder_bone), "weight_bones": capped.bones.numpy(),
         "weight_values": capped.values.numpy(), "zeta": rig.zeta, "bind_triangle": rig.bind_triangle,
         "bind_offset": rig.bind_offset, "rest_rotation": rig.rest_rotation, "mixture_logits": rig.mixture_logits,
         "mixture_offsets": rig.mixture_offsets, "mixture_covariance": rig.mixture_covariance,

@@ -1,7 +1,6 @@
 """The ASM forward model: binding -> rest matrices -> kinematics -> capped GMM weights -> LBS."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,9 +97,8 @@ class ASMModel:
         moved = np.flatnonzero(needs_relocation(zeta, self.bind_triangle.cpu().numpy(), uv, triangles))
         if len(moved):
             face = self.rig.face_triangles
-            with warnings.catch_warnings():
-                location = locate(zeta[moved], uv, triangles[face], what="binding point",
-                                  names=[f"bone {self.rig.names[j]!r}" for j in moved], clamp=True)
+            location = locate(zeta[moved], uv, triangles[face], what="binding point",
+                              names=[f"bone {self.rig.names[j]!r}" for j in moved], clamp=True)
             with torch.no_grad():
                 self.zeta[moved] = torch.as_tensor(location.point, dtype=self.zeta.dtype, device=self.zeta.device)
                 self.bind_triangle[moved] = torch.as_tensor(face[location.triangle], device=self.zeta.device)

@@ -37,9 +37,8 @@ def sample_head():
     return head
 
 
-def generate(mesh_obj, landmarks, valid, preset="full", cap=4, dtype=None):
+def generate(mesh_obj, landmarks, valid, preset="full", cap=4):
     """Run the solver's generate step in-process (the tests have torch) on a Blender mesh."""
-    import torch
 
     from asm_blender.scene_io.mesh import mesh_arrays
     from solver.generate import GenerateSettings, generate_rig

@@ -6,18 +6,15 @@ import pytest
 import torch
 
 from asm_blender.scene_io import armature as armature_io
-from asm_blender.scene_io.mesh import mesh_arrays, mesh_from_arrays
+from asm_blender.scene_io.mesh import mesh_from_arrays
 from asm_blender.scene_io.rig import apply_rig
 from solver.canonical import canonical_face
-from solver.config import WeightConfig
-from solver.generate import GenerateSettings
-from solver.model import Pose
 from solver.weights import CappedWeights, blend_vertices
 
 from .conftest import generate, random_pose, sample_landmarks
 
 
-def solver_posed(arrays, result, pose, cap):
+def solver_posed(arrays, result, pose):
     """Pose the rig with the solver (float64) from the same arrays Blender received."""
     from solver.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
 
@@ -36,16 +33,13 @@ def canonical_face_object():
 
 @pytest.mark.parametrize("topology, preset, cap", [("sample", "full", 4), ("sample", "game", 8),
                                                    ("canonical", "full", 8)])
-def test_blender_evaluates_exactly_what_the_solver_computes(sample_head, topology, preset, cap):
+def test_blender_evaluates_exactly_what_the_solver_computes(request, topology, preset, cap):
     if topology == "sample":
-        mesh_obj = sample_head
+        mesh_obj = request.getfixturevalue("sample_head")
         landmarks, valid = sample_landmarks()
     else:
         mesh_obj, landmarks = canonical_face_object()
         valid = np.ones(len(landmarks), dtype=bool)
-        bpy_scene_objects = [o for o in mesh_obj.users_collection[0].objects if o.name == "Head"]
-        for other in bpy_scene_objects:
-            other.hide_viewport = True
     arrays, result = generate(mesh_obj, landmarks, valid, preset, cap)
     arm = apply_rig(mesh_obj, result)
     names = [str(n) for n in result["names"]]
@@ -58,7 +52,7 @@ def test_blender_evaluates_exactly_what_the_solver_computes(sample_head, topolog
         pose = random_pose(len(names), seed, result["free"])
         armature_io.set_pose(arm, names, pose["log_scale"], pose["rotvec"], pose["translation"])
         blender = armature_io.evaluated_vertices(mesh_obj)
-        solver = solver_posed(arrays, result, pose, cap)
+        solver = solver_posed(arrays, result, pose)
         moved = np.abs(solver - arrays.vertices).max()
         assert moved > 0.05 * head_size, "the pose must really move the mesh"
         assert np.abs(blender - solver).max() <= 1e-5 * head_size

@@ -1,30 +1,18 @@
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from tests.conftest import SAMPLE_DIR
-
-
-def triangulate(faces):
-    """Fan-triangulate OBJ faces: (T, 3) vertex ids and (T, 3) UV ids."""
-    vertex_ids, uv_ids = [], []
-    for face in faces:
-        for k in range(1, len(face) - 1):
-            corners = (face[0], face[k], face[k + 1])
-            vertex_ids.append([c[0] for c in corners])
-            uv_ids.append([c[1] for c in corners])
-    return np.asarray(vertex_ids), np.asarray(uv_ids)
 
 
 @pytest.fixture(scope="session")
 def sample_mesh():
     """The bundled sample head as solver arrays, with its stored landmarks."""
     from solver.landmarks import load_landmarks
-    from solver.canonical import parse_obj
+    from solver.canonical import parse_obj, triangulate_faces
 
     vertices, uvs, faces = parse_obj(SAMPLE_DIR / "base_head.obj")
-    triangles, uv_ids = triangulate(faces)
+    triangles, uv_ids = triangulate_faces(faces)
     landmarks, valid = load_landmarks(SAMPLE_DIR / "landmarks.json")
     return {"vertices": vertices, "triangles": triangles, "corner_uv": uvs[uv_ids], "landmarks": landmarks,
             "landmark_valid": valid}

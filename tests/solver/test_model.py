@@ -1,0 +1,50 @@
+"""The forward model's state handling: re-locating binding points, free-parameter masks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from solver.model import ASMModel, Pose
+
+
+@pytest.fixture()
+def model(sample_mesh, sample_rig):
+    return ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+
+
+def test_binding_points_are_relocated_when_they_leave_their_triangle(model):
+    chin = model.rig.names.index("chin")
+    old_triangle = int(model.bind_triangle[chin])
+    assert len(model.relocate_bindings()) == 0  # nothing moved yet
+    with torch.no_grad():
+        model.zeta[chin] += torch.tensor([0.0, 0.03], dtype=torch.float64)  # several triangles up
+    moved = model.relocate_bindings()
+    assert list(moved) == [chin]
+    new_triangle = int(model.bind_triangle[chin])
+    assert new_triangle != old_triangle
+    corners = model.uv[model.triangles[new_triangle]].numpy()
+    from solver.binding import barycentric_2d
+
+    bary = barycentric_2d(model.zeta[chin], torch.as_tensor(corners)).numpy()
+    assert (bary >= -1e-9).all()  # the new triangle really contains the point
+
+
+def test_a_binding_point_pushed_off_the_chart_is_clamped_with_a_warning(model):
+    nose = model.rig.names.index("nose_tip")
+    with torch.no_grad():
+        model.zeta[nose] = torch.tensor([50.0, 50.0], dtype=torch.float64)
+    with pytest.warns(UserWarning, match="bone 'nose_tip'.*clamped"):
+        model.relocate_bindings()
+    assert float(model.zeta[nose].abs().max()) < 5
+
+
+def test_locked_parameter_groups_do_not_move_the_mesh(model):
+    eye = model.rig.names.index("eye.L")
+    pose = Pose.zeros(model.bone_count, dtype=torch.float64)
+    pose.translation[eye] = 1.0  # eyeballs only rotate: this must do nothing
+    pose.log_scale[eye] = 0.5
+    with torch.no_grad():
+        np.testing.assert_allclose(model.forward(pose).numpy(), model.vertices.numpy(), atol=1e-12)
+        pose.rotvec[eye] = torch.tensor([0.3, 0.0, 0.0], dtype=torch.float64)
+        assert (model.forward(pose) - model.vertices).abs().max() > 1e-4
