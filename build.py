@@ -22,15 +22,13 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 def find_extension_builder() -> Path | None:
+    """Blender's extension builder script, shipped with the bpy module (None without bpy)."""
     try:
-        import bpy  # noqa: F401  (only to locate Blender's scripts folder)
+        import bpy
     except ImportError:
         return None
-    import bpy
-
-    for candidate in Path(bpy.__file__).parent.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"):
-        return candidate
-    return None
+    builder = Path(bpy.utils.system_resource('SCRIPTS')) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    return builder if builder.is_file() else None
 
 
 def stage(folder: Path) -> None:

@@ -15,6 +15,7 @@ def test_build_writes_a_valid_extension_zip(tmp_path):
     completed = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--output-dir", str(tmp_path)],
                                capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "builder not found" not in completed.stderr  # validated by Blender's own extension builder
     archives = list(tmp_path.glob("asm_face_rig-*.zip"))
     assert len(archives) == 1
     names = zipfile.ZipFile(archives[0]).namelist()
