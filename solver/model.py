@@ -6,8 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .arrays import checked_array
 from .binding import locate, needs_relocation, surface_points
 from .config import WeightConfig
+from .errors import ASMInputError
 from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
 from .transfer import RigDefinition
 from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
@@ -38,6 +40,13 @@ class ASMModel:
     def __init__(self, rig: RigDefinition, vertices: np.ndarray, triangles: np.ndarray,
                  config: WeightConfig = WeightConfig(), dtype: torch.dtype = torch.float32, device="cpu"):
         self.config = config.validated(len(rig.names))
+        vertices = checked_array("mesh vertices", vertices, (None, 3))
+        checked_array("the rig's chart", rig.chart_uv, (len(vertices), 2))
+        triangles = np.asarray(triangles, dtype=np.int64)
+        if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
+            raise ASMInputError(f"mesh triangles: expected a non-empty (T, 3) array, got shape {triangles.shape}")
+        if rig.bind_triangle.max() >= len(triangles):
+            raise ASMInputError(f"the rig binds to triangle {rig.bind_triangle.max()} but the mesh has {len(triangles)}")
         self.rig = rig
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
         self.vertices = as_tensor(vertices)

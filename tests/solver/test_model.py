@@ -48,3 +48,17 @@ def test_locked_parameter_groups_do_not_move_the_mesh(model):
         np.testing.assert_allclose(model.forward(pose).numpy(), model.vertices.numpy(), atol=1e-12)
         pose.rotvec[eye] = torch.tensor([0.3, 0.0, 0.0], dtype=torch.float64)
         assert (model.forward(pose) - model.vertices).abs().max() > 1e-4
+
+
+def test_mismatched_or_broken_meshes_are_refused(sample_mesh, sample_rig):
+    from solver.errors import ASMInputError
+
+    vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
+    with pytest.raises(ASMInputError, match=r"the rig's chart: expected an array of shape \(4279, 2\)"):
+        ASMModel(sample_rig, vertices[:-1], triangles)
+    broken = vertices.copy()
+    broken[3, 0] = np.inf
+    with pytest.raises(ASMInputError, match=r"mesh vertices: contains NaN or infinite values \(first at index \(3, 0\)\)"):
+        ASMModel(sample_rig, broken, triangles)
+    with pytest.raises(ASMInputError, match="mesh triangles: expected a non-empty"):
+        ASMModel(sample_rig, vertices, np.zeros((0, 3), dtype=int))
