@@ -48,13 +48,14 @@ class ASMModel:
         if rig.bind_triangle.max() >= len(triangles):
             raise ASMInputError(f"the rig binds to triangle {rig.bind_triangle.max()} but the mesh has {len(triangles)}")
         self.rig = rig
-        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
+        # Copies, never views: fitting changes these tensors in place, and the rig definition must not change.
+        as_tensor = lambda a: torch.tensor(np.asarray(a), dtype=dtype, device=device)  # noqa: E731
         self.vertices = as_tensor(vertices)
         self.triangles = torch.as_tensor(np.asarray(triangles), dtype=torch.long, device=device)
         self.uv = as_tensor(rig.chart_uv)
         self.parents = np.asarray(rig.parents)
         self.rest_rotation = as_tensor(rig.rest_rotation)
-        self.bind_triangle = torch.as_tensor(rig.bind_triangle, dtype=torch.long, device=device)
+        self.bind_triangle = torch.tensor(rig.bind_triangle, dtype=torch.long, device=device)
         self.has_gaussians = torch.as_tensor(rig.has_gaussians, device=device)
         self.free = torch.as_tensor(rig.free, device=device)
         self.zeta = as_tensor(rig.zeta)
@@ -96,19 +97,19 @@ class ASMModel:
         return blend_vertices(self.vertices, self.skinning(pose), self.weights(), self.config.lbs)
 
     def relocate_bindings(self) -> np.ndarray:
-        """Re-find the triangle of every binding point that left its own; clamp to the face chart with a warning.
-
-        Returns the indices of the bones that moved to another triangle.
-        """
+        """Re-find the triangle of every binding point that left its own, on the same chart island; a point
+        pushed off its island is clamped to it with a warning. Returns the indices of the bones that moved."""
         zeta = self.zeta.detach().cpu().double().numpy()
         uv = self.rig.chart_uv
         triangles = self.triangles.cpu().numpy()
-        moved = np.flatnonzero(needs_relocation(zeta, self.bind_triangle.cpu().numpy(), uv, triangles))
-        if len(moved):
-            face = self.rig.face_triangles
-            location = locate(zeta[moved], uv, triangles[face], what="binding point",
-                              names=[f"bone {self.rig.names[j]!r}" for j in moved], clamp=True)
+        current = self.bind_triangle.cpu().numpy()
+        moved = np.flatnonzero(needs_relocation(zeta, current, uv, triangles))
+        for island in np.unique(self.rig.triangle_island[current[moved]]):
+            bones = moved[self.rig.triangle_island[current[moved]] == island]
+            candidates = np.flatnonzero(self.rig.triangle_island == island)
+            location = locate(zeta[bones], uv, triangles[candidates], what="binding point",
+                              names=[f"bone {self.rig.names[j]!r}" for j in bones], clamp=True)
             with torch.no_grad():
-                self.zeta[moved] = torch.as_tensor(location.point, dtype=self.zeta.dtype, device=self.zeta.device)
-                self.bind_triangle[moved] = torch.as_tensor(face[location.triangle], device=self.zeta.device)
+                self.zeta[bones] = torch.as_tensor(location.point, dtype=self.zeta.dtype, device=self.zeta.device)
+                self.bind_triangle[bones] = torch.as_tensor(candidates[location.triangle], device=self.zeta.device)
         return moved

@@ -76,7 +76,8 @@ class RigDefinition:
     mixture_covariance: np.ndarray  # (J, K, 2, 2)
     chart_uv: np.ndarray  # (N, 2) normalised chart
     chart_triangles: np.ndarray  # (C,) mesh triangles valid in the chart
-    face_triangles: np.ndarray  # (F,) the chart triangles of the face island (binding points stay here)
+    face_triangles: np.ndarray  # (F,) the chart triangles of the face island
+    triangle_island: np.ndarray  # (T,) chart island of every mesh triangle, -1 outside the chart
     head_unit: float  # mesh units per iod
     alignment: Similarity  # canonical (cm) -> mesh
     warnings: list[str] = field(default_factory=list)
@@ -207,7 +208,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     jac = jacobian(skeleton.anchor_uv[face_bones])
     for n, j in enumerate(face_bones):
         mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
-        mixture_covariance[j] = jac[n] @ covariance_c[j] @ jac[n].T
+        mixture_covariance[j] = _clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, skeleton.sigma[j])
 
     # 4. bones beyond the face: a 3D target, bound to the nearest chart point of the mesh itself.
     reach_bones = np.flatnonzero(skeleton.has_reach)
@@ -237,7 +238,16 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
         mixture_logits=np.zeros((j_count, k)), mixture_offsets=mixture_offsets,
         mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
-        face_triangles=face_triangles, head_unit=head_unit, alignment=alignment, warnings=notes)
+        face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes)
+
+
+def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Keep the principal standard deviations of warped covariances (K, 2, 2) within [1/factor, factor] x the
+    template's: the spline's Jacobian collapses where landmarks crowd (inner and outer lip lines), and a
+    Gaussian squashed to a line would move a single row of vertices."""
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.clip(values, (sigma.min() / factor) ** 2, (sigma.max() * factor) ** 2)
+    return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
 
 
 def _filled(landmarks: np.ndarray, valid: np.ndarray, ids: np.ndarray, alignment: Similarity) -> np.ndarray:

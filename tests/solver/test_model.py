@@ -62,3 +62,13 @@ def test_mismatched_or_broken_meshes_are_refused(sample_mesh, sample_rig):
         ASMModel(sample_rig, broken, triangles)
     with pytest.raises(ASMInputError, match="mesh triangles: expected a non-empty"):
         ASMModel(sample_rig, vertices, np.zeros((0, 3), dtype=int))
+
+
+def test_fitting_state_never_writes_back_into_the_rig_definition(sample_mesh, sample_rig):
+    zeta, triangle = sample_rig.zeta.copy(), sample_rig.bind_triangle.copy()
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+    with torch.no_grad():
+        model.zeta += 0.05
+    with pytest.warns(UserWarning, match="clamped"):  # a few points land off their island's border
+        model.relocate_bindings()
+    assert np.array_equal(sample_rig.zeta, zeta) and np.array_equal(sample_rig.bind_triangle, triangle)

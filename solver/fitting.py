@@ -1,0 +1,175 @@
+"""The fitting engine: stages as data, named weighted losses, early stop, progress with cancel (ASM.md §8).
+
+    stages = [Stage("pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-3}, iterations=200),
+              Stage("all", groups=ALL_GROUPS, losses={...}, iterations=300, learning_rate=5e-3)]
+    result = fit(model, {"vertices": target}, stages, progress=lambda stage, step, loss: False)
+
+A progress callback returning True asks to stop; the engine stops before the next step and leaves the
+model at the best parameters seen so far.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import ASMInputError
+from .losses import LOSSES, FitContext
+from .model import ASMModel
+
+PARAMETER_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
+ALL_GROUPS = PARAMETER_GROUPS
+OPTIMIZERS = ("adam", "lbfgs")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One fitting stage: which parameter groups move, which losses with which weights, how long."""
+
+    name: str
+    groups: tuple[str, ...]
+    losses: dict[str, float]
+    iterations: int = 200
+    learning_rate: float = 1e-2
+    optimizer: str = "adam"
+    early_stop: float = 1e-6  # stop when the loss improved by less than this fraction over `patience` steps
+    patience: int = 20
+
+    def __post_init__(self):
+        unknown = set(self.groups) - set(PARAMETER_GROUPS)
+        if unknown:
+            raise ASMInputError(f"stage {self.name!r}: unknown parameter group(s) {sorted(unknown)}; "
+                                f"use {list(PARAMETER_GROUPS)}")
+        unknown = set(self.losses) - set(LOSSES)
+        if unknown:
+            raise ASMInputError(f"stage {self.name!r}: unknown loss(es) {sorted(unknown)}; use {sorted(LOSSES)}")
+        if not self.groups or not self.losses:
+            raise ASMInputError(f"stage {self.name!r}: needs at least one parameter group and one loss")
+        if self.optimizer not in OPTIMIZERS:
+            raise ASMInputError(f"stage {self.name!r}: unknown optimizer {self.optimizer!r}; use {OPTIMIZERS}")
+        if self.iterations < 1 or not self.learning_rate > 0:
+            raise ASMInputError(f"stage {self.name!r}: iterations must be >= 1 and learning_rate > 0")
+        object.__setattr__(self, "groups", tuple(self.groups))
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "groups": list(self.groups)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Stage":
+        allowed = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ASMInputError(f"stage {data.get('name', '?')!r}: unknown field(s) {sorted(unknown)}")
+        return cls(**{**data, "groups": tuple(data.get("groups", ()))})
+
+
+@dataclass
+class FitResult:
+    history: list[dict] = field(default_factory=list)  # per step: stage, step, total and each named loss
+    best_loss: float = math.inf
+    cancelled: bool = False
+    notes: list[str] = field(default_factory=list)  # e.g. binding points held at the chart's border
+
+
+def _group_tensors(model: ASMModel) -> dict[str, list[torch.Tensor]]:
+    return {
+        "pose": [model.pose.log_scale, model.pose.rotvec, model.pose.translation],
+        "binding": [model.zeta],
+        "bind_offset": [model.bind_offset],
+        "gaussian_weights": [model.mixture.logits],
+        "gaussian_means": [model.mixture.offsets],
+        "gaussian_covariances": [model.mixture.cholesky_raw],
+    }
+
+
+def _step_scales(model: ASMModel) -> dict[int, float]:
+    """Learning-rate scale per tensor: lengths move in head units, the rest in their own units."""
+    unit = float(model.rig.head_unit)
+    return {id(model.pose.translation): unit, id(model.bind_offset): unit}
+
+
+def _relocate(model: ASMModel, stage: Stage, clamped: set[str]) -> None:
+    """Re-locate moved binding points; clamps are collected for one note per bone instead of a warning per step."""
+    with warnings.catch_warnings(record=True) as caught, torch.no_grad():
+        warnings.simplefilter("always")
+        model.relocate_bindings()
+    clamped.update(str(w.message).split(" at UV")[0] for w in caught)
+
+
+def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0) -> FitResult:
+    """Fit `model` in place, stage by stage. targets: tensors the losses read (see solver/losses.py).
+
+    progress(stage_name, step, total_loss) -> bool: True asks to stop. The model ends at the best
+    parameters seen (by total loss of the stage being run).
+    """
+    torch.manual_seed(seed)
+    groups = _group_tensors(model)
+    everything = [t for tensors in groups.values() for t in tensors]
+    initial_bind_offset = model.bind_offset.detach().clone()
+    rest = model.vertices
+    result = FitResult()
+
+    def evaluate(stage: Stage) -> tuple[torch.Tensor, dict[str, float]]:
+        pose = model.pose.masked(model.free)
+        context = FitContext(model.forward(), rest, float(model.rig.head_unit), targets, model.mixture,
+                             pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset)
+        named = {name: LOSSES[name](context) for name in stage.losses}
+        total = sum(weight * named[name] for name, weight in stage.losses.items())
+        return total, {name: float(value.detach()) for name, value in named.items()}
+
+    for stage in stages:
+        free = [t for g in stage.groups for t in groups[g]]
+        for tensor in everything:
+            tensor.requires_grad_(any(tensor is f for f in free))
+        scales = _step_scales(model)
+        if stage.optimizer == "adam":
+            optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
+                                          for t in free])
+        else:
+            optimizer = torch.optim.LBFGS(free, lr=stage.learning_rate, max_iter=1, line_search_fn="strong_wolfe")
+        best_total, best_state = math.inf, None
+        recent: list[float] = []
+        clamped: set[str] = set()
+        for step in range(stage.iterations):
+            record = {}
+
+            def closure():
+                optimizer.zero_grad()
+                total, named = evaluate(stage)
+                total.backward()
+                record.update(named, total=float(total.detach()))
+                return total
+
+            before = [t.detach().clone() for t in everything]  # the parameters the step's loss belongs to
+            optimizer.step(closure)
+            if "binding" in stage.groups:
+                _relocate(model, stage, clamped)
+            total = record["total"]
+            result.history.append({"stage": stage.name, "step": step, **record})
+            if total < best_total:
+                best_total, best_state = total, before
+            if progress is not None and progress(stage.name, step, total):
+                result.cancelled = True
+                break
+            recent.append(total)
+            if len(recent) > stage.patience:
+                old = recent.pop(0)
+                if old - total <= stage.early_stop * max(abs(old), 1e-12):
+                    break
+        if best_state is not None:
+            with torch.no_grad():
+                for tensor, best in zip(everything, best_state):
+                    tensor.copy_(best)
+            if "binding" in stage.groups:
+                _relocate(model, stage, clamped)
+        result.notes.extend(f"stage {stage.name!r}: the binding point of {name} reached the chart's border "
+                            "and was held there" for name in sorted(clamped))
+        result.best_loss = best_total
+        if result.cancelled:
+            break
+    for tensor in everything:
+        tensor.requires_grad_(False)
+    return result

@@ -1,0 +1,135 @@
+"""The fitting engine: losses vanish at the answer, a posed rig is recovered, stages are data, cancel works."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from solver.errors import ASMInputError
+from solver.fitting import ALL_GROUPS, Stage, fit
+from solver.losses import LOSSES, FitContext, uniform_laplacian
+from solver.model import ASMModel, Pose
+
+
+@pytest.fixture()
+def model(sample_mesh, sample_rig):
+    return ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+
+
+def known_pose(model, seed=1):
+    generator = torch.Generator().manual_seed(seed)
+    count = model.bone_count
+    unit = float(model.rig.head_unit)
+    return Pose(0.05 * torch.randn(count, 3, generator=generator), 0.1 * torch.randn(count, 3, generator=generator),
+                0.02 * unit * torch.randn(count, 3, generator=generator))
+
+
+def context_at(model, targets, posed=None):
+    pose = model.pose.masked(model.free)
+    with torch.no_grad():
+        posed = model.forward() if posed is None else posed
+    return FitContext(posed, model.vertices, float(model.rig.head_unit), targets, model.mixture, pose.rotvec,
+                      pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone())
+
+
+def test_every_loss_is_zero_at_the_exact_answer(model):
+    with torch.no_grad():
+        rest = model.forward()
+    ids = torch.tensor([[0, 1, 2], [10, 11, 12]])
+    bary = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
+    targets = {"vertices": rest, "landmark_vertices": ids, "landmark_bary": bary,
+               "landmarks": (bary.unsqueeze(-1) * rest[ids]).sum(-2),
+               "laplacian": uniform_laplacian(model.triangles, len(rest))}
+    context = context_at(model, targets)
+    for name, loss in LOSSES.items():
+        assert float(loss(context)) == pytest.approx(0.0, abs=1e-10), name
+    # and not zero elsewhere
+    moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest))
+    for name in ("vertex", "landmarks", "smoothness"):
+        assert float(LOSSES[name](moved)) > 1e-6, name
+
+
+def test_a_posed_rig_is_recovered_from_its_vertices(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model))
+        start = (model.vertices - target).norm(dim=-1).mean()
+    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=300,
+                                                     learning_rate=0.02)])
+    with torch.no_grad():
+        error = (model.forward() - target).norm(dim=-1) / model.rig.head_unit
+    totals = [h["total"] for h in result.history]
+    assert totals[-1] < 1e-3 * totals[0]
+    assert float(start / model.rig.head_unit) > 0.2  # the target really was far from the rest shape
+    assert float(error.mean()) < 0.01 and float(torch.quantile(error, 0.95)) < 0.02  # iod
+
+
+def test_all_groups_move_and_bindings_stay_on_the_chart(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model, seed=2))
+    result = fit(model, {"vertices": target}, [
+        Stage("pose", ("pose",), {"vertex": 1.0, "pose_prior": 1e-4}, iterations=60, learning_rate=0.02),
+        Stage("all", ALL_GROUPS, {"vertex": 1.0, "gaussian_size": 1e-3, "bind_offset_prior": 1e-4},
+              iterations=40, learning_rate=0.005)])
+    stages = [h["stage"] for h in result.history]
+    assert stages[0] == "pose" and stages[-1] == "all"
+    last = [h["vertex"] for h in result.history if h["stage"] == "all"]
+    assert min(last) <= last[0]
+    from solver.binding import needs_relocation
+
+    assert not needs_relocation(model.zeta.numpy().astype(float), model.bind_triangle.numpy(), model.rig.chart_uv,
+                                model.triangles.numpy()).any()
+
+
+def test_stages_are_data_and_reject_unknown_names():
+    stage = Stage("coarse", ("pose", "binding"), {"vertex": 1.0, "pose_prior": 0.01}, iterations=5)
+    assert Stage.from_dict(stage.to_dict()) == stage
+    with pytest.raises(ASMInputError, match=r"stage 'x': unknown parameter group\(s\) \['cameras'\]"):
+        Stage("x", ("cameras",), {"vertex": 1.0})
+    with pytest.raises(ASMInputError, match=r"stage 'x': unknown loss\(es\) \['photometric'\]"):
+        Stage("x", ("pose",), {"photometric": 1.0})
+    with pytest.raises(ASMInputError, match=r"unknown field\(s\) \['lr'\]"):
+        Stage.from_dict({"name": "x", "groups": ["pose"], "losses": {"vertex": 1.0}, "lr": 0.1})
+    with pytest.raises(ASMInputError, match="unknown optimizer"):
+        Stage("x", ("pose",), {"vertex": 1.0}, optimizer="sgd")
+
+
+def test_cancel_stops_within_one_step_and_keeps_the_best_parameters(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model))
+    calls = []
+
+    def progress(stage, step, loss):
+        calls.append(step)
+        return step == 3
+
+    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=100)], progress)
+    assert result.cancelled and calls == [0, 1, 2, 3] and len(result.history) == 4
+    best = min(h["total"] for h in result.history)
+    with torch.no_grad():
+        pose = model.pose.masked(model.free)
+        now = LOSSES["vertex"](FitContext(model.forward(), model.vertices, float(model.rig.head_unit), {"vertices": target},
+                                          model.mixture, pose.rotvec, pose.translation, pose.log_scale,
+                                          model.bind_offset, model.bind_offset))
+    assert float(now) == pytest.approx(best, rel=1e-5)
+
+
+def test_fits_are_deterministic(sample_mesh, sample_rig):
+    results = []
+    for _ in range(2):
+        model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+        with torch.no_grad():
+            target = model.forward(known_pose(model))
+        fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=20)], seed=3)
+        results.append(model.pose.rotvec.clone())
+    assert torch.equal(results[0], results[1])
+    assert np.isfinite(results[0].numpy()).all()
+
+
+def test_bindings_held_at_the_chart_border_are_reported_once(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model, seed=2))
+    # A strong push on every binding point: some reach the border of their chart island.
+    result = fit(model, {"vertices": target}, [Stage("bind", ("binding",), {"vertex": 1.0}, iterations=30,
+                                                     learning_rate=0.05)])
+    assert len(result.notes) == len(set(result.notes))
+    assert all("reached the chart's border" in note for note in result.notes)
