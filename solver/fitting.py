@@ -4,6 +4,10 @@
               Stage("all", groups=ALL_GROUPS, losses={...}, iterations=300, learning_rate=5e-3)]
     result = fit(model, {"vertices": target}, stages, progress=lambda stage, step, loss: False)
 
+Targets (see solver/losses.py): "vertices" (same topology), "landmarks" with "landmark_vertices" and
+"landmark_bary", "scan_points" for scans of any topology, "laplacian" for smoothness. The group
+"alignment" moves a similarity of the target (vertices, landmarks, scan points) into the model's frame.
+
 A progress callback returning True asks to stop; the engine stops before the next step and leaves the
 model at the best parameters seen so far.
 """
@@ -19,9 +23,12 @@ import torch
 from .errors import ASMInputError
 from .losses import LOSSES, FitContext
 from .model import ASMModel
+from .rotations import rotvec_to_matrix
 
-PARAMETER_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
-ALL_GROUPS = PARAMETER_GROUPS
+PARAMETER_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances",
+                    "alignment")
+ALL_GROUPS = PARAMETER_GROUPS[:-1]  # every group of the rig itself; "alignment" moves the target
+ALIGNED_TARGETS = ("vertices", "landmarks", "scan_points")
 OPTIMIZERS = ("adam", "lbfgs")
 
 
@@ -35,8 +42,9 @@ class Stage:
     iterations: int = 200
     learning_rate: float = 1e-2
     optimizer: str = "adam"
-    early_stop: float = 1e-6  # stop when the loss improved by less than this fraction over `patience` steps
+    early_stop: float = 1e-6  # stop when the best loss improved by less than this fraction over `patience` steps
     patience: int = 20
+    refresh_every: int = 10  # steps between nearest-point searches of the scan losses
 
     def __post_init__(self):
         unknown = set(self.groups) - set(PARAMETER_GROUPS)
@@ -50,8 +58,8 @@ class Stage:
             raise ASMInputError(f"stage {self.name!r}: needs at least one parameter group and one loss")
         if self.optimizer not in OPTIMIZERS:
             raise ASMInputError(f"stage {self.name!r}: unknown optimizer {self.optimizer!r}; use {OPTIMIZERS}")
-        if self.iterations < 1 or not self.learning_rate > 0:
-            raise ASMInputError(f"stage {self.name!r}: iterations must be >= 1 and learning_rate > 0")
+        if self.iterations < 1 or not self.learning_rate > 0 or self.refresh_every < 1:
+            raise ASMInputError(f"stage {self.name!r}: iterations and refresh_every must be >= 1 and learning_rate > 0")
         object.__setattr__(self, "groups", tuple(self.groups))
 
     def to_dict(self) -> dict:
@@ -72,10 +80,33 @@ class FitResult:
     best_loss: float = math.inf
     cancelled: bool = False
     notes: list[str] = field(default_factory=list)  # e.g. binding points held at the chart's border
+    alignment: dict = field(default_factory=dict)  # target -> model similarity: scale, rotation (3, 3), translation
 
 
-def _group_tensors(model: ASMModel) -> dict[str, list[torch.Tensor]]:
+@dataclass
+class Alignment:
+    """Similarity that maps the target into the model's frame: x -> exp(log_scale) R(rotvec) x + translation."""
+
+    log_scale: torch.Tensor  # (1,)
+    rotvec: torch.Tensor  # (3,)
+    translation: torch.Tensor  # (3,)
+
+    @classmethod
+    def identity(cls, dtype, device) -> "Alignment":
+        return cls(*(torch.zeros(n, dtype=dtype, device=device) for n in (1, 3, 3)))
+
+    def apply(self, points: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.log_scale) * points @ rotvec_to_matrix(self.rotvec).T + self.translation
+
+    def as_arrays(self) -> dict:
+        with torch.no_grad():
+            return {"scale": float(torch.exp(self.log_scale)), "rotation": rotvec_to_matrix(self.rotvec).cpu().numpy(),
+                    "translation": self.translation.cpu().numpy()}
+
+
+def _group_tensors(model: ASMModel, alignment: Alignment) -> dict[str, list[torch.Tensor]]:
     return {
+        "alignment": [alignment.log_scale, alignment.rotvec, alignment.translation],
         "pose": [model.pose.log_scale, model.pose.rotvec, model.pose.translation],
         "binding": [model.zeta],
         "bind_offset": [model.bind_offset],
@@ -85,10 +116,10 @@ def _group_tensors(model: ASMModel) -> dict[str, list[torch.Tensor]]:
     }
 
 
-def _step_scales(model: ASMModel) -> dict[int, float]:
+def _step_scales(model: ASMModel, alignment: Alignment) -> dict[int, float]:
     """Learning-rate scale per tensor: lengths move in head units, the rest in their own units."""
     unit = float(model.rig.head_unit)
-    return {id(model.pose.translation): unit, id(model.bind_offset): unit}
+    return {id(model.pose.translation): unit, id(model.bind_offset): unit, id(alignment.translation): unit}
 
 
 def _relocate(model: ASMModel, stage: Stage, clamped: set[str]) -> None:
@@ -99,23 +130,28 @@ def _relocate(model: ASMModel, stage: Stage, clamped: set[str]) -> None:
     clamped.update(str(w.message).split(" at UV")[0] for w in caught)
 
 
-def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0) -> FitResult:
+def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0,
+        alignment: Alignment | None = None) -> FitResult:
     """Fit `model` in place, stage by stage. targets: tensors the losses read (see solver/losses.py).
 
     progress(stage_name, step, total_loss) -> bool: True asks to stop. The model ends at the best
-    parameters seen (by total loss of the stage being run).
+    parameters seen (by total loss of the stage being run). `alignment` (updated in place) continues an
+    earlier fit's target alignment; by default it starts at the identity.
     """
     torch.manual_seed(seed)
-    groups = _group_tensors(model)
+    alignment = alignment or Alignment.identity(model.vertices.dtype, model.vertices.device)
+    groups = _group_tensors(model, alignment)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
     rest = model.vertices
     result = FitResult()
 
-    def evaluate(stage: Stage) -> tuple[torch.Tensor, dict[str, float]]:
+    def evaluate(stage: Stage, cache: dict, refresh: bool) -> tuple[torch.Tensor, dict[str, float]]:
         pose = model.pose.masked(model.free)
-        context = FitContext(model.forward(), rest, float(model.rig.head_unit), targets, model.mixture,
-                             pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset)
+        aligned = {k: (alignment.apply(v) if k in ALIGNED_TARGETS else v) for k, v in targets.items()}
+        context = FitContext(model.forward(), rest, float(model.rig.head_unit), aligned, model.mixture,
+                             pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset,
+                             model.triangles, cache, refresh)
         named = {name: LOSSES[name](context) for name in stage.losses}
         total = sum(weight * named[name] for name, weight in stage.losses.items())
         return total, {name: float(value.detach()) for name, value in named.items()}
@@ -124,7 +160,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         free = [t for g in stage.groups for t in groups[g]]
         for tensor in everything:
             tensor.requires_grad_(any(tensor is f for f in free))
-        scales = _step_scales(model)
+        scales = _step_scales(model, alignment)
         if stage.optimizer == "adam":
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
                                           for t in free])
@@ -133,12 +169,14 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         best_total, best_state = math.inf, None
         recent: list[float] = []
         clamped: set[str] = set()
+        cache: dict = {}
         for step in range(stage.iterations):
             record = {}
+            refresh = step % stage.refresh_every == 0
 
             def closure():
                 optimizer.zero_grad()
-                total, named = evaluate(stage)
+                total, named = evaluate(stage, cache, refresh)
                 total.backward()
                 record.update(named, total=float(total.detach()))
                 return total
@@ -154,10 +192,11 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
             if progress is not None and progress(stage.name, step, total):
                 result.cancelled = True
                 break
-            recent.append(total)
+            # Early stop on the best loss so far: nearest-point refreshes make single steps jump up.
+            recent.append(best_total)
             if len(recent) > stage.patience:
                 old = recent.pop(0)
-                if old - total <= stage.early_stop * max(abs(old), 1e-12):
+                if old - best_total <= stage.early_stop * max(abs(old), 1e-12):
                     break
         if best_state is not None:
             with torch.no_grad():
@@ -172,4 +211,5 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
             break
     for tensor in everything:
         tensor.requires_grad_(False)
+    result.alignment = alignment.as_arrays()
     return result

@@ -5,11 +5,16 @@ on every mesh, whatever its units.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
+from .geometry import closest_points_on_mesh
 from .weights import Mixture, cholesky_factor
+
+SCAN_TRIM = 0.15  # iod: correspondences further apart than this are ignored (holes, hair, shoulders)
 
 
 @dataclass
@@ -26,6 +31,9 @@ class FitContext:
     log_scale: torch.Tensor
     bind_offset: torch.Tensor
     initial_bind_offset: torch.Tensor
+    triangles: torch.Tensor | None = None  # (T, 3) long, for point-to-surface losses
+    cache: dict = field(default_factory=dict)  # correspondences kept between steps
+    refresh: bool = True  # recompute nearest-point correspondences this step
 
 
 def vertex_loss(context: FitContext) -> torch.Tensor:
@@ -66,6 +74,44 @@ def deformation_smoothness(context: FitContext) -> torch.Tensor:
     return (torch.sparse.mm(context.targets["laplacian"], displacement) ** 2).sum(-1).mean()
 
 
+def scan_to_mesh(context: FitContext) -> torch.Tensor:
+    """Point-to-surface: each scan point (targets["scan_points"] (P, 3)) to its nearest point on the posed
+    surface, trimmed at SCAN_TRIM iod. Nearest points are found on the detached surface when `refresh`
+    and kept as (triangle, barycentric) pairs, so the loss stays differentiable in the vertices."""
+    scan = context.targets["scan_points"]
+    if context.refresh or "scan_to_mesh" not in context.cache:
+        posed = context.posed.detach().cpu().double().numpy()
+        triangles = context.triangles.cpu().numpy()
+        _, triangle, bary, distance = closest_points_on_mesh(scan.detach().cpu().double().numpy(), posed, triangles)
+        keep = distance <= SCAN_TRIM * context.head_unit
+        context.cache["scan_to_mesh"] = (torch.as_tensor(triangles[triangle[keep]], device=scan.device),
+                                         torch.as_tensor(bary[keep], dtype=scan.dtype, device=scan.device),
+                                         torch.as_tensor(np.flatnonzero(keep), device=scan.device))
+    corners, bary, kept = context.cache["scan_to_mesh"]
+    if len(kept) == 0:
+        return context.posed.sum() * 0.0
+    surface = (bary.unsqueeze(-1) * context.posed[corners]).sum(-2)
+    return (((surface - scan[kept]) ** 2).sum(-1) / context.head_unit**2).mean()
+
+
+def mesh_to_scan(context: FitContext) -> torch.Tensor:
+    """Each mesh vertex (targets["fit_vertices"] (M,) ids, default all) to its nearest scan point, trimmed
+    at SCAN_TRIM iod so that parts the scan lacks (a face-only scan of a full head) pull nothing."""
+    scan = context.targets["scan_points"]
+    ids = context.targets.get("fit_vertices")
+    posed = context.posed if ids is None else context.posed[ids]
+    if context.refresh or "mesh_to_scan" not in context.cache:
+        # The scan moves with the alignment stage, so its tree is rebuilt with each refresh.
+        distance, nearest = cKDTree(scan.detach().cpu().double().numpy()).query(posed.detach().cpu().double().numpy())
+        keep = distance <= SCAN_TRIM * context.head_unit
+        context.cache["mesh_to_scan"] = (torch.as_tensor(np.flatnonzero(keep), device=scan.device),
+                                         torch.as_tensor(nearest[keep], device=scan.device))
+    kept, nearest = context.cache["mesh_to_scan"]
+    if len(kept) == 0:
+        return context.posed.sum() * 0.0
+    return (((posed[kept] - scan[nearest]) ** 2).sum(-1) / context.head_unit**2).mean()
+
+
 LOSSES = {
     "vertex": vertex_loss,
     "landmarks": landmark_loss,
@@ -73,6 +119,8 @@ LOSSES = {
     "bind_offset_prior": bind_offset_prior,
     "gaussian_size": gaussian_size_bounds,
     "smoothness": deformation_smoothness,
+    "scan_to_mesh": scan_to_mesh,
+    "mesh_to_scan": mesh_to_scan,
 }
 
 

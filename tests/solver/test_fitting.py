@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from solver.errors import ASMInputError
-from solver.fitting import ALL_GROUPS, Stage, fit
+from solver.fitting import ALL_GROUPS, Alignment, Stage, fit
 from solver.losses import LOSSES, FitContext, uniform_laplacian
 from solver.model import ASMModel, Pose
+from solver.rotations import rotvec_to_matrix
 
 
 @pytest.fixture()
@@ -29,7 +30,7 @@ def context_at(model, targets, posed=None):
     with torch.no_grad():
         posed = model.forward() if posed is None else posed
     return FitContext(posed, model.vertices, float(model.rig.head_unit), targets, model.mixture, pose.rotvec,
-                      pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone())
+                      pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone(), model.triangles)
 
 
 def test_every_loss_is_zero_at_the_exact_answer(model):
@@ -39,13 +40,13 @@ def test_every_loss_is_zero_at_the_exact_answer(model):
     bary = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
     targets = {"vertices": rest, "landmark_vertices": ids, "landmark_bary": bary,
                "landmarks": (bary.unsqueeze(-1) * rest[ids]).sum(-2),
-               "laplacian": uniform_laplacian(model.triangles, len(rest))}
+               "laplacian": uniform_laplacian(model.triangles, len(rest)), "scan_points": rest.clone()}
     context = context_at(model, targets)
     for name, loss in LOSSES.items():
         assert float(loss(context)) == pytest.approx(0.0, abs=1e-10), name
     # and not zero elsewhere
     moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest))
-    for name in ("vertex", "landmarks", "smoothness"):
+    for name in ("vertex", "landmarks", "smoothness", "scan_to_mesh", "mesh_to_scan"):
         assert float(LOSSES[name](moved)) > 1e-6, name
 
 
@@ -133,3 +134,47 @@ def test_bindings_held_at_the_chart_border_are_reported_once(model):
                                                      learning_rate=0.05)])
     assert len(result.notes) == len(set(result.notes))
     assert all("reached the chart's border" in note for note in result.notes)
+
+
+def test_a_scan_of_another_topology_is_fitted_after_a_similarity_alignment(model):
+    """Target: the rig posed with known parameters, resampled as a point cloud (no shared topology), moved by a
+    known similarity, with the back third missing (a partial scan) and 35 landmarks on its front."""
+    unit = float(model.rig.head_unit)
+    small = known_pose(model, seed=4)
+    with torch.no_grad():
+        posed = model.forward(Pose(0.3 * small.log_scale, 0.3 * small.rotvec, 0.3 * small.translation))
+    generator = torch.Generator().manual_seed(0)
+    triangles = model.triangles
+    chosen = torch.randint(0, len(triangles), (6000,), generator=generator)
+    weights = torch.rand(6000, 3, generator=generator)
+    weights = weights / weights.sum(1, keepdim=True)
+    points = (weights.unsqueeze(-1) * posed[triangles[chosen]]).sum(1)
+    points = points[points[:, 2] > points[:, 2].quantile(0.33)]
+    rotation = rotvec_to_matrix(torch.tensor([0.0, 0.15, 0.05]))
+    shift = torch.tensor([0.3, -0.2, 0.1]) * unit
+    move = lambda x: 1.1 * x @ rotation.T + shift  # noqa: E731
+    ids = torch.nonzero(posed[:, 2] > posed[:, 2].quantile(0.8)).squeeze(1)[::25]
+    targets = {"scan_points": move(points), "landmark_vertices": ids[:, None].expand(-1, 3),
+               "landmark_bary": torch.tensor([[1.0, 0.0, 0.0]]).expand(len(ids), 3), "landmarks": move(posed[ids])}
+    front = posed[:, 2] > posed[:, 2].quantile(0.5)
+
+    def front_error(result):
+        aligned = result.alignment  # the true surface, carried into the model's frame by the fitted alignment
+        truth = aligned["scale"] * move(posed) @ torch.as_tensor(aligned["rotation"]).T \
+            + torch.as_tensor(aligned["translation"])
+        with torch.no_grad():
+            return float(((model.forward() - truth).norm(dim=-1) / unit)[front].mean())
+
+    alignment = Alignment.identity(torch.float32, "cpu")
+    aligned_only = fit(model, targets, [Stage("align", ("alignment",), {"landmarks": 1.0}, iterations=300,
+                                              learning_rate=0.02)], alignment=alignment)
+    assert abs(aligned_only.alignment["scale"] - 1 / 1.1) < 0.03
+    before = front_error(aligned_only)
+    result = fit(model, targets, [Stage("pose", ("pose", "alignment"), {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5,
+                                                                         "landmarks": 0.1, "pose_prior": 1e-4},
+                                        iterations=200, learning_rate=0.003, refresh_every=5, patience=50)],
+                 alignment=alignment)
+    after = front_error(result)
+    assert after < 0.5 * before and after < 0.03, (before, after)
+    scan_terms = [h["scan_to_mesh"] for h in result.history]
+    assert min(scan_terms) < 0.2 * scan_terms[0]
