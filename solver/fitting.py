@@ -143,7 +143,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     groups = _group_tensors(model, alignment)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
-    rest = model.vertices
+    rest = model.evaluated_vertices
     result = FitResult()
 
     def evaluate(stage: Stage, cache: dict, refresh: bool) -> tuple[torch.Tensor, dict[str, float]]:

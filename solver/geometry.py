@@ -97,3 +97,25 @@ def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, triangles: 
     best = distance.argmin(1)
     rows = np.arange(len(points))
     return closest[rows, best], nearest[rows, best], bary[rows, best], distance[rows, best]
+
+
+def spread_subset(points: np.ndarray, count: int) -> np.ndarray:
+    """About `count` indices of `points` (N, 3) spread evenly in space: one point per cell of a voxel grid
+    sized to hold `count` occupied cells (the cell size found by bisection). Deterministic."""
+    if count >= len(points):
+        return np.arange(len(points))
+    low, high = points.min(0), points.max(0)
+    extent = float(np.max(high - low))
+    small, large = extent / 1e4, extent
+    chosen = np.arange(len(points))
+    for _ in range(40):
+        size = np.sqrt(small * large)
+        cells = np.floor((points - low) / size).astype(np.int64)
+        _, first = np.unique(cells, axis=0, return_index=True)
+        if len(first) > count:
+            small = size
+        else:
+            large, chosen = size, np.sort(first)
+        if large / small < 1.01:
+            break
+    return chosen

@@ -1,6 +1,7 @@
 """The ASM forward model: binding -> rest matrices -> kinematics -> capped GMM weights -> LBS."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +65,31 @@ class ASMModel:
                                raw_from_covariance(torch.as_tensor(rig.mixture_covariance, dtype=torch.float64)).to(dtype).to(device))
         self.pose = Pose.zeros(len(rig.names), dtype=dtype, device=device)
         self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config)
+        self.evaluated: torch.Tensor | None = None  # vertex ids the forward pass returns; None: all
+
+    def restricted(self, vertex_ids: np.ndarray) -> "ASMModel":
+        """A view that poses only `vertex_ids` and shares every parameter tensor with this model.
+
+        No parameter belongs to a vertex (ASM.md §8), so a fit on a well-spread subset applies unchanged
+        to the whole mesh. Binding still uses the whole rest surface.
+        """
+        ids = np.asarray(vertex_ids, dtype=np.int64)
+        if ids.ndim != 1 or len(ids) == 0 or ids.min() < 0 or ids.max() >= len(self.vertices):
+            raise ASMInputError(f"vertex subset: expected ids in 0..{len(self.vertices) - 1}")
+        view = copy.copy(self)
+        view.evaluated = torch.as_tensor(ids, device=self.vertices.device)
+        view.sparse = SparseWeights(self.rig.chart_uv[ids], len(self.rig.names), self.rig.remainder_bone,
+                                    self.rig.has_gaussians, self.config)
+        return view
+
+    @property
+    def evaluated_vertices(self) -> torch.Tensor:
+        """(M, 3) rest positions of the vertices the forward pass returns."""
+        return self.vertices if self.evaluated is None else self.vertices[self.evaluated]
+
+    @property
+    def evaluated_uv(self) -> torch.Tensor:
+        return self.uv if self.evaluated is None else self.uv[self.evaluated]
 
     @property
     def bone_count(self) -> int:
@@ -86,15 +112,16 @@ class ASMModel:
 
     def weights(self) -> CappedWeights:
         """The fast path's capped weights (what Blender gets)."""
-        return self.sparse(self.uv, self.zeta, self.mixture)
+        return self.sparse(self.evaluated_uv, self.zeta, self.mixture)
 
     def dense_weights(self) -> torch.Tensor:
         """(N, J) capped weights from the dense reference."""
-        return dense_weights(self.uv, self.zeta, self.mixture, self.has_gaussians, self.rig.remainder_bone, self.config)
+        return dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians, self.rig.remainder_bone,
+                             self.config)
 
     def forward(self, pose: Pose | None = None) -> torch.Tensor:
-        """(..., N, 3) posed vertices."""
-        return blend_vertices(self.vertices, self.skinning(pose), self.weights(), self.config.lbs)
+        """(..., M, 3) posed vertices (all N, or the restricted subset)."""
+        return blend_vertices(self.evaluated_vertices, self.skinning(pose), self.weights(), self.config.lbs)
 
     def relocate_bindings(self) -> np.ndarray:
         """Re-find the triangle of every binding point that left its own, on the same chart island; a point

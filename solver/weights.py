@@ -105,8 +105,9 @@ class SparseWeights:
 
     Support of Gaussian g: Mahalanobis radius r_g with  pi_g * peak_g * exp(-r_g^2 / 2) = tol * eps,
     so every dropped term is below tol * eps_root, i.e. changes no weight by more than about `tol`.
-    The vertex lists come from a KD-tree over the chart, padded by `support_slack` and cached; they are
-    rebuilt only when a Gaussian moved or grew past its padding, which keeps the bound exact.
+    The vertex lists come from a KD-tree over the chart, padded (`support_slack`, doubled while fitting
+    moves Gaussians quickly) and cached; they are rebuilt only when a Gaussian moved or grew past its
+    padding, which keeps the bound exact.
 
     Layout: Gaussians are grouped into buckets of similar support size; a bucket is a dense block
     (Gaussians, vertices) evaluated by broadcasting its few parameters, so no per-pair gathers of
@@ -129,6 +130,10 @@ class SparseWeights:
         self.config = config
         self.rebuilds = 0
         self._support = None
+        # The padding adapts: supports rebuilt again within a few calls (Gaussians moving fast while
+        # fitting) get twice the padding, supports that lasted long shrink back to the configured one.
+        self.slack = config.support_slack
+        self._calls_since_rebuild = 0
 
     def _radii(self, factor: np.ndarray, mix: np.ndarray) -> np.ndarray:
         """Euclidean support radius per Gaussian (G,)."""
@@ -161,7 +166,13 @@ class SparseWeights:
     def rebuild_support(self, zeta: torch.Tensor, mixture: Mixture) -> None:
         centers, radius = self._snapshot(zeta, mixture)
         k = mixture.logits.shape[-1]
-        padded = np.where(radius > 0, radius * (1 + self.config.support_slack), -1.0)
+        if self._support is not None:
+            if self._calls_since_rebuild < 8:
+                self.slack = min(2.0 * self.slack, 0.5)
+            elif self._calls_since_rebuild > 64:
+                self.slack = max(0.5 * self.slack, self.config.support_slack)
+        self._calls_since_rebuild = 0
+        padded = np.where(radius > 0, radius * (1 + self.slack), -1.0)
         lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0))
         vertex_count = len(self.uv_numpy)
         supports = {g: np.asarray(members, dtype=np.int64) for g, members in enumerate(lists)
@@ -227,6 +238,7 @@ class SparseWeights:
         """uv (N, 2) the chart (only its size is used), zeta (J, 2) -> CappedWeights."""
         if not self.support_is_valid(zeta, mixture):
             self.rebuild_support(zeta, mixture)
+        self._calls_since_rebuild += 1
         dtype, device = zeta.dtype, zeta.device
         blocks = self._blocks_on(dtype, device)
         centers_all = mixture.centers(zeta).reshape(-1, 2)  # (G, 2)

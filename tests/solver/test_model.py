@@ -72,3 +72,16 @@ def test_fitting_state_never_writes_back_into_the_rig_definition(sample_mesh, sa
     with pytest.warns(UserWarning, match="clamped"):  # a few points land off their island's border
         model.relocate_bindings()
     assert np.array_equal(sample_rig.zeta, zeta) and np.array_equal(sample_rig.bind_triangle, triangle)
+
+
+def test_a_restricted_view_poses_its_subset_and_shares_parameters(sample_mesh, sample_rig):
+    from solver.geometry import spread_subset
+
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+    ids = spread_subset(sample_mesh["vertices"], 800)
+    assert 600 <= len(ids) <= 800 and len(np.unique(ids)) == len(ids)
+    view = model.restricted(ids)
+    with torch.no_grad():
+        model.pose.rotvec[model.rig.names.index("jaw")] = torch.tensor([-0.3, 0.0, 0.0], dtype=torch.float64)
+        np.testing.assert_allclose(view.forward().numpy(), model.forward().numpy()[ids], atol=1e-10)
+    assert view.pose is model.pose and view.zeta is model.zeta

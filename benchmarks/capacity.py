@@ -1,0 +1,249 @@
+"""Capacity: how well each model represents faces, ASM against a static skinning rig and the ICT 3DMM.
+
+    .venv/bin/python -m benchmarks.capacity [--targets 5] [--seed 0]
+
+The rig is generated on the ICT-FaceKit head (face + head-and-neck skin, 11,248 vertices) from MediaPipe
+landmarks found on Workbench renders of it (cached in benchmarks/results/). Targets are random faces of
+the kit's own morphable model (identity ~ N(0, 1) on all 100 components, three expressions at 0.3-1.0),
+which favours the 3DMM: it represents them exactly by construction. The rigs are fitted to all of the
+target's vertices (or a spread subset, --fit-vertices); errors are per-vertex distances in millimetres
+over the kit's full face area (vertices 0-9408). The default 5 targets take about 11 minutes on 2 cores. Needs ../shared/data; prints a table and writes CSV and a PNG bar chart.
+(The real-scan targets of the capacity issue come in a later increment.)
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
+from solver.config import WeightConfig  # noqa: E402
+from solver.fitting import ALL_GROUPS, Stage, fit  # noqa: E402
+from solver.generate import GenerateSettings, generate_rig  # noqa: E402
+from solver.geometry import spread_subset  # noqa: E402
+from solver.model import ASMModel  # noqa: E402
+from solver.skeleton import load_skeleton  # noqa: E402
+from solver.transfer import RigDefinition, transfer_template  # noqa: E402
+from solver.uv_chart import chart_from_uv_map, cylindrical_chart  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+HEAD_VERTICES = 11248  # face + head_and_neck parts of the kit
+HEAD_POLYGONS = 11144
+FACE_VERTICES = 9409  # the kit's full face area
+CM_TO_MM = 10.0
+
+POSE = Stage("pose", ("pose",), {"vertex": 1.0, "pose_prior": 1e-5}, iterations=400, learning_rate=0.01, patience=40)
+
+
+def refine(groups, iterations=500) -> Stage:
+    return Stage("refine", tuple(groups), {"vertex": 1.0, "pose_prior": 1e-5, "gaussian_size": 1e-3,
+                                           "bind_offset_prior": 1e-5}, iterations=iterations, learning_rate=0.003,
+                 patience=40)
+
+
+MODELS = {  # name: (preset, influence cap, stages)
+    "static skinning (poses only)": ("full", 4, [POSE]),
+    "ASM without dynamic binding": ("full", 4, [POSE, refine([g for g in ALL_GROUPS if g not in ("binding", "bind_offset")])]),
+    "ASM without GMM weights": ("full", 4, [POSE, refine([g for g in ALL_GROUPS if not g.startswith("gaussian")])]),
+    "ASM full, cap 4": ("full", 4, [POSE, refine(ALL_GROUPS)]),
+    "ASM full, cap 8": ("full", 8, [POSE, refine(ALL_GROUPS)]),
+    "ASM game preset, cap 4": ("game", 4, [POSE, refine(ALL_GROUPS)]),
+}
+
+
+def ict_head():
+    vertices, uvs, faces = parse_obj(SHARED / "ict_facekit" / "generic_neutral_mesh.obj")
+    faces = faces[:HEAD_POLYGONS]
+    triangles, uv_ids = triangulate_faces(faces)
+    if triangles.max() >= HEAD_VERTICES:
+        raise ValueError("the kit's head polygons use vertices beyond the head part")
+    return vertices[:HEAD_VERTICES], triangles, uvs[uv_ids]
+
+
+def ict_landmarks(vertices, triangles, cache: Path):
+    """MediaPipe landmarks on renders of the head, cast onto it (cached: they depend only on the mesh)."""
+    if cache.exists():
+        record = json.loads(cache.read_text())
+        points = np.array([p if p is not None else [np.nan] * 3 for p in record["points"]], dtype=float)
+        return points, np.isfinite(points).all(1)
+    import bpy
+    import cv2
+    from mathutils import Matrix
+
+    from asm_blender.scene_io.mesh import mesh_arrays, mesh_from_arrays
+    from asm_blender.scene_io.views import lift_to_surface, render_views
+    from solver.landmarks import detect_face_landmarks
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    head = mesh_from_arrays("ICT head", vertices, triangles)
+    head.matrix_world = Matrix.Rotation(np.pi / 2, 4, 'X')  # the kit is +Y up, +Z forward, like an OBJ import
+    with tempfile.TemporaryDirectory() as tmp:
+        views = render_views(head, Path(tmp))
+        found = []
+        for view in views:
+            detection = detect_face_landmarks(cv2.cvtColor(cv2.imread(str(view.image_path)), cv2.COLOR_BGR2RGB))
+            found.append(detection.points if detection.found else None)
+        if found[0] is None:
+            raise RuntimeError("MediaPipe found no face on the front render of the ICT head")
+        points, valid, _ = lift_to_surface(head, mesh_arrays(head), views, found)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"about": "MediaPipe landmarks on the ICT head (benchmarks/capacity.py)",
+                                 "points": [p.tolist() if ok else None for p, ok in zip(points, valid)]}))
+    return points, valid
+
+
+def ict_targets(count: int, seed: int):
+    shapes = np.load(SHARED / "ict_facekit" / "ict_shapes.npz")
+    neutral = shapes["neutral_vertices"][:HEAD_VERTICES].astype(np.float64)
+    identity = shapes["identity_offsets"][:, :HEAD_VERTICES].astype(np.float64)
+    in_kit = np.flatnonzero(shapes["expression_in_kit_list"])
+    expression = shapes["expression_offsets"][in_kit][:, :HEAD_VERTICES].astype(np.float64)
+    generator = np.random.default_rng(seed)
+    targets = []
+    for _ in range(count):
+        identity_weights = generator.normal(size=len(identity))
+        expression_weights = np.zeros(len(expression))
+        chosen = generator.choice(len(expression), size=3, replace=False)
+        expression_weights[chosen] = generator.uniform(0.3, 1.0, size=3)
+        targets.append(neutral + np.tensordot(identity_weights, identity, 1) + np.tensordot(expression_weights, expression, 1))
+    basis = np.concatenate([identity, expression]).reshape(len(identity) + len(expression), -1).T  # (3N, 153)
+    return neutral, targets, basis
+
+
+def morphable_fit(neutral, basis, target, ridge=1e-6):
+    """Least-squares coefficients of the 3DMM (100 identity + 53 expression) for `target`."""
+    residual = (target - neutral).reshape(-1)
+    gram = basis.T @ basis + ridge * np.eye(basis.shape[1])
+    coefficients = np.linalg.solve(gram, basis.T @ residual)
+    return neutral + (basis @ coefficients).reshape(neutral.shape)
+
+
+def errors_mm(fitted, target):
+    distance = np.linalg.norm(fitted[:FACE_VERTICES] - target[:FACE_VERTICES], axis=1) * CM_TO_MM
+    return float(distance.mean()), float(np.sqrt((distance**2).mean()))
+
+
+def parameter_count(rig: RigDefinition, stages, gaussians_per_bone: int) -> int:
+    """Free numbers per face: 9 per bone pose, 2 + 3 per bone binding, 6 per Gaussian (ASM.md §10)."""
+    groups = {g for stage in stages for g in stage.groups}
+    bones = len(rig.names)
+    gaussian_bones = int(rig.has_gaussians.sum())
+    sizes = {"pose": 9 * bones, "binding": 2 * bones, "bind_offset": 3 * bones,
+             "gaussian_weights": gaussians_per_bone * gaussian_bones, "gaussian_means": 2 * gaussians_per_bone * gaussian_bones,
+             "gaussian_covariances": 3 * gaussians_per_bone * gaussian_bones}
+    return sum(sizes[g] for g in groups)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="ASM capacity on ICT faces vs static skinning and the ICT 3DMM")
+    parser.add_argument("--targets", type=int, default=5, help="random ICT faces (the full set is 20)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fit-vertices", type=int, default=0,
+                        help="fit on a spread subset of this many vertices (0: all; subsets fit faster but generalise "
+                             "worse to the unfitted vertices)")
+    args = parser.parse_args(argv)
+    if not (SHARED / "ict_facekit" / "generic_neutral_mesh.obj").is_file():
+        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    vertices, triangles, corner_uv = ict_head()
+    landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_head_landmarks.json")
+    print(f"ICT head: {len(vertices)} vertices, {len(triangles)} triangles, {int(valid.sum())} landmarks", flush=True)
+    neutral, targets, basis = ict_targets(args.targets, args.seed)
+    rigs = {}
+    for preset, cap in {(p, c) for p, c, _ in MODELS.values()}:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = generate_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings(preset, cap))
+        rigs[(preset, cap)] = result
+    subset = spread_subset(vertices, args.fit_vertices) if args.fit_vertices else np.arange(len(vertices))
+    print(f"fitting on {len(subset)} spread vertices, errors over all {FACE_VERTICES} face-area vertices", flush=True)
+    rows = []
+    unfitted = [errors_mm(neutral, t) for t in targets]
+    rows.append({"model": "unfitted rig (the neutral mean face)", "parameters": 0,
+                 "mean_mm": np.mean([e[0] for e in unfitted]), "rms_mm": np.mean([e[1] for e in unfitted]), "seconds": 0.0})
+    started = time.perf_counter()
+    morph = [errors_mm(morphable_fit(neutral, basis, t), t) for t in targets]
+    rows.append({"model": "ICT 3DMM (100 id + 53 expr), least squares", "parameters": basis.shape[1],
+                 "mean_mm": np.mean([e[0] for e in morph]), "rms_mm": np.mean([e[1] for e in morph]),
+                 "seconds": (time.perf_counter() - started) / len(targets)})
+    print(f"{rows[0]['model']:<46} {rows[0]['mean_mm']:7.3f} mm", flush=True)
+    print(f"{rows[1]['model']:<46} {rows[1]['mean_mm']:7.3f} mm", flush=True)
+    for name, (preset, cap, stages) in MODELS.items():
+        result = rigs[(preset, cap)]
+        rig = _rig_definition(result, vertices, triangles, corner_uv, landmarks, valid, preset, cap)
+        errors, seconds = [], []
+        for target in targets:
+            model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=cap))
+            start = time.perf_counter()
+            # No parameter belongs to a vertex: fit on a spread subset, measure on the whole face.
+            fit(model.restricted(subset), {"vertices": torch.as_tensor(target[subset], dtype=torch.float32)}, stages)
+            seconds.append(time.perf_counter() - start)
+            with torch.no_grad():
+                errors.append(errors_mm(model.forward().double().numpy(), target))
+        rows.append({"model": name, "parameters": parameter_count(rig, stages, 3),
+                     "mean_mm": np.mean([e[0] for e in errors]), "rms_mm": np.mean([e[1] for e in errors]),
+                     "seconds": float(np.mean(seconds))})
+        print(f"{name:<46} {rows[-1]['mean_mm']:7.3f} mm  ({rows[-1]['seconds']:.1f} s per target)", flush=True)
+    _report(rows, args)
+    return 0
+
+
+def _rig_definition(result, vertices, triangles, corner_uv, landmarks, valid, preset, cap) -> RigDefinition:
+    """The solver-side rig for a generate result (same chart choice as generate_rig made)."""
+    from solver.transfer import robust_alignment
+    from solver.canonical import canonical_face
+
+    skeleton = load_skeleton(preset)
+    face = canonical_face()
+    if str(result["chart"]) == "uv":
+        chart = chart_from_uv_map(len(vertices), triangles, corner_uv)
+    else:
+        alignment, _ = robust_alignment(face.vertices[:468], landmarks[:468], valid[:468], skeleton.iod_canonical)
+        chart = cylindrical_chart(vertices, triangles,
+                                  lambda p: ((p - alignment.translation) @ alignment.rotation) / alignment.scale)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return transfer_template(skeleton, vertices, triangles, chart, landmarks, valid, WeightConfig(influence_cap=cap))
+
+
+def _report(rows, args) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"\ncapacity on {args.targets} random ICT faces (seed {args.seed}); error over the full face area, mm")
+    print(f"{'model':<46} {'params':>7} {'mean':>8} {'RMS':>8} {'s/target':>9}")
+    for row in rows:
+        print(f"{row['model']:<46} {row['parameters']:>7} {row['mean_mm']:8.3f} {row['rms_mm']:8.3f} {row['seconds']:9.1f}")
+    with (RESULTS / "capacity_ict.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 4.5))
+    axis.barh([r["model"] for r in rows][::-1], [r["mean_mm"] for r in rows][::-1], color="#4477aa")
+    axis.set_xlabel("mean per-vertex error over the face (mm)")
+    axis.set_title(f"Capacity on {args.targets} random ICT faces (favours the 3DMM)")
+    figure.tight_layout()
+    figure.savefig(RESULTS / "capacity_ict.png", dpi=110)
+    print(f"\nwrote {RESULTS / 'capacity_ict.csv'} and {RESULTS / 'capacity_ict.png'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
