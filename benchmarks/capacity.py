@@ -171,7 +171,8 @@ def main(argv=None) -> int:
             result = generate_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings(preset, cap))
         rigs[(preset, cap)] = result
     subset = spread_subset(vertices, args.fit_vertices) if args.fit_vertices else np.arange(len(vertices))
-    print(f"fitting on {len(subset)} spread vertices, errors over all {FACE_VERTICES} face-area vertices", flush=True)
+    print(f"fitting on {len(subset)} of {len(vertices)} vertices, errors over all {FACE_VERTICES} face-area vertices",
+          flush=True)
     rows = []
     unfitted = [errors_mm(neutral, t) for t in targets]
     rows.append({"model": "unfitted rig (the neutral mean face)", "parameters": 0,

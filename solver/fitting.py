@@ -122,7 +122,7 @@ def _step_scales(model: ASMModel, alignment: Alignment) -> dict[int, float]:
     return {id(model.pose.translation): unit, id(model.bind_offset): unit, id(alignment.translation): unit}
 
 
-def _relocate(model: ASMModel, stage: Stage, clamped: set[str]) -> None:
+def _relocate(model: ASMModel, clamped: set[str]) -> None:
     """Re-locate moved binding points; clamps are collected for one note per bone instead of a warning per step."""
     with warnings.catch_warnings(record=True) as caught, torch.no_grad():
         warnings.simplefilter("always")
@@ -138,6 +138,9 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     parameters seen (by total loss of the stage being run). `alignment` (updated in place) continues an
     earlier fit's target alignment; by default it starts at the identity.
     """
+    if model.evaluated is not None and any("scan_to_mesh" in stage.losses for stage in stages):
+        raise ASMInputError("scan_to_mesh needs the whole posed surface; fit scans with the full model, not a "
+                            "restricted vertex subset")
     torch.manual_seed(seed)
     alignment = alignment or Alignment.identity(model.vertices.dtype, model.vertices.device)
     groups = _group_tensors(model, alignment)
@@ -184,7 +187,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
             before = [t.detach().clone() for t in everything]  # the parameters the step's loss belongs to
             optimizer.step(closure)
             if "binding" in stage.groups:
-                _relocate(model, stage, clamped)
+                _relocate(model, clamped)
             total = record["total"]
             result.history.append({"stage": stage.name, "step": step, **record})
             if total < best_total:
@@ -203,7 +206,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
                 for tensor, best in zip(everything, best_state):
                     tensor.copy_(best)
             if "binding" in stage.groups:
-                _relocate(model, stage, clamped)
+                _relocate(model, clamped)
         result.notes.extend(f"stage {stage.name!r}: the binding point of {name} reached the chart's border "
                             "and was held there" for name in sorted(clamped))
         result.best_loss = best_total
