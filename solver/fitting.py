@@ -130,6 +130,39 @@ def _relocate(model: ASMModel, clamped: set[str]) -> None:
     clamped.update(str(w.message).split(" at UV")[0] for w in caught)
 
 
+def _check_targets(model: ASMModel, targets: dict, stages: list[Stage], alignment: Alignment, notes: list[str]) -> None:
+    """Refuse targets that would give a silently wrong fit; start the alignment at the scan's units."""
+    for name, value in targets.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not value.is_sparse \
+                and not torch.isfinite(value).all():
+            first = tuple(int(i) for i in torch.nonzero(~torch.isfinite(value))[0])
+            raise ASMInputError(f"target {name!r} contains NaN or infinite values (first at index {first})")
+    rest = model.evaluated_vertices
+    if "vertices" in targets and tuple(targets["vertices"].shape) != tuple(rest.shape):
+        raise ASMInputError(f"target 'vertices' has shape {tuple(targets['vertices'].shape)} but the rig's mesh has "
+                            f"{tuple(rest.shape)}: vertex-to-vertex fitting needs the same topology (use a scan loss)")
+    scan = targets.get("scan_points")
+    if scan is None:
+        return
+    if scan.ndim != 2 or scan.shape[1] != 3 or len(scan) == 0:
+        raise ASMInputError(f"target 'scan_points' must be a non-empty (P, 3) point set, got {tuple(scan.shape)}")
+    # Units: compare the spread of the scan with the rig's head (a face scan covers at most the head).
+    spread = lambda points: float(points.std(0).norm())  # noqa: E731
+    ratio = spread(scan.double()) / spread(rest.double())
+    if 0.25 <= ratio <= 4.0:
+        return
+    power = 10.0 ** round(-math.log10(ratio))
+    aligned = any("alignment" in stage.groups for stage in stages)
+    if abs(math.log10(ratio * power)) > 0.6 or not aligned:
+        raise ASMInputError(f"the scan is {ratio:.3g} times the size of the head; check its units (or add an "
+                            "'alignment' stage, which can absorb a factor of 10, 100 or 1000)")
+    with torch.no_grad():
+        alignment.log_scale.fill_(math.log(power))
+        alignment.translation.copy_(rest.mean(0) - power * scan.mean(0))
+    notes.append(f"the scan is about {1 / power:g} times the head's size: assumed other units and started the "
+                 f"alignment at scale {power:g}")
+
+
 def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0,
         alignment: Alignment | None = None) -> FitResult:
     """Fit `model` in place, stage by stage. targets: tensors the losses read (see solver/losses.py).
@@ -143,11 +176,12 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
                             "restricted vertex subset")
     torch.manual_seed(seed)
     alignment = alignment or Alignment.identity(model.vertices.dtype, model.vertices.device)
+    result = FitResult()
+    _check_targets(model, targets, stages, alignment, result.notes)
     groups = _group_tensors(model, alignment)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
     rest = model.evaluated_vertices
-    result = FitResult()
 
     def evaluate(stage: Stage, cache: dict, refresh: bool) -> tuple[torch.Tensor, dict[str, float]]:
         pose = model.pose.masked(model.free)

@@ -1,6 +1,8 @@
 """The fitting engine: losses vanish at the answer, a posed rig is recovered, stages are data, cancel works."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -178,3 +180,30 @@ def test_a_scan_of_another_topology_is_fitted_after_a_similarity_alignment(model
     assert after < 0.5 * before and after < 0.03, (before, after)
     scan_terms = [h["scan_to_mesh"] for h in result.history]
     assert min(scan_terms) < 0.2 * scan_terms[0]
+
+
+def test_bad_targets_are_refused_with_a_clear_message(model):
+    with torch.no_grad():
+        rest = model.forward()
+    broken = rest.clone()
+    broken[5, 1] = float("nan")
+    stages = [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=2)]
+    with pytest.raises(ASMInputError, match=r"target 'vertices' contains NaN or infinite values \(first at index \(5, 1\)\)"):
+        fit(model, {"vertices": broken}, stages)
+    with pytest.raises(ASMInputError, match="has shape \\(4279, 3\\) but the rig's mesh has \\(4280, 3\\)"):
+        fit(model, {"vertices": rest[:-1]}, stages)
+    scan_stage = [Stage("scan", ("pose",), {"mesh_to_scan": 1.0}, iterations=2)]
+    with pytest.raises(ASMInputError, match="non-empty"):
+        fit(model, {"scan_points": torch.zeros(0, 3)}, scan_stage)
+    with pytest.raises(ASMInputError, match="times the size of the head; check its units"):
+        fit(model, {"scan_points": rest * 1000}, scan_stage)
+
+
+def test_a_scan_in_other_units_starts_the_alignment_at_that_scale(model):
+    with torch.no_grad():
+        rest = model.forward()
+    scan = rest[rest[:, 2] > rest[:, 2].median()] * 100.0  # the same head, in units 100 times smaller
+    result = fit(model, {"scan_points": scan}, [Stage("align", ("alignment",), {"mesh_to_scan": 1.0}, iterations=30,
+                                                      learning_rate=0.01)])
+    assert any("assumed other units" in note for note in result.notes)
+    assert abs(math.log10(result.alignment["scale"]) + 2) < 0.1
