@@ -146,9 +146,11 @@ def _check_targets(model: ASMModel, targets: dict, stages: list[Stage], alignmen
         return
     if scan.ndim != 2 or scan.shape[1] != 3 or len(scan) == 0:
         raise ASMInputError(f"target 'scan_points' must be a non-empty (P, 3) point set, got {tuple(scan.shape)}")
-    # Units: compare the spread of the scan with the rig's head (a face scan covers at most the head).
+    # Units: compare the spread of the scan, as the alignment places it, with the rig's head (a face scan
+    # covers at most the head).
     spread = lambda points: float(points.std(0).norm())  # noqa: E731
-    ratio = spread(scan.double()) / spread(rest.double())
+    with torch.no_grad():
+        ratio = spread(alignment.apply(scan).double()) / spread(rest.double())
     if 0.25 <= ratio <= 4.0:
         return
     power = 10.0 ** round(-math.log10(ratio))
@@ -156,9 +158,10 @@ def _check_targets(model: ASMModel, targets: dict, stages: list[Stage], alignmen
     if abs(math.log10(ratio * power)) > 0.6 or not aligned:
         raise ASMInputError(f"the scan is {ratio:.3g} times the size of the head; check its units (or add an "
                             "'alignment' stage, which can absorb a factor of 10, 100 or 1000)")
-    with torch.no_grad():
-        alignment.log_scale.fill_(math.log(power))
-        alignment.translation.copy_(rest.mean(0) - power * scan.mean(0))
+    with torch.no_grad():  # scale the aligned scan by `power` about the head's centre: A' = power A + shift
+        aligned_centre = alignment.apply(scan).mean(0)
+        alignment.log_scale.add_(math.log(power))
+        alignment.translation.copy_(power * alignment.translation + rest.mean(0) - power * aligned_centre)
     notes.append(f"the scan is about {1 / power:g} times the head's size: assumed other units and started the "
                  f"alignment at scale {power:g}")
 
@@ -202,7 +205,10 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
                                           for t in free])
         else:
-            optimizer = torch.optim.LBFGS(free, lr=stage.learning_rate, max_iter=1, line_search_fn="strong_wolfe")
+            # One L-BFGS iteration per step (progress and cancel stay per step); its line search needs its own
+            # evaluation budget, which max_eval would otherwise cap at one.
+            optimizer = torch.optim.LBFGS(free, lr=stage.learning_rate, max_iter=1, max_eval=25,
+                                          line_search_fn="strong_wolfe")
         best_total, best_state = math.inf, None
         recent: list[float] = []
         clamped: set[str] = set()

@@ -207,3 +207,12 @@ def test_a_scan_in_other_units_starts_the_alignment_at_that_scale(model):
                                                       learning_rate=0.01)])
     assert any("assumed other units" in note for note in result.notes)
     assert abs(math.log10(result.alignment["scale"]) + 2) < 0.1
+
+
+def test_lbfgs_stages_reduce_the_loss_too(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model, seed=6))
+    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=15,
+                                                     learning_rate=1.0, optimizer="lbfgs")])
+    totals = [h["total"] for h in result.history]
+    assert min(totals) < 0.2 * totals[0]
