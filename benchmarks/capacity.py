@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +29,9 @@ sys.path.insert(0, str(ROOT))
 from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
 from solver.config import WeightConfig  # noqa: E402
 from solver.fitting import ALL_GROUPS, Stage, fit  # noqa: E402
-from solver.generate import GenerateSettings, generate_rig  # noqa: E402
+from solver.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.geometry import spread_subset  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
-from solver.skeleton import load_skeleton  # noqa: E402
-from solver.transfer import RigDefinition, transfer_template  # noqa: E402
-from solver.uv_chart import chart_from_uv_map, cylindrical_chart  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -135,7 +131,7 @@ def errors_mm(fitted, target):
     return float(distance.mean()), float(np.sqrt((distance**2).mean()))
 
 
-def parameter_count(rig: RigDefinition, stages, gaussians_per_bone: int) -> int:
+def parameter_count(rig, stages, gaussians_per_bone: int) -> int:
     """Free numbers per face: 9 per bone pose, 2 + 3 per bone binding, 6 per Gaussian (ASM.md §10)."""
     groups = {g for stage in stages for g in stage.groups}
     bones = len(rig.names)
@@ -166,10 +162,7 @@ def main(argv=None) -> int:
     neutral, targets, basis = ict_targets(args.targets, args.seed)
     rigs = {}
     for preset, cap in {(p, c) for p, c, _ in MODELS.values()}:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            result = generate_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings(preset, cap))
-        rigs[(preset, cap)] = result
+        rigs[(preset, cap)], _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings(preset, cap))
     subset = spread_subset(vertices, args.fit_vertices) if args.fit_vertices else np.arange(len(vertices))
     print(f"fitting on {len(subset)} of {len(vertices)} vertices, errors over all {FACE_VERTICES} face-area vertices",
           flush=True)
@@ -185,8 +178,7 @@ def main(argv=None) -> int:
     print(f"{rows[0]['model']:<46} {rows[0]['mean_mm']:7.3f} mm", flush=True)
     print(f"{rows[1]['model']:<46} {rows[1]['mean_mm']:7.3f} mm", flush=True)
     for name, (preset, cap, stages) in MODELS.items():
-        result = rigs[(preset, cap)]
-        rig = _rig_definition(result, vertices, triangles, corner_uv, landmarks, valid, preset, cap)
+        rig = rigs[(preset, cap)]
         errors, seconds = [], []
         for target in targets:
             model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=cap))
@@ -202,24 +194,6 @@ def main(argv=None) -> int:
         print(f"{name:<46} {rows[-1]['mean_mm']:7.3f} mm  ({rows[-1]['seconds']:.1f} s per target)", flush=True)
     _report(rows, args)
     return 0
-
-
-def _rig_definition(result, vertices, triangles, corner_uv, landmarks, valid, preset, cap) -> RigDefinition:
-    """The solver-side rig for a generate result (same chart choice as generate_rig made)."""
-    from solver.transfer import robust_alignment
-    from solver.canonical import canonical_face
-
-    skeleton = load_skeleton(preset)
-    face = canonical_face()
-    if str(result["chart"]) == "uv":
-        chart = chart_from_uv_map(len(vertices), triangles, corner_uv)
-    else:
-        alignment, _ = robust_alignment(face.vertices[:468], landmarks[:468], valid[:468], skeleton.iod_canonical)
-        chart = cylindrical_chart(vertices, triangles,
-                                  lambda p: ((p - alignment.translation) @ alignment.rotation) / alignment.scale)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return transfer_template(skeleton, vertices, triangles, chart, landmarks, valid, WeightConfig(influence_cap=cap))
 
 
 def _report(rows, args) -> None:

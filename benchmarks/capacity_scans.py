@@ -17,7 +17,6 @@ import csv
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +25,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.capacity import (FACE_VERTICES, HEAD_VERTICES, POSE, RESULTS, SHARED, _rig_definition,  # noqa: E402
-                                 ict_head, ict_landmarks, refine)
+from benchmarks.capacity import FACE_VERTICES, HEAD_VERTICES, RESULTS, SHARED, ict_head, ict_landmarks  # noqa: E402
 from solver.config import WeightConfig  # noqa: E402
 from solver.fitting import ALL_GROUPS, Alignment, Stage, fit  # noqa: E402
-from solver.generate import GenerateSettings, generate_rig  # noqa: E402
+from solver.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.geometry import closest_points_on_mesh, similarity_transform  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 
@@ -118,10 +116,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(2)
     vertices, triangles, corner_uv = ict_head()
     landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_head_landmarks.json")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = generate_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4))
-    rig = _rig_definition(result, vertices, triangles, corner_uv, landmarks, valid, "full", 4)
+    rig, _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4))
     _, rig_tri, rig_bary, _ = closest_points_on_mesh(landmarks[:468], vertices, triangles)
     shapes = np.load(SHARED / "ict_facekit" / "ict_shapes.npz")
     in_kit = np.flatnonzero(shapes["expression_in_kit_list"])

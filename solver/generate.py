@@ -44,10 +44,10 @@ def _bound_outside_face_island(rig: RigDefinition) -> list[str]:
     return [name for name, inside, gaussians in zip(rig.names, on_face, rig.has_gaussians) if gaussians and not inside]
 
 
-def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
-                 landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
-                 progress=lambda stage, fraction: None) -> dict[str, np.ndarray | list]:
-    """Everything the scene needs for a new rig, as plain arrays (see the keys of the returned dict)."""
+def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
+              landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
+              progress=lambda stage, fraction: None) -> tuple[RigDefinition, str]:
+    """The rig definition on a mesh and the chart it uses ("uv" or "projected"), chosen per settings.chart."""
     if settings.chart not in CHART_CHOICES:
         raise ASMInputError(f"unknown chart {settings.chart!r}; use one of {CHART_CHOICES}")
     progress("template", 0.1)
@@ -60,7 +60,6 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
                                     valid[:face.surface_count], skeleton.iod_canonical)
     progress("chart", 0.3)
     notes: list[str] = []
-    rig, chart_kind = None, "uv"
     if settings.chart in ("auto", "uv"):
         if corner_uv is None:
             if settings.chart == "uv":
@@ -70,16 +69,23 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
             rig = _transfer(skeleton, vertices, triangles, chart_from_uv_map(len(vertices), triangles, corner_uv),
                             landmarks, valid, config)
             outside = _bound_outside_face_island(rig)
-            if outside and settings.chart == "auto":
-                notes.append(f"the mesh's UV island of the face ends before the bones {outside[:4]} reach: "
-                             "the rig uses a projected chart (the UV maps are unchanged)")
-                rig = None
-    if rig is None:
-        chart_kind = "projected"
-        to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
-        rig = _transfer(skeleton, vertices, triangles, cylindrical_chart(vertices, triangles, to_canonical),
-                        landmarks, valid, config)
+            if not outside or settings.chart == "uv":
+                return rig, "uv"
+            notes.append(f"the mesh's UV island of the face ends before the bones {outside[:4]} reach: "
+                         "the rig uses a projected chart (the UV maps are unchanged)")
+    to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
+    rig = _transfer(skeleton, vertices, triangles, cylindrical_chart(vertices, triangles, to_canonical),
+                    landmarks, valid, config)
     rig.warnings[:0] = notes
+    return rig, "projected"
+
+
+def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
+                 landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
+                 progress=lambda stage, fraction: None) -> dict[str, np.ndarray | list]:
+    """Everything the scene needs for a new rig, as plain arrays (see the keys of the returned dict)."""
+    rig, chart_kind = place_rig(vertices, triangles, corner_uv, landmarks, landmark_valid, settings, progress)
+    config = settings.weight_config()
     progress("weights", 0.6)
     model = ASMModel(rig, vertices, triangles, config, dtype=torch.float64)
     with torch.no_grad():
