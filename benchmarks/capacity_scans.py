@@ -8,7 +8,7 @@ surface and back (trimmed, for partial scans) plus landmarks. The error is the d
 points within 1.05 outer-eye-corner distances (about 95 mm) of its nose tip to the fitted surface, as a
 fraction of that distance, and in mm for the metric scan (Fran). Baselines: the unfitted rig after the
 landmark alignment and the ICT 3DMM fitted by iterated closest points with its own similarity
-re-alignment. Takes about 5 minutes on 2 cores. Needs ../shared/data; writes
+re-alignment. Takes about 10 minutes on 2 cores. Needs ../shared/data; writes
 benchmarks/results/capacity_scans.csv.
 """
 from __future__ import annotations
@@ -143,13 +143,14 @@ def main(argv=None) -> int:
         # The unfitted rig keeps the landmark alignment: refining it on scan points with a free scale lets a
         # full head slide over a face-only scan (measured: Fran's error tripled), which is no fair baseline.
         variants = {"unfitted rig (after alignment)": [],
-                    "static skinning (poses only)": [Stage("pose", ("pose", "alignment"), SCAN_LOSSES, 300, 0.005,
-                                                           refresh_every=5, patience=40)],
+                    # The same step budget as the full fit (early stop ends it when converged).
+                    "static skinning (poses only)": [Stage("pose", ("pose", "alignment"), SCAN_LOSSES, 1100, 0.005,
+                                                           refresh_every=5, patience=60)],
                     "ASM full, cap 4": [Stage("pose", ("pose", "alignment"), SCAN_LOSSES, 300, 0.005, refresh_every=5,
                                               patience=40),
                                         Stage("refine", ALL_GROUPS + ("alignment",), {**SCAN_LOSSES, "gaussian_size": 1e-3,
                                                                                       "bind_offset_prior": 1e-5},
-                                              300, 0.002, refresh_every=5, patience=40)]}
+                                              800, 0.003, refresh_every=5, patience=60)]}
         for variant, stages in variants.items():
             model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
             alignment = Alignment.identity(torch.float32, "cpu")
