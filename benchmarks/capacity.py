@@ -30,6 +30,7 @@ from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
 from solver.config import WeightConfig  # noqa: E402
 from solver.fitting import ALL_GROUPS, Stage, fit  # noqa: E402
 from solver.generate import GenerateSettings, place_rig  # noqa: E402
+from solver.landmarks import load_landmarks  # noqa: E402
 from solver.geometry import spread_subset  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 
@@ -71,29 +72,20 @@ def ict_head():
 def ict_landmarks(vertices, triangles, cache: Path):
     """MediaPipe landmarks on renders of the head, cast onto it (cached: they depend only on the mesh)."""
     if cache.exists():
-        record = json.loads(cache.read_text())
-        points = np.array([p if p is not None else [np.nan] * 3 for p in record["points"]], dtype=float)
-        return points, np.isfinite(points).all(1)
+        return load_landmarks(cache)
     import bpy
-    import cv2
     from mathutils import Matrix
 
     from asm_blender.scene_io.mesh import mesh_arrays, mesh_from_arrays
-    from asm_blender.scene_io.views import lift_to_surface, render_views
-    from solver.landmarks import detect_face_landmarks
+    from asm_blender.scene_io.views import landmarks_from_renders
+    from solver.landmarks import detect_face_landmarks_in_file
 
     bpy.ops.wm.read_homefile(use_empty=True)
     head = mesh_from_arrays("ICT head", vertices, triangles)
     head.matrix_world = Matrix.Rotation(np.pi / 2, 4, 'X')  # the kit is +Y up, +Z forward, like an OBJ import
     with tempfile.TemporaryDirectory() as tmp:
-        views = render_views(head, Path(tmp))
-        found = []
-        for view in views:
-            detection = detect_face_landmarks(cv2.cvtColor(cv2.imread(str(view.image_path)), cv2.COLOR_BGR2RGB))
-            found.append(detection.points if detection.found else None)
-        if found[0] is None:
-            raise RuntimeError("MediaPipe found no face on the front render of the ICT head")
-        points, valid, _ = lift_to_surface(head, mesh_arrays(head), views, found)
+        found = landmarks_from_renders(head, mesh_arrays(head), detect_face_landmarks_in_file, Path(tmp))
+    points, valid = found.positions, found.valid
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"about": "MediaPipe landmarks on the ICT head (benchmarks/capacity.py)",
                                  "points": [p.tolist() if ok else None for p, ok in zip(points, valid)]}))

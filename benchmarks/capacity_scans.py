@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,12 +45,11 @@ SCAN_LOSSES = {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5, "landmarks": 0.1, "pose
 def load_scan(relative: str, direction):
     """World-space scan vertices, triangles and MediaPipe landmarks (478, 3) with their validity."""
     import bpy
-    import cv2
     from mathutils import Vector
 
     from asm_blender.scene_io.mesh import mesh_arrays
-    from asm_blender.scene_io.views import lift_to_surface, render_views
-    from solver.landmarks import detect_face_landmarks
+    from asm_blender.scene_io.views import landmarks_from_renders
+    from solver.landmarks import detect_face_landmarks_in_file
 
     bpy.ops.wm.read_homefile(use_empty=True)
     path = SHARED / relative
@@ -60,14 +60,8 @@ def load_scan(relative: str, direction):
     scan = next(o for o in bpy.data.objects if o.type == 'MESH')
     arrays = mesh_arrays(scan)
     with tempfile.TemporaryDirectory() as tmp:
-        views = render_views(scan, Path(tmp), face_direction=Vector(direction))
-        found = []
-        for view in views:
-            detection = detect_face_landmarks(cv2.cvtColor(cv2.imread(str(view.image_path)), cv2.COLOR_BGR2RGB))
-            found.append(detection.points if detection.found else None)
-        if found[0] is None:
-            raise RuntimeError(f"MediaPipe found no face on the front render of {relative}")
-        points, valid, _ = lift_to_surface(scan, arrays, views, found)
+        found = landmarks_from_renders(scan, arrays, detect_face_landmarks_in_file, Path(tmp), Vector(direction))
+    points, valid = found.positions, found.valid
     world = np.array(scan.matrix_world)
     to_world = lambda p: p @ world[:3, :3].T + world[:3, 3]  # noqa: E731
     return to_world(arrays.vertices), arrays.triangles, to_world(points), valid
@@ -155,8 +149,6 @@ def main(argv=None) -> int:
             model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
             alignment = Alignment.identity(torch.float32, "cpu")
             with torch.no_grad():
-                from scipy.spatial.transform import Rotation
-
                 alignment.log_scale.fill_(float(np.log(start.scale)))
                 alignment.rotvec.copy_(torch.as_tensor(Rotation.from_matrix(start.rotation).as_rotvec()))
                 alignment.translation.copy_(torch.as_tensor(start.translation))

@@ -18,9 +18,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asm_blender.scene_io.sample import import_obj  # noqa: E402
-from asm_blender.scene_io.mesh import mesh_arrays  # noqa: E402
-from asm_blender.scene_io.views import lift_to_surface, render_views  # noqa: E402
-from solver.landmarks import LANDMARK_COUNT, detect_face_landmarks  # noqa: E402
+from asm_blender.scene_io.mesh import SceneInputError, mesh_arrays  # noqa: E402
+from asm_blender.scene_io.views import landmarks_from_renders  # noqa: E402
+from solver.landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -34,19 +34,16 @@ def main(argv=None) -> int:
     head = import_obj(args.obj)
     arrays = mesh_arrays(head)
     with tempfile.TemporaryDirectory() as tmp:
-        views = render_views(head, Path(tmp))
-        detections = []
-        for view in views:
-            image = cv2.cvtColor(cv2.imread(str(view.image_path)), cv2.COLOR_BGR2RGB)
-            detection = detect_face_landmarks(image)
-            print(f"{view.image_path.name}: {detection.faces_found} face(s)", file=sys.stderr)
-            detections.append(detection.points if detection.found else None)
-        if detections[0] is None:
-            print(f"error: no face found on the front render of {args.obj}", file=sys.stderr)
+        try:
+            found = landmarks_from_renders(head, arrays, detect_face_landmarks_in_file, Path(tmp))
+        except SceneInputError as error:
+            print(f"error: {args.obj}: {error}", file=sys.stderr)
             return 1
-        positions, valid, agreeing = lift_to_surface(head, arrays, views, detections)
-        front = cv2.imread(str(views[0].image_path))
-        for x, y in detections[0]:
+        for view, points in zip(found.views, found.detections):
+            print(f"{view.image_path.name}: {'face found' if points is not None else 'no face'}", file=sys.stderr)
+        positions, valid, agreeing = found.positions, found.valid, found.agreeing
+        front = cv2.imread(str(found.views[0].image_path))
+        for x, y in found.detections[0]:
             cv2.circle(front, (int(round(x)), int(round(y))), 1, (0, 0, 255), -1)
         cv2.imwrite(str(args.obj.parent / "landmarks_front.png"), front)
     record = {

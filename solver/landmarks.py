@@ -40,6 +40,16 @@ def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) ->
     return Detection(largest, len(faces))
 
 
+def detect_face_landmarks_in_file(path: Path) -> Detection:
+    """Detection on an image file (any format OpenCV reads)."""
+    import cv2
+
+    image = cv2.imread(str(path))
+    if image is None:
+        raise ValueError(f"cannot read the image {path}")
+    return detect_face_landmarks(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
 def load_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(478, 3) positions (NaN where missing) and (478,) valid, from a landmarks.json beside a mesh."""
     record = json.loads(Path(path).read_text())

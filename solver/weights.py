@@ -215,7 +215,7 @@ class SparseWeights:
             cells += target_block.size
         self._support = {"centers": centers, "padded_radius": padded, "blocks": blocks, "width": width,
                          "target": torch.from_numpy(np.concatenate(targets) if targets else np.zeros(0, np.int64)),
-                         "slot_bone": torch.from_numpy(slot_bone), "entries": len(entry_key), "evaluated": cells,
+                         "slot_bone": torch.from_numpy(slot_bone), "evaluated": cells,
                          "cache": {}}
         self.rebuilds += 1
 

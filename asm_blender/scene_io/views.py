@@ -10,7 +10,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 from mathutils.bvhtree import BVHTree
 
-from .mesh import MeshArrays
+from .mesh import MeshArrays, SceneInputError
 
 SENSOR_WIDTH_MM = 36.0
 FOCAL_MM = 50.0
@@ -138,6 +138,31 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
     found = total > 0
     positions[found] = (weight[..., None] * np.nan_to_num(hits)).sum(0)[found] / total[found, None]
     return positions, found, agreeing
+
+
+@dataclass(frozen=True)
+class RenderedLandmarks:
+    views: list[View]
+    detections: list[np.ndarray | None]  # per view: (L, 2) pixels, None where no face was found
+    positions: np.ndarray  # (L, 3) object space
+    valid: np.ndarray  # (L,) bool
+    agreeing: np.ndarray  # (L,) number of views that agreed
+
+
+def landmarks_from_renders(obj: bpy.types.Object, arrays: MeshArrays, detect, output_dir: Path,
+                           face_direction: Vector = Vector((0.0, -1.0, 0.0))) -> RenderedLandmarks:
+    """Render `obj`, run `detect(image_path)` (returns an object with .found and .points in pixels) on every
+    view and cast the landmarks onto the surface. The detector is passed in, so that this module needs
+    nothing beyond Blender."""
+    views = render_views(obj, output_dir, face_direction=face_direction)
+    detections = []
+    for view in views:
+        detection = detect(view.image_path)
+        detections.append(detection.points if detection.found else None)
+    if detections[0] is None:
+        raise SceneInputError(f"no face was found on the front render of {obj.name!r}; check which way it faces")
+    positions, valid, agreeing = lift_to_surface(obj, arrays, views, detections)
+    return RenderedLandmarks(views, detections, positions, valid, agreeing)
 
 
 def tile_images(paths: list[list[Path]], output: Path) -> Path:

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from asm_blender.scene_io.mesh import mesh_arrays
-from asm_blender.scene_io.views import lift_to_surface, render_views
+from asm_blender.scene_io.views import landmarks_from_renders
 from solver.canonical import canonical_face
 from solver.geometry import similarity_transform
 
@@ -16,16 +16,11 @@ pytest.importorskip("mediapipe", reason="landmark detection needs MediaPipe (mai
 
 
 def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_path):
-    from solver.landmarks import detect_face_landmarks
+    from solver.landmarks import detect_face_landmarks_in_file
 
-    arrays = mesh_arrays(sample_head)
-    views = render_views(sample_head, tmp_path)
-    detections = []
-    for view in views:
-        found = detect_face_landmarks(cv2.cvtColor(cv2.imread(str(view.image_path)), cv2.COLOR_BGR2RGB))
-        detections.append(found.points if found.found else None)
-    assert detections[0] is not None and detections[0].shape == (478, 2)
-    positions, valid, _ = lift_to_surface(sample_head, arrays, views, detections)
+    found = landmarks_from_renders(sample_head, mesh_arrays(sample_head), detect_face_landmarks_in_file, tmp_path)
+    assert found.detections[0] is not None and found.detections[0].shape == (478, 2)
+    positions, valid = found.positions, found.valid
     stored, stored_valid = sample_landmarks()
     both = valid & stored_valid
     assert both.sum() > 450
@@ -40,10 +35,9 @@ def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_p
 
 
 def test_detector_finds_a_real_face_in_a_photo(shared_data):
-    from solver.landmarks import detect_face_landmarks
+    from solver.landmarks import detect_face_landmarks_in_file
 
-    image = cv2.cvtColor(cv2.imread(str(shared_data / "photos" / "astronaut.png")), cv2.COLOR_BGR2RGB)
-    found = detect_face_landmarks(image)
+    found = detect_face_landmarks_in_file(shared_data / "photos" / "astronaut.png")
     assert found.faces_found == 1 and found.points.shape == (478, 2)
     # the portrait's face is about 120 px wide, upper middle of the 512 px image
     width = np.ptp(found.points[:, 0])
@@ -56,3 +50,14 @@ def test_no_face_gives_an_empty_detection():
 
     found = detect_face_landmarks(np.full((256, 256, 3), 127, dtype=np.uint8))
     assert not found.found and found.points.shape == (0, 2)
+
+
+def test_a_mesh_seen_from_behind_gets_a_clear_message(sample_head, tmp_path):
+    from mathutils import Vector
+
+    from asm_blender.scene_io.mesh import SceneInputError
+    from solver.landmarks import detect_face_landmarks_in_file
+
+    with pytest.raises(SceneInputError, match="no face was found on the front render of 'Head'; check which way"):
+        landmarks_from_renders(sample_head, mesh_arrays(sample_head), detect_face_landmarks_in_file, tmp_path,
+                               face_direction=Vector((0.0, 1.0, 0.0)))
