@@ -37,6 +37,7 @@ class JobError(RuntimeError):
 class Progress:
     stage: str
     fraction: float
+    loss: float | None = None  # the fit's current total loss, for fitting stages
 
 
 def worker_python() -> str:
@@ -106,7 +107,8 @@ class Job:
 
 def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], report=None, poll_seconds: float = 0.1) -> dict:
     """Run a job to completion, reporting progress changes through `report(progress)` (stderr by default)."""
-    report = report or (lambda p: print(f"  {p.stage} {p.fraction:4.0%}", file=sys.stderr))
+    report = report or (lambda p: print(f"  {p.stage} {p.fraction:4.0%}" + (f"  loss {p.loss:.4g}" if p.loss is not None
+                                                                               else ""), file=sys.stderr))
     job = Job(task, settings, inputs).start()
     last = None
     try:

@@ -194,7 +194,8 @@ def _report(rows, args) -> None:
     print(f"{'model':<46} {'params':>7} {'mean':>8} {'RMS':>8} {'s/target':>9}")
     for row in rows:
         print(f"{row['model']:<46} {row['parameters']:>7} {row['mean_mm']:8.3f} {row['rms_mm']:8.3f} {row['seconds']:9.1f}")
-    with (RESULTS / "capacity_ict.csv").open("w", newline="") as stream:
+    stem = f"capacity_ict_{args.targets}"
+    with (RESULTS / f"{stem}.csv").open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -208,8 +209,8 @@ def _report(rows, args) -> None:
     axis.set_xlabel("mean per-vertex error over the face (mm)")
     axis.set_title(f"Capacity on {args.targets} random ICT faces (favours the 3DMM)")
     figure.tight_layout()
-    figure.savefig(RESULTS / "capacity_ict.png", dpi=110)
-    print(f"\nwrote {RESULTS / 'capacity_ict.csv'} and {RESULTS / 'capacity_ict.png'}")
+    figure.savefig(RESULTS / f"{stem}.png", dpi=110)
+    print(f"\nwrote {RESULTS / (stem + '.csv')} and {RESULTS / (stem + '.png')}")
 
 
 if __name__ == "__main__":

@@ -26,16 +26,20 @@ from solver.landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file  # no
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("obj", type=Path)
+    parser.add_argument("--face-direction", type=float, nargs=3, default=(0.0, -1.0, 0.0), metavar=("X", "Y", "Z"),
+                        help="where the face looks in Blender's world after import (default: -Y, Blender's front)")
     args = parser.parse_args(argv)
     import bpy
     import cv2
+    from mathutils import Vector
 
     bpy.ops.wm.read_homefile(use_empty=True)
     head = import_obj(args.obj)
     arrays = mesh_arrays(head)
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            found = landmarks_from_renders(head, arrays, detect_face_landmarks_in_file, Path(tmp))
+            found = landmarks_from_renders(head, arrays, detect_face_landmarks_in_file, Path(tmp),
+                                           Vector(args.face_direction))
         except SceneInputError as error:
             print(f"error: {args.obj}: {error}", file=sys.stderr)
             return 1
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
         "mesh": args.obj.name,
         "coordinates": "the OBJ file's own (its v records, = object space after Blender's OBJ import): +Y up, +Z forward",
         "detector": "mediapipe 0.10.21 solutions.face_mesh (refine_landmarks), Workbench renders 512 px, yaw 0/-15/+15/-30/+30",
+        "face_direction": list(args.face_direction),
         "points": [[round(float(c), 6) for c in p] if ok else None for p, ok in zip(positions, valid)],
         "views_agreeing": [int(a) for a in agreeing],
     }

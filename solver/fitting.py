@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import ASMInputError
-from .losses import LOSSES, FitContext
+from .kinematics import forward_kinematics, local_pose_matrices
+from .losses import BONE_LOSSES, LOSSES, FitContext, mirror_targets
 from .model import ASMModel
 from .rotations import rotvec_to_matrix
 
@@ -45,6 +46,7 @@ class Stage:
     early_stop: float = 1e-6  # stop when the best loss improved by less than this fraction over `patience` steps
     patience: int = 20
     refresh_every: int = 10  # steps between nearest-point searches of the scan losses
+    bones: tuple[str, ...] = ()  # only these bones' parameters move (empty: all), e.g. a coarse stage
 
     def __post_init__(self):
         unknown = set(self.groups) - set(PARAMETER_GROUPS)
@@ -61,9 +63,10 @@ class Stage:
         if self.iterations < 1 or not self.learning_rate > 0 or self.refresh_every < 1:
             raise ASMInputError(f"stage {self.name!r}: iterations and refresh_every must be >= 1 and learning_rate > 0")
         object.__setattr__(self, "groups", tuple(self.groups))
+        object.__setattr__(self, "bones", tuple(self.bones))
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "groups": list(self.groups)}
+        return {**dataclasses.asdict(self), "groups": list(self.groups), "bones": list(self.bones)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "Stage":
@@ -71,7 +74,17 @@ class Stage:
         unknown = set(data) - allowed
         if unknown:
             raise ASMInputError(f"stage {data.get('name', '?')!r}: unknown field(s) {sorted(unknown)}")
-        return cls(**{**data, "groups": tuple(data.get("groups", ()))})
+        return cls(**{**data, "groups": tuple(data.get("groups", ())), "bones": tuple(data.get("bones", ()))})
+
+    def bone_mask(self, names) -> torch.Tensor | None:
+        """(J,) bool of the bones this stage moves, or None for all; refuses bones the rig does not have."""
+        if not self.bones:
+            return None
+        missing = sorted(set(self.bones) - set(names))
+        if missing:
+            raise ASMInputError(f"stage {self.name!r} names bone(s) {missing[:6]} that this rig does not have "
+                                f"(its preset has {len(names)} bones); check the preset or the stage")
+        return torch.as_tensor([name in self.bones for name in names])
 
 
 @dataclass
@@ -114,6 +127,9 @@ def _group_tensors(model: ASMModel, alignment: Alignment) -> dict[str, list[torc
         "gaussian_means": [model.mixture.offsets],
         "gaussian_covariances": [model.mixture.cholesky_raw],
     }
+
+
+PER_BONE_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
 
 
 def _step_scales(model: ASMModel, alignment: Alignment) -> dict[int, float]:
@@ -181,25 +197,55 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     alignment = alignment or Alignment.identity(model.vertices.dtype, model.vertices.device)
     result = FitResult()
     _check_targets(model, targets, stages, alignment, result.notes)
+    masks = [stage.bone_mask(model.rig.names) for stage in stages]  # refuse unknown bones before fitting
     groups = _group_tensors(model, alignment)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
     rest = model.evaluated_vertices
+    if any(name in BONE_LOSSES for stage in stages for name in stage.losses) and "mirror_pairs" not in targets:
+        with torch.no_grad():
+            targets = {**targets, **mirror_targets(model.rig.names, model.bind_positions())}
+        if len(targets["mirror_pairs"]) == 0:
+            result.notes.append("the symmetry prior found no left/right bone pairs (*.L / *.R) and does nothing")
+    rest_bones = None
+    start_log_scale = float(alignment.log_scale[0])
+
+    def bone_points() -> tuple[torch.Tensor, torch.Tensor]:
+        """(J, 2, 3) head and tail of every bone (tail: head + length along its Y axis), posed and at the rest of
+        the fit's start, so that their difference holds every change of the fit (binding and pose)."""
+        nonlocal rest_bones
+        length = torch.as_tensor(model.rig.length, dtype=rest.dtype, device=rest.device)[:, None]
+        ends = lambda m: torch.stack([m[:, :3, 3], m[:, :3, 3] + length * m[:, :3, 1]], 1)  # noqa: E731
+        bind = model.bind()
+        pose = model.pose.masked(model.free)
+        posed = forward_kinematics(bind, local_pose_matrices(pose.log_scale, pose.rotvec, pose.translation),
+                                   model.parents)
+        if rest_bones is None:
+            rest_bones = ends(bind.detach())
+        return ends(posed), rest_bones
 
     def evaluate(stage: Stage, cache: dict, refresh: bool) -> tuple[torch.Tensor, dict[str, float]]:
         pose = model.pose.masked(model.free)
         aligned = {k: (alignment.apply(v) if k in ALIGNED_TARGETS else v) for k, v in targets.items()}
         context = FitContext(model.forward(), rest, float(model.rig.head_unit), aligned, model.mixture,
                              pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset,
-                             model.triangles, cache, refresh)
+                             model.triangles, cache, refresh,
+                             float(model.rig.head_unit) * torch.exp(alignment.log_scale[0] - start_log_scale),
+                             bone_points() if any(n in BONE_LOSSES for n in stage.losses) else None)
         named = {name: LOSSES[name](context) for name in stage.losses}
         total = sum(weight * named[name] for name, weight in stage.losses.items())
         return total, {name: float(value.detach()) for name, value in named.items()}
 
-    for stage in stages:
+    hooks = []
+    for stage, mask in zip(stages, masks):
         free = [t for g in stage.groups for t in groups[g]]
         for tensor in everything:
             tensor.requires_grad_(any(tensor is f for f in free))
+        for hook in hooks:
+            hook.remove()
+        hooks = [] if mask is None else [
+            t.register_hook(lambda grad, m=mask.to(t.device): grad * m.view(-1, *([1] * (grad.ndim - 1))).to(grad.dtype))
+            for g in stage.groups if g in PER_BONE_GROUPS for t in groups[g]]
         scales = _step_scales(model, alignment)
         if stage.optimizer == "adam":
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
@@ -252,6 +298,8 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         result.best_loss = best_total
         if result.cancelled:
             break
+    for hook in hooks:
+        hook.remove()
     for tensor in everything:
         tensor.requires_grad_(False)
     result.alignment = alignment.as_arrays()

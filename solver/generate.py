@@ -14,6 +14,7 @@ from .poses import load_named_poses
 from .skeleton import load_skeleton
 from .canonical import canonical_face
 from .transfer import RigDefinition, robust_alignment, transfer_template
+from .weights import cholesky_factor
 from .uv_chart import chart_from_uv_map, cylindrical_chart
 
 
@@ -85,24 +86,35 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
                  progress=lambda stage, fraction: None) -> dict[str, np.ndarray | list]:
     """Everything the scene needs for a new rig, as plain arrays (see the keys of the returned dict)."""
     rig, chart_kind = place_rig(vertices, triangles, corner_uv, landmarks, landmark_valid, settings, progress)
-    config = settings.weight_config()
     progress("weights", 0.6)
-    model = ASMModel(rig, vertices, triangles, config, dtype=torch.float64)
+    model = ASMModel(rig, vertices, triangles, settings.weight_config(), dtype=torch.float64)
+    arrays = rig_arrays(model, chart_kind)
+    progress("done", 1.0)
+    return arrays
+
+
+def rig_arrays(model: ASMModel, chart_kind: str) -> dict[str, np.ndarray | list]:
+    """Everything the scene needs to write `model`'s rig as it stands now (fitted or not), as plain arrays,
+    with the template's named demo poses."""
+    rig = model.rig
     with torch.no_grad():
         capped = model.weights()
-        bind = model.bind().numpy()
-    progress("done", 1.0)
-    poses = load_named_poses(rig.names, rig.head_unit)
-    return {
-        "names": np.array(rig.names), "parents": rig.parents, "bind": bind, "length": rig.length,
-        "deform": rig.deform, "free": rig.free, "remainder_bone": np.array(rig.remainder_bone), "weight_bones": capped.bones.numpy(),
-        "weight_values": capped.values.numpy(), "zeta": rig.zeta, "bind_triangle": rig.bind_triangle,
-        "bind_offset": rig.bind_offset, "rest_rotation": rig.rest_rotation, "mixture_logits": rig.mixture_logits,
-        "mixture_offsets": rig.mixture_offsets, "mixture_covariance": rig.mixture_covariance,
-        "chart_uv": rig.chart_uv, "chart": np.array(chart_kind), "head_unit": np.array(rig.head_unit),
-        "pose_names": np.array(list(poses)),
-        "pose_log_scale": np.stack([p["log_scale"] for p in poses.values()]),
-        "pose_rotvec": np.stack([p["rotvec"] for p in poses.values()]),
-        "pose_translation": np.stack([p["translation"] for p in poses.values()]),
-        "warnings": list(rig.warnings),
-    }
+        bind = model.bind().double().cpu().numpy()
+        covariance = cholesky_factor(model.mixture.cholesky_raw.double())
+        covariance = (covariance @ covariance.transpose(-1, -2)).cpu().numpy()
+        as_numpy = lambda t: t.detach().double().cpu().numpy()  # noqa: E731
+        poses = load_named_poses(rig.names, rig.head_unit)
+        return {
+            "names": np.array(rig.names), "parents": rig.parents, "bind": bind, "length": rig.length,
+            "deform": rig.deform, "free": rig.free, "remainder_bone": np.array(rig.remainder_bone),
+            "weight_bones": capped.bones.cpu().numpy(), "weight_values": as_numpy(capped.values),
+            "zeta": as_numpy(model.zeta), "bind_triangle": model.bind_triangle.cpu().numpy(),
+            "bind_offset": as_numpy(model.bind_offset), "rest_rotation": rig.rest_rotation,
+            "mixture_logits": as_numpy(model.mixture.logits), "mixture_offsets": as_numpy(model.mixture.offsets),
+            "mixture_covariance": covariance, "chart_uv": rig.chart_uv, "chart": np.array(chart_kind),
+            "head_unit": np.array(rig.head_unit), "pose_names": np.array(list(poses)),
+            "pose_log_scale": np.stack([p["log_scale"] for p in poses.values()]),
+            "pose_rotvec": np.stack([p["rotvec"] for p in poses.values()]),
+            "pose_translation": np.stack([p["translation"] for p in poses.values()]),
+            "warnings": list(rig.warnings),
+        }

@@ -34,11 +34,25 @@ class FitContext:
     triangles: torch.Tensor | None = None  # (T, 3) long, for point-to-surface losses
     cache: dict = field(default_factory=dict)  # correspondences kept between steps
     refresh: bool = True  # recompute nearest-point correspondences this step
+    data_unit: torch.Tensor | float | None = None  # the unit of the data terms: head_unit times the target
+    # alignment's scale change since the fit began, so that shrinking the target together with the rig
+    # (which shrinks every residual) gains nothing; None: head_unit
+    bone_points: tuple[torch.Tensor, torch.Tensor] | None = None  # (J, 2, 3) head and tail of each bone, posed and
+    # at rest; computed only for the losses that read bones
+
+
+def _data_unit(context: FitContext):
+    return context.head_unit if context.data_unit is None else context.data_unit
+
+
+def _trim_unit(context: FitContext) -> float:
+    unit = _data_unit(context)
+    return float(unit.detach()) if torch.is_tensor(unit) else float(unit)
 
 
 def vertex_loss(context: FitContext) -> torch.Tensor:
     """Mean squared distance to targets["vertices"] (N, 3), same topology; targets["vertex_weights"] (N,) optional."""
-    squared = ((context.posed - context.targets["vertices"]) ** 2).sum(-1) / context.head_unit**2
+    squared = ((context.posed - context.targets["vertices"]) ** 2).sum(-1) / _data_unit(context)**2
     weights = context.targets.get("vertex_weights")
     return squared.mean() if weights is None else (squared * weights).sum() / weights.sum()
 
@@ -48,7 +62,7 @@ def landmark_loss(context: FitContext) -> torch.Tensor:
     to targets["landmarks"] (L, 3)."""
     ids, bary = context.targets["landmark_vertices"], context.targets["landmark_bary"]
     points = (bary.unsqueeze(-1) * context.posed[ids]).sum(-2)
-    return (((points - context.targets["landmarks"]) ** 2).sum(-1) / context.head_unit**2).mean()
+    return (((points - context.targets["landmarks"]) ** 2).sum(-1) / _data_unit(context)**2).mean()
 
 
 def pose_prior(context: FitContext) -> torch.Tensor:
@@ -83,7 +97,7 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
         posed = context.posed.detach().cpu().double().numpy()
         triangles = context.triangles.cpu().numpy()
         _, triangle, bary, distance = closest_points_on_mesh(scan.detach().cpu().double().numpy(), posed, triangles)
-        keep = distance <= SCAN_TRIM * context.head_unit
+        keep = distance <= SCAN_TRIM * _trim_unit(context)
         context.cache["scan_to_mesh"] = (torch.as_tensor(triangles[triangle[keep]], device=scan.device),
                                          torch.as_tensor(bary[keep], dtype=scan.dtype, device=scan.device),
                                          torch.as_tensor(np.flatnonzero(keep), device=scan.device))
@@ -91,7 +105,7 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
     if len(kept) == 0:
         return context.posed.sum() * 0.0
     surface = (bary.unsqueeze(-1) * context.posed[corners]).sum(-2)
-    return (((surface - scan[kept]) ** 2).sum(-1) / context.head_unit**2).mean()
+    return (((surface - scan[kept]) ** 2).sum(-1) / _data_unit(context)**2).mean()
 
 
 def mesh_to_scan(context: FitContext) -> torch.Tensor:
@@ -103,14 +117,26 @@ def mesh_to_scan(context: FitContext) -> torch.Tensor:
     if context.refresh or "mesh_to_scan" not in context.cache:
         # The scan moves with the alignment stage, so its tree is rebuilt with each refresh.
         distance, nearest = cKDTree(scan.detach().cpu().double().numpy()).query(posed.detach().cpu().double().numpy())
-        keep = distance <= SCAN_TRIM * context.head_unit
+        keep = distance <= SCAN_TRIM * _trim_unit(context)
         context.cache["mesh_to_scan"] = (torch.as_tensor(np.flatnonzero(keep), device=scan.device),
                                          torch.as_tensor(nearest[keep], device=scan.device))
     kept, nearest = context.cache["mesh_to_scan"]
     if len(kept) == 0:
         return context.posed.sum() * 0.0
-    return (((posed[kept] - scan[nearest]) ** 2).sum(-1) / context.head_unit**2).mean()
+    return (((posed[kept] - scan[nearest]) ** 2).sum(-1) / _data_unit(context)**2).mean()
 
+
+def symmetry_prior(context: FitContext) -> torch.Tensor:
+    """Left and right bones move as mirror images: for each pair (targets["mirror_pairs"] (K, 2) ids), the
+    motion of the left bone's head and tail against the mirrored motion of the right one's, with
+    targets["mirror"] (3, 3) the reflection across the face's plane. In iod."""
+    posed, rest = context.bone_points
+    motion = (posed - rest) / context.head_unit
+    pairs, mirror = context.targets["mirror_pairs"], context.targets["mirror"]
+    return ((motion[pairs[:, 0]] - motion[pairs[:, 1]] @ mirror.T) ** 2).sum(-1).mean()
+
+
+BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
 
 LOSSES = {
     "vertex": vertex_loss,
@@ -121,7 +147,27 @@ LOSSES = {
     "smoothness": deformation_smoothness,
     "scan_to_mesh": scan_to_mesh,
     "mesh_to_scan": mesh_to_scan,
+    "symmetry": symmetry_prior,
 }
+
+
+def mirror_targets(names, bind_positions: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Pairs of bones named *.L / *.R and the reflection across the plane that best separates them.
+
+    The plane's normal is the mean direction from right to left bone heads at rest; it passes through
+    their midpoints. Returns {"mirror_pairs": (K, 2) long, "mirror": (3, 3)}; K may be 0.
+    """
+    index = {name: j for j, name in enumerate(names)}
+    pairs = [(j, index[name[:-2] + ".R"]) for j, name in enumerate(names)
+             if name.endswith(".L") and name[:-2] + ".R" in index]
+    dtype, device = bind_positions.dtype, bind_positions.device
+    if not pairs:
+        return {"mirror_pairs": torch.zeros((0, 2), dtype=torch.long, device=device),
+                "mirror": torch.eye(3, dtype=dtype, device=device)}
+    ids = torch.as_tensor(pairs, device=device)
+    across = bind_positions[ids[:, 0]] - bind_positions[ids[:, 1]]
+    normal = torch.nn.functional.normalize(torch.nn.functional.normalize(across, dim=-1).mean(0), dim=0)
+    return {"mirror_pairs": ids, "mirror": torch.eye(3, dtype=dtype, device=device) - 2 * torch.outer(normal, normal)}
 
 
 def uniform_laplacian(triangles: torch.Tensor, vertex_count: int, dtype=torch.float32) -> torch.Tensor:

@@ -4,7 +4,7 @@ Job folder protocol (shared with asm_blender/jobs.py, which never imports torch)
     job.json        {"task": "generate", "settings": {...}}       written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
-    progress.jsonl  one {"stage", "fraction"} object per line     appended by the worker
+    progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most two a second per stage)
     result.npz      result arrays (+ "warnings" as JSON text)     written by the worker on success
     error.json      {"message", "kind"}                           written by the worker on failure
 """
@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ASMInputError
+
+
+PROGRESS_SECONDS = 0.5
 
 
 class Cancelled(Exception):
@@ -34,10 +38,19 @@ def run_job(job_dir: Path) -> int:
     spec = json.loads((job_dir / "job.json").read_text())
     progress_path = job_dir / "progress.jsonl"
 
-    def progress(stage: str, fraction: float) -> None:
+    last = {"time": 0.0, "stage": None}
+
+    def progress(stage: str, fraction: float, loss: float | None = None) -> None:
         if (job_dir / "cancel").exists():
             raise Cancelled()
-        _write_json_line(progress_path, {"stage": stage, "fraction": fraction})
+        now = time.monotonic()
+        if stage == last["stage"] and now - last["time"] < PROGRESS_SECONDS and fraction < 1.0:
+            return  # fits report every step; the client needs a line a second at most
+        last.update(time=now, stage=stage)
+        record = {"stage": stage, "fraction": round(fraction, 4)}
+        if loss is not None:
+            record["loss"] = float(loss)
+        _write_json_line(progress_path, record)
 
     try:
         with np.load(job_dir / "inputs.npz", allow_pickle=False) as npz:
@@ -48,6 +61,11 @@ def run_job(job_dir: Path) -> int:
             settings = GenerateSettings(**spec.get("settings", {}))
             result = generate_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"),
                                   inputs["landmarks"], inputs["landmark_valid"].astype(bool), settings, progress)
+        elif spec["task"] == "fit_scan":
+            from .scan_fit import fit_scan_job
+
+            settings = spec.get("settings", {})
+            result = fit_scan_job(inputs, settings.get("generate", {}), settings.get("fit", {}), progress)
         else:
             raise ASMInputError(f"unknown task {spec['task']!r}")
         warnings_text = json.dumps(result.pop("warnings", []))

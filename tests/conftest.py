@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 SAMPLE_DIR = PROJECT_ROOT / "samples" / "makehuman_head"
+SCAN_DIR = PROJECT_ROOT / "samples" / "fran_scan"  # the main job's fitting target
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import torch
 
 from solver.errors import ASMInputError
 from solver.fitting import ALL_GROUPS, Alignment, Stage, fit
-from solver.losses import LOSSES, FitContext, uniform_laplacian
+from solver.losses import LOSSES, FitContext, mirror_targets, symmetry_prior, uniform_laplacian
 from solver.model import ASMModel, Pose
 from solver.rotations import rotvec_to_matrix
 
@@ -27,12 +27,22 @@ def known_pose(model, seed=1):
                 0.02 * unit * torch.randn(count, 3, generator=generator))
 
 
-def context_at(model, targets, posed=None):
+def bone_ends(model):
+    """(J, 2, 3) rest head and tail of every bone."""
+    with torch.no_grad():
+        bind = model.bind()
+    length = torch.as_tensor(model.rig.length, dtype=bind.dtype)[:, None]
+    return torch.stack([bind[:, :3, 3], bind[:, :3, 3] + length * bind[:, :3, 1]], 1)
+
+
+def context_at(model, targets, posed=None, bone_points=None):
     pose = model.pose.masked(model.free)
     with torch.no_grad():
         posed = model.forward() if posed is None else posed
+    rest_bones = bone_ends(model)
     return FitContext(posed, model.vertices, float(model.rig.head_unit), targets, model.mixture, pose.rotvec,
-                      pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone(), model.triangles)
+                      pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone(), model.triangles,
+                      bone_points=(rest_bones if bone_points is None else bone_points, rest_bones))
 
 
 def test_every_loss_is_zero_at_the_exact_answer(model):
@@ -42,7 +52,8 @@ def test_every_loss_is_zero_at_the_exact_answer(model):
     bary = torch.tensor([[0.2, 0.3, 0.5], [1.0, 0.0, 0.0]])
     targets = {"vertices": rest, "landmark_vertices": ids, "landmark_bary": bary,
                "landmarks": (bary.unsqueeze(-1) * rest[ids]).sum(-2),
-               "laplacian": uniform_laplacian(model.triangles, len(rest)), "scan_points": rest.clone()}
+               "laplacian": uniform_laplacian(model.triangles, len(rest)), "scan_points": rest.clone(),
+               **mirror_targets(model.rig.names, model.bind_positions())}
     context = context_at(model, targets)
     for name, loss in LOSSES.items():
         assert float(loss(context)) == pytest.approx(0.0, abs=1e-10), name
@@ -50,6 +61,59 @@ def test_every_loss_is_zero_at_the_exact_answer(model):
     moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest))
     for name in ("vertex", "landmarks", "smoothness", "scan_to_mesh", "mesh_to_scan"):
         assert float(LOSSES[name](moved)) > 1e-6, name
+
+
+def test_symmetry_prior_is_zero_for_mirrored_motion_only(model):
+    targets = mirror_targets(model.rig.names, model.bind_positions().detach())
+    pairs, mirror = targets["mirror_pairs"], targets["mirror"]
+    assert len(pairs) > 20 and {model.rig.names[int(j)] for j in pairs[:, 0]} >= {"brow.L", "eye.L", "mouth_corner.L"}
+    # The reflection is one: its normal points across the face (x is the sample's left-right axis).
+    assert torch.allclose(mirror @ mirror, torch.eye(3), atol=1e-5) and float(mirror[0, 0]) < -0.95
+    rest = bone_ends(model)
+    unit = float(model.rig.head_unit)
+    motion = 0.05 * unit * torch.randn(len(pairs), 2, 3, generator=torch.Generator().manual_seed(3))
+    mirrored, one_sided = rest.clone(), rest.clone()
+    mirrored[pairs[:, 0]] += motion
+    mirrored[pairs[:, 1]] += motion @ mirror.T
+    one_sided[pairs[:, 0]] += motion
+    assert float(symmetry_prior(context_at(model, targets, bone_points=mirrored))) < 1e-10
+    assert float(symmetry_prior(context_at(model, targets, bone_points=one_sided))) > 1e-4
+
+
+def test_the_symmetry_prior_makes_a_one_sided_target_fit_symmetric(model):
+    """A target where only the left brow rose: with the prior the right brow follows part of the way."""
+    brow = model.rig.names.index("brow.L")
+    pose = Pose.zeros(model.bone_count)
+    pose.translation[brow, 1] = 0.08 * float(model.rig.head_unit)
+    with torch.no_grad():
+        target = model.forward(pose)
+    right = model.rig.names.index("brow.R")
+
+    def right_brow_motion(weight):
+        fitted = ASMModel(model.rig, model.vertices.numpy(), model.triangles.numpy())
+        losses = {"vertex": 1.0, **({"symmetry": weight} if weight else {})}
+        fit(fitted, {"vertices": target}, [Stage("pose", ("pose",), losses, iterations=300, learning_rate=0.003,
+                                                 patience=60)])
+        with torch.no_grad():
+            return float(fitted.pose.masked(fitted.free).translation[right].norm() / model.rig.head_unit)
+
+    alone, with_prior = right_brow_motion(0.0), right_brow_motion(1.0)
+    assert alone < 0.01 and with_prior > max(3 * alone, 0.02), (alone, with_prior)
+
+
+def test_a_stage_moves_only_the_bones_it_names(model):
+    with torch.no_grad():
+        target = model.forward(known_pose(model, seed=5))
+    jaw = ("jaw", "chin")
+    result = fit(model, {"vertices": target}, [Stage("jaw", ("pose", "binding", "gaussian_means"), {"vertex": 1.0},
+                                                     iterations=20, learning_rate=0.01, bones=jaw)])
+    moved = model.pose.rotvec.norm(dim=-1) + model.pose.translation.norm(dim=-1)
+    named = torch.as_tensor([name in jaw for name in model.rig.names])
+    assert float(moved[named].min()) > 0 and float(moved[~named].max()) == 0.0
+    assert result.history[-1]["total"] < result.history[0]["total"]
+    assert Stage.from_dict(Stage("jaw", ("pose",), {"vertex": 1.0}, bones=jaw).to_dict()).bones == jaw
+    with pytest.raises(ASMInputError, match=r"names bone\(s\) \['cheek_puff.L'\] that this rig does not have"):
+        fit(model, {"vertices": target}, [Stage("x", ("pose",), {"vertex": 1.0}, bones=("jaw", "cheek_puff.L"))])
 
 
 def test_a_posed_rig_is_recovered_from_its_vertices(model):

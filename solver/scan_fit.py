@@ -1,0 +1,267 @@
+"""Fit a rig to a 3D scan of any topology: landmark similarity alignment, then point-to-surface stages.
+
+    scan = prepare_scan(scan_vertices, scan_triangles, scan_landmarks, scan_valid)
+    fitted = fit_to_scan(model, rig_landmarks, rig_valid, scan, ScanFitSettings("balanced"))
+
+The scan's MediaPipe landmarks (found on renders of it, like the rig's) give the starting similarity;
+the stages then move the rig's parameters and the alignment together. The scan may be partial (a face
+without the back of the head): correspondences further than SCAN_TRIM apart pull nothing, and only the
+rig's vertices near the face are drawn to the scan.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from .errors import ASMInputError
+from .fitting import ALL_GROUPS, Alignment, FitResult, Stage, fit
+from .geometry import Similarity, closest_points_on_mesh, similarity_transform
+from .model import ASMModel
+
+NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # MediaPipe face-mesh landmark indices
+SURFACE_LANDMARKS = 468  # the iris points (468-477) float in front of the eyeball: not surface points
+CROP = 1.05  # outer-eye-corner distances around the nose tip: the face region (about 95 mm on an adult)
+SCAN_LOSSES = {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5, "landmarks": 0.1, "pose_prior": 1e-5}
+QUALITY_STEPS = {"fast": (150, 250), "balanced": (300, 800), "best": (400, 1500)}  # (pose steps, refine steps)
+
+
+@dataclass(frozen=True)
+class ScanFitSettings:
+    quality: str = "balanced"
+    groups: tuple[str, ...] = ALL_GROUPS  # what the refine stage may move (ablations drop some)
+    symmetry: float = 0.0  # weight of the left-right symmetry prior on bone motion (0: off)
+    smoothness: float = 0.0  # weight of the Laplacian smoothness of the displacement (0: off)
+    surface_samples: int = 20000  # extra scan points sampled on its triangles (area-weighted)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.quality not in QUALITY_STEPS:
+            raise ASMInputError(f"unknown quality {self.quality!r}; use one of {list(QUALITY_STEPS)}")
+        if self.symmetry < 0 or self.smoothness < 0 or self.surface_samples < 0:
+            raise ASMInputError("symmetry, smoothness and surface_samples must not be negative")
+
+    def stages(self) -> list[Stage]:
+        pose_steps, refine_steps = QUALITY_STEPS[self.quality]
+        extra = {name: weight for name, weight in (("symmetry", self.symmetry), ("smoothness", self.smoothness))
+                 if weight > 0}
+        stages = [Stage("pose", ("pose", "alignment"), {**SCAN_LOSSES, **extra}, pose_steps, 0.005, refresh_every=5,
+                        patience=40)]
+        if tuple(self.groups) != ("pose",):
+            stages.append(Stage("refine", tuple(self.groups) + ("alignment",),
+                                {**SCAN_LOSSES, **extra, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5},
+                                refine_steps, 0.003, refresh_every=5, patience=60))
+        return stages
+
+
+@dataclass
+class Scan:
+    """A scan ready to fit: its points (vertices plus area-weighted samples) and landmarks, in its own units."""
+
+    points: np.ndarray  # (P, 3)
+    vertices: np.ndarray  # (V, 3)
+    triangles: np.ndarray  # (T, 3) the non-degenerate ones
+    landmarks: np.ndarray  # (478, 3)
+    landmark_valid: np.ndarray  # (478,) bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def eye_distance(self) -> float:
+        """Outer-eye-corner distance in scan units (about 90 mm on an adult)."""
+        return float(np.linalg.norm(self.landmarks[OUTER_EYE_CORNERS[0]] - self.landmarks[OUTER_EYE_CORNERS[1]]))
+
+    @property
+    def nose_tip(self) -> np.ndarray:
+        return self.landmarks[NOSE_TIP]
+
+
+def triangle_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    corners = vertices[triangles]
+    return 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
+
+
+def surface_samples(vertices: np.ndarray, triangles: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
+    """(count, 3) points uniformly distributed over the surface (area-weighted triangles, Dirichlet barycentrics)."""
+    generator = np.random.default_rng(seed)
+    areas = triangle_areas(vertices, triangles)
+    chosen = generator.choice(len(triangles), size=count, p=areas / areas.sum())
+    weights = generator.dirichlet(np.ones(3), size=count)
+    return np.einsum("pc,pcd->pd", weights, vertices[triangles[chosen]])
+
+
+def prepare_scan(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, landmark_valid: np.ndarray,
+                 name: str = "the scan", samples: int = 20000, seed: int = 0) -> Scan:
+    """Check a scan and add surface samples. Zero-area triangles are dropped with a note; a scan without
+    usable triangles, non-finite coordinates or without eye-corner and nose landmarks is refused."""
+    vertices = np.asarray(vertices, dtype=np.float64)
+    triangles = np.asarray(triangles, dtype=np.int64).reshape(-1, 3)
+    landmarks = np.asarray(landmarks, dtype=np.float64)
+    valid = np.asarray(landmark_valid, dtype=bool) & np.isfinite(landmarks).all(1)
+    if vertices.ndim != 2 or vertices.shape[1] != 3 or len(vertices) == 0:
+        raise ASMInputError(f"{name} has no vertices (expected a (V, 3) array, got {vertices.shape})")
+    if not np.isfinite(vertices).all():
+        raise ASMInputError(f"{name} has NaN or infinite vertex coordinates (first at vertex "
+                            f"{int(np.flatnonzero(~np.isfinite(vertices).all(1))[0])}); clean the mesh first")
+    if len(triangles) and (triangles.min() < 0 or triangles.max() >= len(vertices)):
+        raise ASMInputError(f"{name}: a triangle refers to a vertex that does not exist")
+    notes = []
+    scale = float(np.ptp(vertices, axis=0).max()) or 1.0
+    areas = triangle_areas(vertices, triangles) if len(triangles) else np.zeros(0)
+    degenerate = areas <= 1e-12 * scale**2
+    if degenerate.any():
+        notes.append(f"{name}: ignored {int(degenerate.sum())} zero-area triangle(s) of {len(triangles)}")
+        triangles = triangles[~degenerate]
+    if len(triangles) == 0:
+        raise ASMInputError(f"{name} has no triangles with area; a scan must be a surface, not only points")
+    needed = (NOSE_TIP, *OUTER_EYE_CORNERS)
+    if landmarks.shape != (478, 3) or not valid[list(needed)].all():
+        raise ASMInputError(f"{name}: the nose tip and both outer eye corners must be among its landmarks "
+                            "(no face was found on it, or it looks another way than assumed)")
+    points = np.concatenate([vertices, surface_samples(vertices, triangles, samples, seed)]) if samples else vertices
+    return Scan(points, vertices, triangles, landmarks, valid, notes)
+
+
+def landmark_start(rig_vertices: np.ndarray, rig_triangles: np.ndarray, rig_landmarks: np.ndarray,
+                   rig_valid: np.ndarray, scan: Scan) -> tuple[Similarity, dict]:
+    """The similarity from the scan's landmarks onto the rig's, and the landmark targets for fitting
+    (surface points of the rig as triangle corners + barycentrics, with the scan's positions)."""
+    both = np.flatnonzero(scan.landmark_valid[:SURFACE_LANDMARKS] & np.asarray(rig_valid, bool)[:SURFACE_LANDMARKS])
+    if len(both) < 10:
+        raise ASMInputError(f"only {len(both)} landmarks were found on both the rig's mesh and the scan; "
+                            "at least 10 are needed to align them")
+    _, triangle, bary, _ = closest_points_on_mesh(np.asarray(rig_landmarks)[both], rig_vertices, rig_triangles)
+    on_rig = (bary[:, :, None] * rig_vertices[rig_triangles[triangle]]).sum(1)
+    start = similarity_transform(scan.landmarks[both], on_rig)
+    targets = {"landmark_vertices": torch.as_tensor(rig_triangles[triangle]),
+               "landmark_bary": torch.as_tensor(bary), "landmarks": torch.as_tensor(scan.landmarks[both])}
+    return start, targets
+
+
+def face_vertices(rig_vertices: np.ndarray, rig_landmarks: np.ndarray, rig_valid: np.ndarray) -> np.ndarray:
+    """Ids of the rig's vertices within CROP eye distances of its nose tip (the part a face scan covers)."""
+    needed = (NOSE_TIP, *OUTER_EYE_CORNERS)
+    if not np.asarray(rig_valid, bool)[list(needed)].all():
+        raise ASMInputError("the rig's landmarks lack the nose tip or an outer eye corner")
+    eye_distance = np.linalg.norm(rig_landmarks[OUTER_EYE_CORNERS[0]] - rig_landmarks[OUTER_EYE_CORNERS[1]])
+    return np.flatnonzero(np.linalg.norm(rig_vertices - rig_landmarks[NOSE_TIP], axis=1) <= CROP * eye_distance)
+
+
+def alignment_from(similarity: Similarity, dtype=torch.float32, device="cpu") -> Alignment:
+    alignment = Alignment.identity(dtype, device)
+    with torch.no_grad():
+        alignment.log_scale.fill_(math.log(similarity.scale))
+        alignment.rotvec.copy_(torch.as_tensor(Rotation.from_matrix(similarity.rotation).as_rotvec()))
+        alignment.translation.copy_(torch.as_tensor(similarity.translation))
+    return alignment
+
+
+def scan_errors(scan: Scan, alignment: Similarity, posed: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of every scan vertex to the posed rig surface, in scan units, and which vertices lie in the
+    face crop (CROP eye distances around the nose tip)."""
+    moved = alignment.apply(scan.vertices)
+    distance = closest_points_on_mesh(moved, posed, triangles)[3] / alignment.scale
+    in_crop = np.linalg.norm(scan.vertices - scan.nose_tip, axis=1) <= CROP * scan.eye_distance
+    return distance, in_crop
+
+
+@dataclass
+class ScanFit:
+    fit: FitResult
+    start: Similarity  # scan -> rig, from the landmarks alone
+    alignment: Similarity  # scan -> rig, after fitting
+    error_before: np.ndarray  # (V,) scan vertex to the unfitted rig (after the landmark alignment), scan units
+    error_after: np.ndarray  # (V,) scan vertex to the fitted rig, scan units
+    in_crop: np.ndarray  # (V,) bool
+    seconds: float = 0.0
+
+    def rms(self, which: str = "after", crop: bool = True) -> float:
+        errors = self.error_after if which == "after" else self.error_before
+        errors = errors[self.in_crop] if crop else errors
+        return float(np.sqrt((errors**2).mean()))
+
+
+def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, scan: Scan,
+                settings: ScanFitSettings = ScanFitSettings(), progress=None,
+                fit_vertices: np.ndarray | None = None) -> ScanFit:
+    """Fit `model` (in place) to `scan`. progress(stage, step, loss) -> True cancels (the best so far stays).
+    fit_vertices: rig vertices drawn to the scan (default: the face region around the nose tip)."""
+    import time
+
+    started = time.perf_counter()
+    rest = model.vertices.detach().cpu().double().numpy()
+    triangles = model.triangles.cpu().numpy()
+    dtype, device = model.vertices.dtype, model.vertices.device
+    start, landmark_targets = landmark_start(rest, triangles, rig_landmarks, rig_valid, scan)
+    if fit_vertices is None:
+        fit_vertices = face_vertices(rest, np.asarray(rig_landmarks), rig_valid)
+    targets = {"scan_points": torch.as_tensor(scan.points, dtype=dtype, device=device),
+               "fit_vertices": torch.as_tensor(np.asarray(fit_vertices), device=device),
+               **{k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
+                  for k, v in landmark_targets.items()}}
+    if settings.smoothness > 0:
+        from .losses import uniform_laplacian
+
+        targets["laplacian"] = uniform_laplacian(model.triangles.cpu(), len(rest), dtype).to(device)
+    with torch.no_grad():
+        before = model.forward().double().cpu().numpy()
+    error_before, in_crop = scan_errors(scan, start, before, triangles)
+    alignment = alignment_from(start, dtype, device)
+    result = fit(model, targets, settings.stages(), progress=progress, seed=settings.seed, alignment=alignment)
+    result.notes[:0] = scan.notes
+    final = Similarity(result.alignment["scale"], result.alignment["rotation"].astype(np.float64),
+                       result.alignment["translation"].astype(np.float64))
+    with torch.no_grad():
+        after = model.forward().double().cpu().numpy()
+    error_after, _ = scan_errors(scan, final, after, triangles)
+    return ScanFit(result, start, final, error_before, error_after, in_crop, time.perf_counter() - started)
+
+
+def fit_scan_job(inputs: dict[str, np.ndarray], generate: dict, fit_settings: dict, progress) -> dict:
+    """The worker's "fit_scan" task: place the rig on the mesh (as "generate" does), fit it to the scan and
+    return the fitted rig as scene arrays (solver.generate.rig_arrays) plus the fitted pose ("fit_*"), the
+    scan-to-rig similarity ("alignment_*"), per-scan-vertex errors before and after, and the loss history.
+
+    progress(stage, fraction, loss=None) raises to cancel (the worker's Cancelled); a cancelled fit is an
+    error, never a half-fitted result.
+    """
+    from .generate import GenerateSettings, place_rig, rig_arrays
+
+    settings = ScanFitSettings(**fit_settings)
+    rig_settings = GenerateSettings(**generate)
+    rig, chart_kind = place_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"), inputs["landmarks"],
+                                inputs["landmark_valid"].astype(bool), rig_settings)
+    scan = prepare_scan(inputs["scan_vertices"], inputs["scan_triangles"], inputs["scan_landmarks"],
+                        inputs["scan_landmark_valid"].astype(bool), "the scan", settings.surface_samples, settings.seed)
+    model = ASMModel(rig, inputs["vertices"], inputs["triangles"], rig_settings.weight_config())
+    total_steps = sum(stage.iterations for stage in settings.stages())
+    done = {"steps": 0}
+
+    def report(stage: str, step: int, loss: float) -> bool:
+        done["steps"] += 1
+        progress(f"fit {stage}", min(done["steps"] / total_steps, 1.0), loss)
+        return False
+
+    fitted = fit_to_scan(model, inputs["landmarks"], inputs["landmark_valid"].astype(bool), scan, settings, report)
+    arrays = rig_arrays(model, chart_kind)
+    pose = model.pose.masked(model.free)
+    with torch.no_grad():
+        arrays.update({
+            "fit_log_scale": pose.log_scale.double().numpy(), "fit_rotvec": pose.rotvec.double().numpy(),
+            "fit_translation": pose.translation.double().numpy(),
+            "fit_vertices": model.forward().double().numpy(),
+        })
+    arrays.update({
+        "alignment_scale": np.array(fitted.alignment.scale), "alignment_rotation": fitted.alignment.rotation,
+        "alignment_translation": fitted.alignment.translation,
+        "start_scale": np.array(fitted.start.scale), "start_rotation": fitted.start.rotation,
+        "start_translation": fitted.start.translation,
+        "error_before": fitted.error_before, "error_after": fitted.error_after, "in_crop": fitted.in_crop,
+        "history_total": np.array([h["total"] for h in fitted.fit.history]),
+        "history_stage": np.array([h["stage"] for h in fitted.fit.history]),
+        "seconds": np.array(fitted.seconds),
+    })
+    arrays["warnings"] = list(arrays["warnings"]) + fitted.fit.notes
+    return arrays
