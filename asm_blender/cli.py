@@ -1,6 +1,6 @@
 """Headless commands. Each command is a plain function `argv -> exit code` so tests can call it directly.
 
-    python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8]
+    python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
 """
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ import numpy as np
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "makehuman_head"
 SAMPLE_MESH = SAMPLE_DIR / "base_head.obj"
+SCAN_DIR = Path(__file__).resolve().parents[1] / "samples" / "fran_scan"
+SCAN_MESH = SCAN_DIR / "fran_cut.obj"
+ERROR_LIMIT_MM = 4.0  # the error colours saturate here
 
 
 def _log(message: str) -> None:
@@ -54,6 +57,8 @@ def run_sample(argv: list[str]) -> int:
     parser.add_argument("--output", "-o", type=Path, default=Path("out"), help="output folder (default: out)")
     parser.add_argument("--preset", choices=("full", "game"), default="full")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
+    parser.add_argument("--fit", choices=("fast", "balanced", "best", "none"), default="fast",
+                        help="fit the rig to the bundled Fran scan at this quality (none: skip; default: fast)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -109,6 +114,7 @@ def _build_sample(args, started: float) -> dict:
         columns.append([v.image_path for v in weights_views])
         picture = tile_images([list(row) for row in zip(*columns)], (args.output / "sample_rig_poses.png").resolve())
     _log(f"wrote {picture}")
+    fitted = None if args.fit == "none" else _fit_sample_to_scan(args, head, arrays, landmarks, valid)
     blend_path = (args.output / "sample_rig.blend").resolve()
     bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
     _log(f"wrote {blend_path}")
@@ -118,7 +124,76 @@ def _build_sample(args, started: float) -> dict:
         "landmarks": int(valid.sum()), "preset": args.preset, "influence_cap": args.cap,
         "warnings": result["warnings"], "seconds": round(time.perf_counter() - started, 2),
     }
+    if fitted is not None:
+        summary["fit"] = fitted
     return summary
+
+
+def _fit_sample_to_scan(args, head, arrays, landmarks, valid) -> dict:
+    """Fit the sample rig to the bundled Fran scan in the worker, write the fitted rig onto a second copy of
+    the head (beside the first) with the scan aligned onto it, and picture the error before and after."""
+    import bpy
+    from mathutils import Matrix
+
+    from solver.landmarks import load_landmarks
+
+    from . import jobs
+    from .scene_io import armature as armature_io
+    from .scene_io.mesh import mesh_arrays
+    from .scene_io.preview import write_error_colours
+    from .scene_io.rig import apply_rig
+    from .scene_io.sample import import_obj
+    from .scene_io.views import render_views, tile_images
+
+    scan = import_obj(SCAN_MESH)
+    scan.name = "Fran scan"
+    scan_arrays = mesh_arrays(scan)
+    scan_landmarks, scan_valid = load_landmarks(SCAN_DIR / "landmarks.json")
+    _log(f"fitting the rig to {SCAN_MESH.name} ({len(scan_arrays.vertices)} vertices, quality {args.fit})")
+    result = jobs.run_blocking("fit_scan", {"generate": {"preset": args.preset, "influence_cap": args.cap},
+                                            "fit": {"quality": args.fit}}, {
+        "vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
+        "landmarks": landmarks, "landmark_valid": valid, "scan_vertices": scan_arrays.vertices,
+        "scan_triangles": scan_arrays.triangles, "scan_landmarks": scan_landmarks, "scan_landmark_valid": scan_valid})
+    for warning in result["warnings"]:
+        _log(f"  note: {warning}")
+    # The fitted copy stands beside the sample, one and a half head widths to its left.
+    width = float(np.ptp(np.array([head.matrix_world @ v.co for v in head.data.vertices])[:, 0]))
+    offset = Matrix.Translation((1.5 * width, 0.0, 0.0))
+    fitted_head = import_obj(SAMPLE_MESH)
+    fitted_head.name = "Head fitted to scan"
+    fitted_head.matrix_world = offset @ head.matrix_world
+    arm = apply_rig(fitted_head, result, name="Head fitted to scan_ASM")
+    names = [str(n) for n in result["names"]]
+    armature_io.set_pose(arm, names, result["fit_log_scale"], result["fit_rotvec"], result["fit_translation"])
+    exactness = float(np.abs(armature_io.evaluated_vertices(fitted_head) - result["fit_vertices"]).max())
+    to_head = np.eye(4)
+    to_head[:3, :3] = float(result["alignment_scale"]) * result["alignment_rotation"]
+    to_head[:3, 3] = result["alignment_translation"]
+    scan.matrix_world = fitted_head.matrix_world @ Matrix([list(r) for r in to_head])
+    in_crop = result["in_crop"].astype(bool)
+    mm = {k: result[k] * 1000.0 for k in ("error_before", "error_after")}  # the scan is in metres
+    rms = {k: float(np.sqrt((v[in_crop] ** 2).mean())) for k, v in mm.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        columns = []
+        for key, title in (("error_before", "unfitted"), ("error_after", "fitted")):
+            write_error_colours(scan, mm[key], ERROR_LIMIT_MM)
+            label = f"scan to {title} rig: RMS {rms[key]:.2f} mm (blue 0, red {ERROR_LIMIT_MM:g}+ mm)"
+            views = render_views(scan, Path(tmp) / key, yaw_degrees=(0.0, 35.0), size=384, label=label,
+                                 colour_attribute=True)
+            columns.append([v.image_path for v in views])
+        write_error_colours(scan, mm["error_after"], ERROR_LIMIT_MM)  # what the saved file shows
+        views = render_views(fitted_head, Path(tmp) / "fitted", yaw_degrees=(0.0, 35.0), size=384, extra_objects=(arm,),
+                             label="fitted rig (pose + weights + bindings)")
+        columns.append([v.image_path for v in views])
+        picture = tile_images([list(row) for row in zip(*columns)], (args.output / "sample_fit.png").resolve())
+    _log(f"scan RMS within {result['in_crop'].sum()} cropped scan vertices: {rms['error_before']:.2f} mm unfitted, "
+         f"{rms['error_after']:.2f} mm fitted ({float(result['seconds']):.0f} s); wrote {picture}")
+    return {"scan": SCAN_MESH.name, "quality": args.fit, "rms_before_mm": round(rms["error_before"], 3),
+            "rms_after_mm": round(rms["error_after"], 3), "cropped_scan_vertices": int(in_crop.sum()),
+            "face_triangles_turned_over_60_degrees": round(float(result["turned"]), 4),
+            "seconds": round(float(result["seconds"]), 1), "picture": str(picture),
+            "blender_vs_solver_max_difference": exactness, "notes": result["warnings"]}
 
 
 COMMANDS = {"sample": run_sample}

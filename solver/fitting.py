@@ -227,6 +227,8 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     def evaluate(stage: Stage, cache: dict, refresh: bool) -> tuple[torch.Tensor, dict[str, float]]:
         pose = model.pose.masked(model.free)
         aligned = {k: (alignment.apply(v) if k in ALIGNED_TARGETS else v) for k, v in targets.items()}
+        if "scan_normals" in targets:  # directions turn with the alignment, without scale or shift
+            aligned["scan_normals"] = targets["scan_normals"] @ rotvec_to_matrix(alignment.rotvec).T
         context = FitContext(model.forward(), rest, float(model.rig.head_unit), aligned, model.mixture,
                              pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset,
                              model.triangles, cache, refresh,

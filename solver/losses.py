@@ -15,6 +15,8 @@ from .geometry import closest_points_on_mesh
 from .weights import Mixture, cholesky_factor
 
 SCAN_TRIM = 0.15  # iod: correspondences further apart than this are ignored (holes, hair, shoulders)
+NORMAL_AGREEMENT = 0.5  # cos 60 degrees: with scan normals, pairs whose normals disagree more pull nothing
+# (a lip point must not pull the inside of the mouth, nor a cheek point a fold of the ear)
 
 
 @dataclass
@@ -90,7 +92,7 @@ def deformation_smoothness(context: FitContext) -> torch.Tensor:
 
 def scan_to_mesh(context: FitContext) -> torch.Tensor:
     """Point-to-surface: each scan point (targets["scan_points"] (P, 3)) to its nearest point on the posed
-    surface, trimmed at SCAN_TRIM iod. Nearest points are found on the detached surface when `refresh`
+    surface, trimmed at SCAN_TRIM iod (and at NORMAL_AGREEMENT with targets["scan_normals"] (P, 3) if given). Nearest points are found on the detached surface when `refresh`
     and kept as (triangle, barycentric) pairs, so the loss stays differentiable in the vertices."""
     scan = context.targets["scan_points"]
     if context.refresh or "scan_to_mesh" not in context.cache:
@@ -98,6 +100,11 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
         triangles = context.triangles.cpu().numpy()
         _, triangle, bary, distance = closest_points_on_mesh(scan.detach().cpu().double().numpy(), posed, triangles)
         keep = distance <= SCAN_TRIM * _trim_unit(context)
+        if "scan_normals" in context.targets:
+            corners = posed[triangles[triangle]]
+            normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+            normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+            keep &= (normals * context.targets["scan_normals"].detach().cpu().double().numpy()).sum(1) > NORMAL_AGREEMENT
         context.cache["scan_to_mesh"] = (torch.as_tensor(triangles[triangle[keep]], device=scan.device),
                                          torch.as_tensor(bary[keep], dtype=scan.dtype, device=scan.device),
                                          torch.as_tensor(np.flatnonzero(keep), device=scan.device))
@@ -118,6 +125,11 @@ def mesh_to_scan(context: FitContext) -> torch.Tensor:
         # The scan moves with the alignment stage, so its tree is rebuilt with each refresh.
         distance, nearest = cKDTree(scan.detach().cpu().double().numpy()).query(posed.detach().cpu().double().numpy())
         keep = distance <= SCAN_TRIM * _trim_unit(context)
+        if "scan_normals" in context.targets:
+            normals = vertex_normals(context.posed.detach().cpu().double().numpy(), context.triangles.cpu().numpy())
+            normals = normals if ids is None else normals[ids.cpu().numpy()]
+            scan_normals = context.targets["scan_normals"].detach().cpu().double().numpy()[nearest]
+            keep &= (normals * scan_normals).sum(1) > NORMAL_AGREEMENT
         context.cache["mesh_to_scan"] = (torch.as_tensor(np.flatnonzero(keep), device=scan.device),
                                          torch.as_tensor(nearest[keep], device=scan.device))
     kept, nearest = context.cache["mesh_to_scan"]
@@ -137,6 +149,16 @@ def symmetry_prior(context: FitContext) -> torch.Tensor:
 
 
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """(N, 3) unit area-weighted vertex normals (zero for vertices on no triangle)."""
+    corners = vertices[triangles]
+    face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros_like(vertices)
+    for corner in range(3):
+        np.add.at(normals, triangles[:, corner], face)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
+
 
 LOSSES = {
     "vertex": vertex_loss,

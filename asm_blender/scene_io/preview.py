@@ -31,3 +31,30 @@ def write_weight_preview(mesh_obj: bpy.types.Object, weights: np.ndarray, remain
     attribute.data.foreach_set("color", rgba.reshape(-1))
     attributes.active_color = attribute
     return PREVIEW_ATTRIBUTE
+
+
+ERROR_ATTRIBUTE = "ASM_fit_error"
+# Colour ramp for errors, from 0 (dark blue) through cyan, green and yellow to the limit (red). Hand-written
+# (five stops, linear in between): Blender-side code has no colour-map library beyond numpy.
+ERROR_RAMP = np.array([(0.05, 0.1, 0.5), (0.1, 0.6, 0.9), (0.2, 0.8, 0.3), (0.95, 0.85, 0.1), (0.85, 0.1, 0.05)])
+
+
+def error_colours(errors: np.ndarray, limit: float) -> np.ndarray:
+    """(N,) non-negative errors -> (N, 3) RGB on ERROR_RAMP, saturating at `limit`."""
+    position = np.clip(np.asarray(errors, dtype=np.float64) / limit, 0.0, 1.0) * (len(ERROR_RAMP) - 1)
+    low = np.minimum(np.floor(position).astype(int), len(ERROR_RAMP) - 2)
+    t = (position - low)[:, None]
+    return (1 - t) * ERROR_RAMP[low] + t * ERROR_RAMP[low + 1]
+
+
+def write_error_colours(mesh_obj: bpy.types.Object, errors: np.ndarray, limit: float) -> str:
+    """Colour each vertex of `mesh_obj` by its error (see error_colours); becomes the active colour attribute."""
+    rgb = error_colours(errors, limit)
+    rgba = np.concatenate([rgb, np.ones((len(rgb), 1))], axis=1).astype(np.float32)
+    attributes = mesh_obj.data.color_attributes
+    if ERROR_ATTRIBUTE in attributes:
+        attributes.remove(attributes[ERROR_ATTRIBUTE])
+    attribute = attributes.new(ERROR_ATTRIBUTE, 'FLOAT_COLOR', 'POINT')
+    attribute.data.foreach_set("color", rgba.reshape(-1))
+    attributes.active_color = attribute
+    return ERROR_ATTRIBUTE

@@ -1,4 +1,5 @@
-"""The add-on registers its sidebar; the headless sample command writes its .blend and picture."""
+"""The add-on registers its sidebar; the headless sample command writes its .blend and pictures, with the rig
+fitted to the bundled scan."""
 from __future__ import annotations
 
 import json
@@ -30,6 +31,17 @@ def test_sample_command_writes_a_rigged_blend_and_a_picture(tmp_path, capfd):
     assert "asm_rig" in arm and json.loads(arm["asm_rig"])["format"] == "asm-rig/1"
     # the file opens posed at rest
     assert np.allclose([tuple(b.location) for b in arm.pose.bones], 0.0)
+    # ... and holds the rig fitted to the bundled scan, beside it, with the scan aligned onto it
+    fit = summary["fit"]
+    assert fit["rms_after_mm"] < 0.5 * fit["rms_before_mm"] and fit["face_triangles_turned_over_60_degrees"] < 0.02
+    head_size = float(np.ptp(np.array([v.co for v in head.data.vertices]), axis=0).max())
+    assert fit["blender_vs_solver_max_difference"] < 1e-5 * head_size
+    fitted, scan = bpy.data.objects["Head fitted to scan"], bpy.data.objects["Fran scan"]
+    fitted_arm = fitted.modifiers["ASM Rig"].object
+    assert fitted_arm.name == "Head fitted to scan_ASM" and fitted_arm is not arm
+    assert any(np.linalg.norm(b.location) > 0 for b in fitted_arm.pose.bones)  # saved in the fitted pose
+    assert "ASM_fit_error" in scan.data.color_attributes
+    assert bpy.data.images.load(str(tmp_path / "sample_fit.png")).size[0] > 0
 
 
 def test_unknown_command_is_a_usage_error(capsys):

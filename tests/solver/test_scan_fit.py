@@ -22,20 +22,41 @@ def fran():
     return {"vertices": vertices, "triangles": triangles, "landmarks": landmarks, "landmark_valid": valid}
 
 
-def test_the_sample_rig_fits_the_bundled_scan(sample_mesh, sample_rig, fran):
+@pytest.fixture(scope="module")
+def placed_rig(sample_mesh):
+    """The rig as Generate makes it (the chart chosen automatically: projected on the sample)."""
+    from solver.generate import place_rig
+
+    rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
+                       sample_mesh["landmarks"], sample_mesh["landmark_valid"])
+    return rig
+
+
+def test_the_sample_rig_fits_the_bundled_scan(sample_mesh, placed_rig, fran):
     """The MakeHuman rig (decimetres) fitted to the Fran scan (metres, another topology, face only)."""
     torch.set_num_threads(2)
     scan = prepare_scan(fran["vertices"], fran["triangles"], fran["landmarks"], fran["landmark_valid"], "Fran")
-    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    model = ASMModel(placed_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     fitted = fit_to_scan(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"], scan, ScanFitSettings("fast"))
     before, after = fitted.rms("before"), fitted.rms("after")
-    # Metres: the landmark-aligned mean face is several mm off; the fit comes within about 1 mm.
-    assert 0.003 < before and after < 0.3 * before, (before, after)
+    # Metres: the landmark-aligned mean face is several mm off; the fit comes within about 1.5 mm, as a clean
+    # face (the scan's noise is not copied into folds).
+    assert 0.003 < before and after < 0.4 * before, (before, after)
+    assert fitted.turned < 0.02
     # The alignment may not shrink the scan to make every residual smaller (it stays near the landmarks' scale).
     assert abs(np.log(fitted.alignment.scale / fitted.start.scale)) < 0.1
     assert 0.7 < fitted.start.scale / 10 < 1.4  # ten decimetres per metre, up to the two faces' sizes
     totals = [h["total"] for h in fitted.fit.history]
     assert min(totals) < 0.5 * totals[0]
+
+
+def test_without_smoothness_the_fit_folds_the_face(sample_mesh, placed_rig, fran):
+    """Why scan fits are regularised: the same fit without the smoothness term copies the scan's noise."""
+    scan = prepare_scan(fran["vertices"], fran["triangles"], fran["landmarks"], fran["landmark_valid"], "Fran")
+    model = ASMModel(placed_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_scan(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"], scan,
+                         ScanFitSettings("fast", groups=("pose",), smoothness=0.0, pose_prior=1e-5))
+    assert fitted.turned > 0.05
 
 
 def test_bad_scans_are_refused_or_cleaned_with_a_note(fran):
