@@ -1,14 +1,17 @@
 """Capacity: how well each model represents faces, ASM against a static skinning rig and the ICT 3DMM.
 
-    .venv/bin/python -m benchmarks.capacity [--targets 5] [--seed 0]
+    .venv/bin/python -m benchmarks.capacity            # default subset: 3 ICT faces + both scans (fast fits)
+    .venv/bin/python -m benchmarks.capacity --full     # 20 ICT faces + scans with balanced fits and ablations
+
+Part (a), here: random ICT faces fitted vertex to vertex. Part (b), benchmarks/capacity_scans.py: the
+real scans by point-to-surface. One command runs both, prints both tables and writes CSVs and one PNG.
 
 The rig is generated on the ICT-FaceKit head (face + head-and-neck skin, 11,248 vertices) from MediaPipe
 landmarks found on Workbench renders of it (cached in benchmarks/results/). Targets are random faces of
 the kit's own morphable model (identity ~ N(0, 1) on all 100 components, three expressions at 0.3-1.0),
 which favours the 3DMM: it represents them exactly by construction. The rigs are fitted to all of the
 target's vertices (or a spread subset, --fit-vertices); errors are per-vertex distances in millimetres
-over the kit's full face area (vertices 0-9408). The default 5 targets take about 11 minutes on 2 cores. Needs ../shared/data; prints a table and writes CSV and a PNG bar chart.
-(The real-scan targets of the capacity issue come in a later increment.)
+over the kit's full face area (vertices 0-9408). Needs ../shared/data.
 """
 from __future__ import annotations
 
@@ -131,31 +134,18 @@ def parameter_count(rig, stages, gaussians_per_bone: int) -> int:
     sizes = {"pose": 9 * bones, "binding": 2 * bones, "bind_offset": 3 * bones,
              "gaussian_weights": gaussians_per_bone * gaussian_bones, "gaussian_means": 2 * gaussians_per_bone * gaussian_bones,
              "gaussian_covariances": 3 * gaussians_per_bone * gaussian_bones}
-    return sum(sizes[g] for g in groups)
+    return sum(sizes[g] for g in groups if g in sizes)  # the target alignment is not the model's
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description="ASM capacity on ICT faces vs static skinning and the ICT 3DMM")
-    parser.add_argument("--targets", type=int, default=5, help="random ICT faces (the full set is 20)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--fit-vertices", type=int, default=0,
-                        help="fit on a spread subset of this many vertices (0: all; subsets fit faster but generalise "
-                             "worse to the unfitted vertices)")
-    args = parser.parse_args(argv)
-    if not (SHARED / "ict_facekit" / "generic_neutral_mesh.obj").is_file():
-        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
-              file=sys.stderr)
-        return 2
-    torch.set_num_threads(args.threads)
+def run_ict(target_count: int, seed: int, fit_vertices: int = 0) -> list[dict]:
     vertices, triangles, corner_uv = ict_head()
     landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_head_landmarks.json")
     print(f"ICT head: {len(vertices)} vertices, {len(triangles)} triangles, {int(valid.sum())} landmarks", flush=True)
-    neutral, targets, basis = ict_targets(args.targets, args.seed)
+    neutral, targets, basis = ict_targets(target_count, seed)
     rigs = {}
     for preset, cap in {(p, c) for p, c, _ in MODELS.values()}:
         rigs[(preset, cap)], _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings(preset, cap))
-    subset = spread_subset(vertices, args.fit_vertices) if args.fit_vertices else np.arange(len(vertices))
+    subset = spread_subset(vertices, fit_vertices) if fit_vertices else np.arange(len(vertices))
     print(f"fitting on {len(subset)} of {len(vertices)} vertices, errors over all {FACE_VERTICES} face-area vertices",
           flush=True)
     rows = []
@@ -184,7 +174,45 @@ def main(argv=None) -> int:
                      "mean_mm": np.mean([e[0] for e in errors]), "rms_mm": np.mean([e[1] for e in errors]),
                      "seconds": float(np.mean(seconds))})
         print(f"{name:<46} {rows[-1]['mean_mm']:7.3f} mm  ({rows[-1]['seconds']:.1f} s per target)", flush=True)
-    _report(rows, args)
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="ASM capacity on ICT faces and real scans vs static skinning and "
+                                                 "the ICT 3DMM")
+    parser.add_argument("--full", action="store_true",
+                        help="the full set: 20 ICT faces, balanced scan fits, ablation rows on the scans")
+    parser.add_argument("--targets", type=int, default=None, help="random ICT faces (default 3; 20 with --full)")
+    parser.add_argument("--scan-quality", choices=("fast", "balanced", "best"), default=None,
+                        help="scan fit quality (default fast; balanced with --full)")
+    parser.add_argument("--skip-scans", action="store_true", help="only the ICT faces")
+    parser.add_argument("--skip-ict", action="store_true", help="only the scans")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--fit-vertices", type=int, default=0,
+                        help="fit on a spread subset of this many vertices (0: all; subsets fit faster but generalise "
+                             "worse to the unfitted vertices)")
+    args = parser.parse_args(argv)
+    args.targets = args.targets or (20 if args.full else 3)
+    args.scan_quality = args.scan_quality or ("balanced" if args.full else "fast")
+    if not (SHARED / "ict_facekit" / "generic_neutral_mesh.obj").is_file():
+        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    began = time.perf_counter()
+    ict_rows = [] if args.skip_ict else run_ict(args.targets, args.seed, args.fit_vertices)
+    scan_rows = []
+    if not args.skip_scans:
+        from benchmarks import capacity_scans
+
+        scan_rows = capacity_scans.run(args.scan_quality, args.full, args.threads)
+    if ict_rows:
+        _report(ict_rows, args)
+    if scan_rows:
+        capacity_scans.report(scan_rows, args.scan_quality)
+    _plot(ict_rows, scan_rows, args)
+    print(f"\ncapacity benchmark took {(time.perf_counter() - began) / 60:.1f} minutes")
     return 0
 
 
@@ -199,18 +227,35 @@ def _report(rows, args) -> None:
         writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    print(f"wrote {RESULTS / (stem + '.csv')}")
+
+
+def _plot(ict_rows, scan_rows, args) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(9, 4.5))
-    axis.barh([r["model"] for r in rows][::-1], [r["mean_mm"] for r in rows][::-1], color="#4477aa")
-    axis.set_xlabel("mean per-vertex error over the face (mm)")
-    axis.set_title(f"Capacity on {args.targets} random ICT faces (favours the 3DMM)")
+    panels = ([("ict", ict_rows)] if ict_rows else []) + [(scan, [r for r in scan_rows if r["scan"] == scan])
+                                                          for scan in dict.fromkeys(r["scan"] for r in scan_rows)]
+    figure, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), squeeze=False)
+    for axis, (name, rows) in zip(axes[:, 0], panels):
+        if name == "ict":
+            values, label = [r["mean_mm"] for r in rows], "mean per-vertex error over the face (mm)"
+            title = f"{args.targets} random ICT faces (vertex fits; the set favours the 3DMM)"
+        else:
+            metric = "rms_mm" if rows[0]["rms_mm"] is not None else "rms_over_eye_distance"
+            values = [r[metric] for r in rows]
+            label = ("RMS scan-to-surface within 95 mm of the nose tip (mm)" if metric == "rms_mm"
+                     else "RMS scan-to-surface within 1.05 eye distances (fraction of the eye distance)")
+            title = f"{name} scan (point-to-surface, {args.scan_quality} fits)"
+        axis.barh([r["model"] for r in rows][::-1], values[::-1], color="#4477aa")
+        axis.set_xlabel(label)
+        axis.set_title(title)
     figure.tight_layout()
-    figure.savefig(RESULTS / f"{stem}.png", dpi=110)
-    print(f"\nwrote {RESULTS / (stem + '.csv')} and {RESULTS / (stem + '.png')}")
+    path = RESULTS / "capacity.png"
+    figure.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

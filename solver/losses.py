@@ -14,7 +14,11 @@ from scipy.spatial import cKDTree
 from .geometry import closest_points_on_mesh
 from .weights import Mixture, cholesky_factor
 
-SCAN_TRIM = 0.15  # iod: correspondences further apart than this are ignored (holes, hair, shoulders)
+# iod: correspondences further apart than these are ignored. A scan point is real surface, so it may pull
+# from far (a rig placed from landmarks can be 0.3 iod off at the temples); only hair and shoulders are
+# beyond that. A rig vertex may lie where a partial scan has nothing, so it pulls only from near.
+SCAN_TO_MESH_TRIM = 0.5
+MESH_TO_SCAN_TRIM = 0.15
 NORMAL_AGREEMENT = 0.5  # cos 60 degrees: with scan normals, pairs whose normals disagree more pull nothing
 # (a lip point must not pull the inside of the mouth, nor a cheek point a fold of the ear)
 
@@ -85,21 +89,29 @@ def gaussian_size_bounds(context: FitContext, smallest: float = 0.004, largest: 
 
 
 def deformation_smoothness(context: FitContext) -> torch.Tensor:
-    """Uniform-Laplacian smoothness of the displacement field, targets["laplacian"] (sparse N x N), in iod."""
+    """Uniform-Laplacian smoothness of the displacement field, targets["laplacian"] (sparse N x N).
+
+    The Laplacian is divided by the mean squared edge length (in iod), so that it approximates the second
+    derivative of the displacement and a weight means the same on a coarse and a fine mesh."""
     displacement = (context.posed - context.rest) / context.head_unit
-    return (torch.sparse.mm(context.targets["laplacian"], displacement) ** 2).sum(-1).mean()
+    if "mean_edge" not in context.cache:
+        corners = context.rest[context.triangles] if context.triangles is not None else None
+        edges = (corners - corners.roll(1, dims=1)).norm(dim=-1) if corners is not None else None
+        context.cache["mean_edge"] = float(edges.mean()) / context.head_unit if edges is not None else 1.0
+    curvature = torch.sparse.mm(context.targets["laplacian"], displacement) / context.cache["mean_edge"] ** 2
+    return (curvature ** 2).sum(-1).mean()
 
 
 def scan_to_mesh(context: FitContext) -> torch.Tensor:
     """Point-to-surface: each scan point (targets["scan_points"] (P, 3)) to its nearest point on the posed
-    surface, trimmed at SCAN_TRIM iod (and at NORMAL_AGREEMENT with targets["scan_normals"] (P, 3) if given). Nearest points are found on the detached surface when `refresh`
+    surface, trimmed at SCAN_TO_MESH_TRIM iod (and at NORMAL_AGREEMENT with targets["scan_normals"] (P, 3) if given). Nearest points are found on the detached surface when `refresh`
     and kept as (triangle, barycentric) pairs, so the loss stays differentiable in the vertices."""
     scan = context.targets["scan_points"]
     if context.refresh or "scan_to_mesh" not in context.cache:
         posed = context.posed.detach().cpu().double().numpy()
         triangles = context.triangles.cpu().numpy()
         _, triangle, bary, distance = closest_points_on_mesh(scan.detach().cpu().double().numpy(), posed, triangles)
-        keep = distance <= SCAN_TRIM * _trim_unit(context)
+        keep = distance <= SCAN_TO_MESH_TRIM * _trim_unit(context)
         if "scan_normals" in context.targets:
             corners = posed[triangles[triangle]]
             normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
@@ -117,14 +129,14 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
 
 def mesh_to_scan(context: FitContext) -> torch.Tensor:
     """Each mesh vertex (targets["fit_vertices"] (M,) ids, default all) to its nearest scan point, trimmed
-    at SCAN_TRIM iod so that parts the scan lacks (a face-only scan of a full head) pull nothing."""
+    at MESH_TO_SCAN_TRIM iod so that parts the scan lacks (a face-only scan of a full head) pull nothing."""
     scan = context.targets["scan_points"]
     ids = context.targets.get("fit_vertices")
     posed = context.posed if ids is None else context.posed[ids]
     if context.refresh or "mesh_to_scan" not in context.cache:
         # The scan moves with the alignment stage, so its tree is rebuilt with each refresh.
         distance, nearest = cKDTree(scan.detach().cpu().double().numpy()).query(posed.detach().cpu().double().numpy())
-        keep = distance <= SCAN_TRIM * _trim_unit(context)
+        keep = distance <= MESH_TO_SCAN_TRIM * _trim_unit(context)
         if "scan_normals" in context.targets:
             normals = vertex_normals(context.posed.detach().cpu().double().numpy(), context.triangles.cpu().numpy())
             normals = normals if ids is None else normals[ids.cpu().numpy()]

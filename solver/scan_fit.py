@@ -5,7 +5,7 @@
 
 The scan's MediaPipe landmarks (found on renders of it, like the rig's) give the starting similarity;
 the stages then move the rig's parameters and the alignment together. The scan may be partial (a face
-without the back of the head): correspondences further than SCAN_TRIM apart pull nothing, and only the
+without the back of the head): correspondences further than the trims of solver/losses.py pull nothing, and only the
 rig's vertices near the face are drawn to the scan.
 """
 from __future__ import annotations
@@ -23,11 +23,13 @@ from .fitting import ALL_GROUPS, Alignment, FitResult, Stage, fit
 from .geometry import Similarity, closest_points_on_mesh, similarity_transform
 from .losses import vertex_normals
 from .model import ASMModel
+from .transfer import robust_alignment
 
 NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # MediaPipe face-mesh landmark indices
 SURFACE_LANDMARKS = 468  # the iris points (468-477) float in front of the eyeball: not surface points
 CROP = 1.05  # outer-eye-corner distances around the nose tip: the face region (about 95 mm on an adult)
 SCAN_LOSSES = {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5, "landmarks": 0.1}
+ALIGN_STEPS = 100  # similarity-only steps that refine the landmarks' alignment for the unfitted baseline
 QUALITY_STEPS = {"fast": (150, 250), "balanced": (300, 800), "best": (400, 1500)}  # (pose steps, refine steps)
 
 
@@ -39,9 +41,11 @@ class ScanFitSettings:
     # Without smoothness the fit copies a scan's noise with folds (measured on the sample rig and the Fran
     # scan: 0.69 mm RMS but a third of the face's triangles turned by more than 60 degrees); at 100 it stays
     # a clean face (0.4 % turned) at 1.5 mm.
-    smoothness: float = 100.0  # weight of the Laplacian smoothness of the displacement (0: off)
+    smoothness: float = 0.003  # weight of the smoothness of the displacement (0: off)
     pose_prior: float = 1e-3  # weight of the small-pose prior
     surface_samples: int = 20000  # extra scan points sampled on its triangles (area-weighted)
+    scan_radius: float = 1.5  # only scan points within this many eye distances of its nose tip are fitted
+    # (a head rig has no shoulders: a bust scan's chest would only pull the neck)
     seed: int = 0
 
     def __post_init__(self):
@@ -59,7 +63,7 @@ class ScanFitSettings:
         if tuple(self.groups) != ("pose",):
             stages.append(Stage("refine", tuple(self.groups) + ("alignment",),
                                 {**SCAN_LOSSES, **extra, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5},
-                                refine_steps, 0.003, refresh_every=5, patience=60))
+                                refine_steps, 0.003, refresh_every=5, patience=100))
         return stages
 
 
@@ -145,13 +149,18 @@ def landmark_start(rig_vertices: np.ndarray, rig_triangles: np.ndarray, rig_land
                    rig_valid: np.ndarray, scan: Scan) -> tuple[Similarity, dict]:
     """The similarity from the scan's landmarks onto the rig's, and the landmark targets for fitting
     (surface points of the rig as triangle corners + barycentrics, with the scan's positions)."""
-    both = np.flatnonzero(scan.landmark_valid[:SURFACE_LANDMARKS] & np.asarray(rig_valid, bool)[:SURFACE_LANDMARKS])
-    if len(both) < 10:
-        raise ASMInputError(f"only {len(both)} landmarks were found on both the rig's mesh and the scan; "
+    both = scan.landmark_valid[:SURFACE_LANDMARKS] & np.asarray(rig_valid, bool)[:SURFACE_LANDMARKS]
+    if both.sum() < 10:
+        raise ASMInputError(f"only {both.sum()} landmarks were found on both the rig's mesh and the scan; "
                             "at least 10 are needed to align them")
-    _, triangle, bary, _ = closest_points_on_mesh(np.asarray(rig_landmarks)[both], rig_vertices, rig_triangles)
+    rig_points = np.where(both[:, None], np.asarray(rig_landmarks, dtype=np.float64)[:SURFACE_LANDMARKS], 0.0)
+    _, triangle, bary, _ = closest_points_on_mesh(rig_points, rig_vertices, rig_triangles)
     on_rig = (bary[:, :, None] * rig_vertices[rig_triangles[triangle]]).sum(1)
-    start = similarity_transform(scan.landmarks[both], on_rig)
+    # Landmarks that disagree with the face's shape (outline points on hair or ears, a missed detection)
+    # are left out of the alignment and of the fit.
+    start, inliers = robust_alignment(scan.landmarks[:SURFACE_LANDMARKS], on_rig, both, scan.eye_distance)
+    both = np.flatnonzero(inliers)
+    triangle, bary = triangle[both], bary[both]
     targets = {"landmark_vertices": torch.as_tensor(rig_triangles[triangle]),
                "landmark_bary": torch.as_tensor(bary), "landmarks": torch.as_tensor(scan.landmarks[both])}
     return start, targets
@@ -208,7 +217,7 @@ def turned_triangles(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray,
 @dataclass
 class ScanFit:
     fit: FitResult
-    start: Similarity  # scan -> rig, from the landmarks alone
+    start: Similarity  # scan -> rig where the fit began: the landmarks' alignment, refined on the scan if better
     alignment: Similarity  # scan -> rig, after fitting
     error_before: np.ndarray  # (V,) scan vertex to the unfitted rig (after the landmark alignment), scan units
     error_after: np.ndarray  # (V,) scan vertex to the fitted rig, scan units
@@ -220,6 +229,11 @@ class ScanFit:
         errors = self.error_after if which == "after" else self.error_before
         errors = errors[self.in_crop] if crop else errors
         return float(np.sqrt((errors**2).mean()))
+
+
+def _similarity(alignment: dict) -> Similarity:
+    return Similarity(float(alignment["scale"]), np.asarray(alignment["rotation"], dtype=np.float64),
+                      np.asarray(alignment["translation"], dtype=np.float64))
 
 
 def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, scan: Scan,
@@ -236,8 +250,10 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
     start, landmark_targets = landmark_start(rest, triangles, rig_landmarks, rig_valid, scan)
     if fit_vertices is None:
         fit_vertices = face_vertices(rest, np.asarray(rig_landmarks), rig_valid)
-    targets = {"scan_points": torch.as_tensor(scan.points, dtype=dtype, device=device),
-               "scan_normals": torch.as_tensor(oriented_normals(scan, start, rest, triangles), dtype=dtype, device=device),
+    near = np.linalg.norm(scan.points - scan.nose_tip, axis=1) <= settings.scan_radius * scan.eye_distance
+    targets = {"scan_points": torch.as_tensor(scan.points[near], dtype=dtype, device=device),
+               "scan_normals": torch.as_tensor(oriented_normals(scan, start, rest, triangles)[near], dtype=dtype,
+                                               device=device),
                "fit_vertices": torch.as_tensor(np.asarray(fit_vertices), device=device),
                **{k: v.to(device=device, dtype=dtype if v.is_floating_point() else v.dtype)
                   for k, v in landmark_targets.items()}}
@@ -247,12 +263,20 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
         targets["laplacian"] = uniform_laplacian(model.triangles.cpu(), len(rest), dtype).to(device)
     with torch.no_grad():
         before = model.forward().double().cpu().numpy()
+    # The do-nothing baseline: the unfitted rig, its alignment refined on the scan (similarity only) where
+    # that beats the landmarks' alignment. The fit starts from the same alignment.
     error_before, in_crop = scan_errors(scan, start, before, triangles)
+    alignment = alignment_from(start, dtype, device)
+    aligned = fit(model, targets, [Stage("align", ("alignment",), SCAN_LOSSES, ALIGN_STEPS, 0.005, refresh_every=5,
+                                         patience=30)], progress=progress, seed=settings.seed, alignment=alignment)
+    refined = _similarity(aligned.alignment)
+    refined_error, _ = scan_errors(scan, refined, before, triangles)
+    if np.sqrt((refined_error[in_crop] ** 2).mean()) < np.sqrt((error_before[in_crop] ** 2).mean()):
+        start, error_before = refined, refined_error
     alignment = alignment_from(start, dtype, device)
     result = fit(model, targets, settings.stages(), progress=progress, seed=settings.seed, alignment=alignment)
     result.notes[:0] = scan.notes
-    final = Similarity(result.alignment["scale"], result.alignment["rotation"].astype(np.float64),
-                       result.alignment["translation"].astype(np.float64))
+    final = _similarity(result.alignment)
     with torch.no_grad():
         after = model.forward().double().cpu().numpy()
     error_after, _ = scan_errors(scan, final, after, triangles)
