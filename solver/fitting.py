@@ -30,6 +30,7 @@ PARAMETER_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gauss
                     "alignment")
 ALL_GROUPS = PARAMETER_GROUPS[:-1]  # every group of the rig itself; "alignment" moves the target
 ALIGNED_TARGETS = ("vertices", "landmarks", "scan_points")
+CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan")
 OPTIMIZERS = ("adam", "lbfgs")
 
 
@@ -47,6 +48,7 @@ class Stage:
     patience: int = 20
     refresh_every: int = 10  # steps between nearest-point searches of the scan losses
     bones: tuple[str, ...] = ()  # only these bones' parameters move (empty: all), e.g. a coarse stage
+    final_learning_rate: float | None = None  # Adam: decays exponentially to this by the last iteration
 
     def __post_init__(self):
         unknown = set(self.groups) - set(PARAMETER_GROUPS)
@@ -60,6 +62,8 @@ class Stage:
             raise ASMInputError(f"stage {self.name!r}: needs at least one parameter group and one loss")
         if self.optimizer not in OPTIMIZERS:
             raise ASMInputError(f"stage {self.name!r}: unknown optimizer {self.optimizer!r}; use {OPTIMIZERS}")
+        if self.final_learning_rate is not None and not self.final_learning_rate > 0:
+            raise ASMInputError(f"stage {self.name!r}: final_learning_rate must be > 0")
         if self.iterations < 1 or not self.learning_rate > 0 or self.refresh_every < 1:
             raise ASMInputError(f"stage {self.name!r}: iterations and refresh_every must be >= 1 and learning_rate > 0")
         object.__setattr__(self, "groups", tuple(self.groups))
@@ -252,12 +256,16 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         if stage.optimizer == "adam":
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
                                           for t in free])
+            if stage.final_learning_rate is not None:
+                decay = (stage.final_learning_rate / stage.learning_rate) ** (1.0 / max(stage.iterations - 1, 1))
+                schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, decay)
         else:
             # One L-BFGS iteration per step (progress and cancel stay per step); its line search needs its own
             # evaluation budget, which max_eval would otherwise cap at one.
             optimizer = torch.optim.LBFGS(free, lr=stage.learning_rate, max_iter=1, max_eval=25,
                                           line_search_fn="strong_wolfe")
         best_total, best_state = math.inf, None
+        uses_correspondences = any(name in CORRESPONDENCE_LOSSES for name in stage.losses)
         recent: list[float] = []
         clamped: set[str] = set()
         cache: dict = {}
@@ -274,11 +282,15 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
 
             before = [t.detach().clone() for t in everything]  # the parameters the step's loss belongs to
             optimizer.step(closure)
+            if stage.optimizer == "adam" and stage.final_learning_rate is not None:
+                schedule.step()
             if "binding" in stage.groups:
                 _relocate(model, clamped)
             total = record["total"]
             result.history.append({"stage": stage.name, "step": step, **record})
-            if total < best_total:
+            # With nearest-point losses, only a step that searched its correspondences afresh measures the
+            # true loss (stale pairs can look better than they are); only those steps may become the best.
+            if total < best_total and (refresh or not uses_correspondences):
                 best_total, best_state = total, before
             if progress is not None and progress(stage.name, step, total):
                 result.cancelled = True

@@ -102,10 +102,20 @@ def deformation_smoothness(context: FitContext) -> torch.Tensor:
     return (curvature ** 2).sum(-1).mean()
 
 
+def _truncated_mean(squared: torch.Tensor, count: int, trim: float, anchor: torch.Tensor) -> torch.Tensor:
+    """Truncated least squares: the kept pairs' squared distances (in iod^2) capped at trim^2, every other of
+    the `count` pairs counted as trim^2. Unlike a mean over the kept pairs only, this does not rise when a
+    far point comes within reach, so the losses of different steps (and refreshes) compare."""
+    capped = torch.clamp(squared, max=trim**2)
+    return (capped.sum() + (count - len(squared)) * trim**2) / max(count, 1) + anchor.sum() * 0.0
+
+
 def scan_to_mesh(context: FitContext) -> torch.Tensor:
     """Point-to-surface: each scan point (targets["scan_points"] (P, 3)) to its nearest point on the posed
-    surface, trimmed at SCAN_TO_MESH_TRIM iod (and at NORMAL_AGREEMENT with targets["scan_normals"] (P, 3) if given). Nearest points are found on the detached surface when `refresh`
-    and kept as (triangle, barycentric) pairs, so the loss stays differentiable in the vertices."""
+    surface, truncated at SCAN_TO_MESH_TRIM iod (pairs further apart, or whose normals disagree by more than
+    NORMAL_AGREEMENT with targets["scan_normals"] (P, 3) if given, count as the trim). Nearest points are
+    found on the detached surface when `refresh` and kept as (triangle, barycentric) pairs, so the loss stays
+    differentiable in the vertices."""
     scan = context.targets["scan_points"]
     if context.refresh or "scan_to_mesh" not in context.cache:
         posed = context.posed.detach().cpu().double().numpy()
@@ -121,14 +131,13 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
                                          torch.as_tensor(bary[keep], dtype=scan.dtype, device=scan.device),
                                          torch.as_tensor(np.flatnonzero(keep), device=scan.device))
     corners, bary, kept = context.cache["scan_to_mesh"]
-    if len(kept) == 0:
-        return context.posed.sum() * 0.0
     surface = (bary.unsqueeze(-1) * context.posed[corners]).sum(-2)
-    return (((surface - scan[kept]) ** 2).sum(-1) / _data_unit(context)**2).mean()
+    return _truncated_mean(((surface - scan[kept]) ** 2).sum(-1) / _data_unit(context)**2, len(scan),
+                           SCAN_TO_MESH_TRIM, context.posed)
 
 
 def mesh_to_scan(context: FitContext) -> torch.Tensor:
-    """Each mesh vertex (targets["fit_vertices"] (M,) ids, default all) to its nearest scan point, trimmed
+    """Each mesh vertex (targets["fit_vertices"] (M,) ids, default all) to its nearest scan point, truncated
     at MESH_TO_SCAN_TRIM iod so that parts the scan lacks (a face-only scan of a full head) pull nothing."""
     scan = context.targets["scan_points"]
     ids = context.targets.get("fit_vertices")
@@ -145,9 +154,8 @@ def mesh_to_scan(context: FitContext) -> torch.Tensor:
         context.cache["mesh_to_scan"] = (torch.as_tensor(np.flatnonzero(keep), device=scan.device),
                                          torch.as_tensor(nearest[keep], device=scan.device))
     kept, nearest = context.cache["mesh_to_scan"]
-    if len(kept) == 0:
-        return context.posed.sum() * 0.0
-    return (((posed[kept] - scan[nearest]) ** 2).sum(-1) / _data_unit(context)**2).mean()
+    return _truncated_mean(((posed[kept] - scan[nearest]) ** 2).sum(-1) / _data_unit(context)**2, len(posed),
+                           MESH_TO_SCAN_TRIM, context.posed)
 
 
 def symmetry_prior(context: FitContext) -> torch.Tensor:

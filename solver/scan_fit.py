@@ -29,7 +29,6 @@ NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # MediaPipe face-mesh landmark indic
 SURFACE_LANDMARKS = 468  # the iris points (468-477) float in front of the eyeball: not surface points
 CROP = 1.05  # outer-eye-corner distances around the nose tip: the face region (about 95 mm on an adult)
 SCAN_LOSSES = {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5, "landmarks": 0.1}
-ALIGN_STEPS = 100  # similarity-only steps that refine the landmarks' alignment for the unfitted baseline
 QUALITY_STEPS = {"fast": (150, 250), "balanced": (300, 800), "best": (400, 1500)}  # (pose steps, refine steps)
 
 
@@ -63,7 +62,8 @@ class ScanFitSettings:
         if tuple(self.groups) != ("pose",):
             stages.append(Stage("refine", tuple(self.groups) + ("alignment",),
                                 {**SCAN_LOSSES, **extra, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5},
-                                refine_steps, 0.003, refresh_every=5, patience=100))
+                                refine_steps, 0.003, refresh_every=5, patience=100,
+                                final_learning_rate=0.0003))
         return stages
 
 
@@ -192,13 +192,27 @@ def alignment_from(similarity: Similarity, dtype=torch.float32, device="cpu") ->
     return alignment
 
 
-def scan_errors(scan: Scan, alignment: Similarity, posed: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distance of every scan vertex to the posed rig surface, in scan units, and which vertices lie in the
-    face crop (CROP eye distances around the nose tip)."""
-    moved = alignment.apply(scan.vertices)
-    distance = closest_points_on_mesh(moved, posed, triangles)[3] / alignment.scale
+def icp_alignment(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray, start: Similarity,
+                  iterations: int = 15, keep: float = 0.9) -> Similarity:
+    """Refine the similarity `start` (points -> mesh) by iterated closest points: each round pairs every point
+    with its closest surface point, drops the worst (1 - keep) and solves the similarity (Umeyama)."""
+    current = start
+    for _ in range(iterations):
+        closest, _, _, distance = closest_points_on_mesh(current.apply(points), vertices, triangles)
+        inliers = distance <= np.quantile(distance, keep)
+        current = similarity_transform(points[inliers], closest[inliers])
+    return current
+
+
+def scan_errors(scan: Scan, alignment: Similarity, posed: np.ndarray, triangles: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, Similarity]:
+    """Distance of every scan vertex to the posed rig surface in scan units, after `alignment` refined by ICP
+    on the face crop (CROP eye distances around the nose tip); which vertices lie in the crop; the alignment
+    used. Every model and baseline is measured this way (the ICP-aligned RMSE of the field)."""
     in_crop = np.linalg.norm(scan.vertices - scan.nose_tip, axis=1) <= CROP * scan.eye_distance
-    return distance, in_crop
+    alignment = icp_alignment(scan.vertices[in_crop], posed, triangles, alignment)
+    distance = closest_points_on_mesh(alignment.apply(scan.vertices), posed, triangles)[3] / alignment.scale
+    return distance, in_crop, alignment
 
 
 def turned_triangles(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray, limit_degrees: float = 60.0,
@@ -217,8 +231,8 @@ def turned_triangles(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray,
 @dataclass
 class ScanFit:
     fit: FitResult
-    start: Similarity  # scan -> rig where the fit began: the landmarks' alignment, refined on the scan if better
-    alignment: Similarity  # scan -> rig, after fitting
+    start: Similarity  # scan -> rig where the fit began: the landmarks' alignment refined by ICP
+    alignment: Similarity  # scan -> rig, after fitting (before the final ICP of the error measure)
     error_before: np.ndarray  # (V,) scan vertex to the unfitted rig (after the landmark alignment), scan units
     error_after: np.ndarray  # (V,) scan vertex to the fitted rig, scan units
     in_crop: np.ndarray  # (V,) bool
@@ -263,23 +277,16 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
         targets["laplacian"] = uniform_laplacian(model.triangles.cpu(), len(rest), dtype).to(device)
     with torch.no_grad():
         before = model.forward().double().cpu().numpy()
-    # The do-nothing baseline: the unfitted rig, its alignment refined on the scan (similarity only) where
-    # that beats the landmarks' alignment. The fit starts from the same alignment.
-    error_before, in_crop = scan_errors(scan, start, before, triangles)
-    alignment = alignment_from(start, dtype, device)
-    aligned = fit(model, targets, [Stage("align", ("alignment",), SCAN_LOSSES, ALIGN_STEPS, 0.005, refresh_every=5,
-                                         patience=30)], progress=progress, seed=settings.seed, alignment=alignment)
-    refined = _similarity(aligned.alignment)
-    refined_error, _ = scan_errors(scan, refined, before, triangles)
-    if np.sqrt((refined_error[in_crop] ** 2).mean()) < np.sqrt((error_before[in_crop] ** 2).mean()):
-        start, error_before = refined, refined_error
+    # The do-nothing baseline: the unfitted rig after the landmarks' alignment refined by ICP on the face.
+    # The fit starts from that alignment.
+    error_before, in_crop, start = scan_errors(scan, start, before, triangles)
     alignment = alignment_from(start, dtype, device)
     result = fit(model, targets, settings.stages(), progress=progress, seed=settings.seed, alignment=alignment)
     result.notes[:0] = scan.notes
     final = _similarity(result.alignment)
     with torch.no_grad():
         after = model.forward().double().cpu().numpy()
-    error_after, _ = scan_errors(scan, final, after, triangles)
+    error_after, _, _ = scan_errors(scan, final, after, triangles)
     face = np.flatnonzero(np.isin(triangles, np.asarray(fit_vertices)).all(1))
     turned = turned_triangles(rest, after, triangles, only=face)
     return ScanFit(result, start, final, error_before, error_after, in_crop, turned, time.perf_counter() - started)

@@ -33,7 +33,7 @@ def test_sample_command_writes_a_rigged_blend_and_a_picture(tmp_path, capfd):
     assert np.allclose([tuple(b.location) for b in arm.pose.bones], 0.0)
     # ... and holds the rig fitted to the bundled scan, beside it, with the scan aligned onto it
     fit = summary["fit"]
-    assert fit["rms_after_mm"] < 0.5 * fit["rms_before_mm"] and fit["face_triangles_turned_over_60_degrees"] < 0.02
+    assert fit["rms_after_mm"] < 0.55 * fit["rms_before_mm"] and fit["face_triangles_turned_over_60_degrees"] < 0.02
     head_size = float(np.ptp(np.array([v.co for v in head.data.vertices]), axis=0).max())
     assert fit["blender_vs_solver_max_difference"] < 1e-5 * head_size
     fitted, scan = bpy.data.objects["Head fitted to scan"], bpy.data.objects["Fran scan"]

@@ -41,7 +41,7 @@ def test_the_sample_rig_fits_the_bundled_scan(sample_mesh, placed_rig, fran):
     before, after = fitted.rms("before"), fitted.rms("after")
     # Metres: the landmark-aligned mean face is several mm off; the fit comes within about 1.5 mm, as a clean
     # face (the scan's noise is not copied into folds).
-    assert 0.003 < before and after < 0.4 * before, (before, after)
+    assert 0.003 < before and after < 0.55 * before and after < 0.002, (before, after)
     assert fitted.turned < 0.02
     # The alignment may not shrink the scan to make every residual smaller (it stays near the landmarks' scale).
     assert abs(np.log(fitted.alignment.scale / fitted.start.scale)) < 0.1
