@@ -132,7 +132,6 @@ def _build_sample(args, started: float) -> dict:
 def _fit_sample_to_scan(args, head, arrays, landmarks, valid) -> dict:
     """Fit the sample rig to the bundled Fran scan in the worker, write the fitted rig onto a second copy of
     the head (beside the first) with the scan aligned onto it, and picture the error before and after."""
-    import bpy
     from mathutils import Matrix
 
     from solver.landmarks import load_landmarks

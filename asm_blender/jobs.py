@@ -105,7 +105,8 @@ class Job:
         return result
 
 
-def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], report=None, poll_seconds: float = 0.1) -> dict:
+def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], report=None,
+                 poll_seconds: float = 0.1) -> dict:
     """Run a job to completion, reporting progress changes through `report(progress)` (stderr by default)."""
     report = report or (lambda p: print(f"  {p.stage} {p.fraction:4.0%}" + (f"  loss {p.loss:.4g}" if p.loss is not None
                                                                                else ""), file=sys.stderr))

@@ -250,7 +250,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         for hook in hooks:
             hook.remove()
         hooks = [] if mask is None else [
-            t.register_hook(lambda grad, m=mask.to(t.device): grad * m.view(-1, *([1] * (grad.ndim - 1))).to(grad.dtype))
+            t.register_hook(lambda grad, m=mask.to(t.device): grad * m.view(-1, *([1] * (grad.ndim - 1))).to(grad))
             for g in stage.groups if g in PER_BONE_GROUPS for t in groups[g]]
         scales = _step_scales(model, alignment)
         if stage.optimizer == "adam":

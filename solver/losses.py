@@ -126,7 +126,8 @@ def scan_to_mesh(context: FitContext) -> torch.Tensor:
             corners = posed[triangles[triangle]]
             normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
             normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-30)
-            keep &= (normals * context.targets["scan_normals"].detach().cpu().double().numpy()).sum(1) > NORMAL_AGREEMENT
+            scan_normals = context.targets["scan_normals"].detach().cpu().double().numpy()
+            keep &= (normals * scan_normals).sum(1) > NORMAL_AGREEMENT
         context.cache["scan_to_mesh"] = (torch.as_tensor(triangles[triangle[keep]], device=scan.device),
                                          torch.as_tensor(bary[keep], dtype=scan.dtype, device=scan.device),
                                          torch.as_tensor(np.flatnonzero(keep), device=scan.device))

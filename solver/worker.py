@@ -4,7 +4,7 @@ Job folder protocol (shared with asm_blender/jobs.py, which never imports torch)
     job.json        {"task": "generate", "settings": {...}}       written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
-    progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most two a second per stage)
+    progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
     result.npz      result arrays (+ "warnings" as JSON text)     written by the worker on success
     error.json      {"message", "kind"}                           written by the worker on failure
 """
