@@ -22,15 +22,19 @@ def write_weight_preview(mesh_obj: bpy.types.Object, weights: np.ndarray, remain
     """
     colours = bone_colours(weights.shape[1])
     colours[remainder_bone] = (0.8, 0.8, 0.8)
-    rgb = np.clip(weights @ colours, 0.0, 1.0)
+    return _write_point_colours(mesh_obj, PREVIEW_ATTRIBUTE, np.clip(weights @ colours, 0.0, 1.0))
+
+
+def _write_point_colours(mesh_obj: bpy.types.Object, name: str, rgb: np.ndarray) -> str:
+    """(Re)create the colour attribute `name` from (N, 3) RGB and make it the active colour."""
     rgba = np.concatenate([rgb, np.ones((len(rgb), 1))], axis=1).astype(np.float32)
     attributes = mesh_obj.data.color_attributes
-    if PREVIEW_ATTRIBUTE in attributes:
-        attributes.remove(attributes[PREVIEW_ATTRIBUTE])
-    attribute = attributes.new(PREVIEW_ATTRIBUTE, 'FLOAT_COLOR', 'POINT')
+    if name in attributes:
+        attributes.remove(attributes[name])
+    attribute = attributes.new(name, 'FLOAT_COLOR', 'POINT')
     attribute.data.foreach_set("color", rgba.reshape(-1))
     attributes.active_color = attribute
-    return PREVIEW_ATTRIBUTE
+    return name
 
 
 ERROR_ATTRIBUTE = "ASM_fit_error"
@@ -49,12 +53,4 @@ def error_colours(errors: np.ndarray, limit: float) -> np.ndarray:
 
 def write_error_colours(mesh_obj: bpy.types.Object, errors: np.ndarray, limit: float) -> str:
     """Colour each vertex of `mesh_obj` by its error (see error_colours); becomes the active colour attribute."""
-    rgb = error_colours(errors, limit)
-    rgba = np.concatenate([rgb, np.ones((len(rgb), 1))], axis=1).astype(np.float32)
-    attributes = mesh_obj.data.color_attributes
-    if ERROR_ATTRIBUTE in attributes:
-        attributes.remove(attributes[ERROR_ATTRIBUTE])
-    attribute = attributes.new(ERROR_ATTRIBUTE, 'FLOAT_COLOR', 'POINT')
-    attribute.data.foreach_set("color", rgba.reshape(-1))
-    attributes.active_color = attribute
-    return ERROR_ATTRIBUTE
+    return _write_point_colours(mesh_obj, ERROR_ATTRIBUTE, error_colours(errors, limit))
