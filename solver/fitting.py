@@ -22,7 +22,7 @@ import torch
 
 from .errors import ASMInputError
 from .kinematics import forward_kinematics, local_pose_matrices
-from .losses import BONE_LOSSES, LOSSES, FitContext, mirror_targets
+from .losses import BONE_LOSSES, LOSSES, WEIGHT_LOSSES, FitContext, mirror_targets
 from .model import ASMModel
 from .rotations import rotvec_to_matrix
 
@@ -237,6 +237,8 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
                              pose.rotvec, pose.translation, pose.log_scale, model.bind_offset, initial_bind_offset,
                              model.triangles, cache, refresh,
                              float(model.rig.head_unit) * torch.exp(alignment.log_scale[0] - start_log_scale),
+                             model.weights().to_dense(model.bone_count)
+                             if any(n in WEIGHT_LOSSES for n in stage.losses) else None,
                              bone_points() if any(n in BONE_LOSSES for n in stage.losses) else None)
         named = {name: LOSSES[name](context) for name in stage.losses}
         total = sum(weight * named[name] for name, weight in stage.losses.items())

@@ -43,6 +43,7 @@ class FitContext:
     data_unit: torch.Tensor | float | None = None  # the unit of the data terms: head_unit times the target
     # alignment's scale change since the fit began, so that shrinking the target together with the rig
     # (which shrinks every residual) gains nothing; None: head_unit
+    weights: torch.Tensor | None = None  # (N, J) dense capped weights, only for the losses that read them
     bone_points: tuple[torch.Tensor, torch.Tensor] | None = None  # (J, 2, 3) head and tail of each bone, posed and
     # at rest; computed only for the losses that read bones
 
@@ -169,7 +170,14 @@ def symmetry_prior(context: FitContext) -> torch.Tensor:
     return ((motion[pairs[:, 0]] - motion[pairs[:, 1]] @ mirror.T) ** 2).sum(-1).mean()
 
 
+def weight_smoothness(context: FitContext) -> torch.Tensor:
+    """Uniform-Laplacian smoothness of the capped skinning weights over the surface, targets["laplacian"]
+    (sparse N x N): large where a vertex's weights differ from its neighbours' (the top-k cap's creases)."""
+    return (torch.sparse.mm(context.targets["laplacian"], context.weights) ** 2).sum(-1).mean()
+
+
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
+WEIGHT_LOSSES = ("weight_smoothness",)  # losses that need FitContext.weights
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(N, 3) unit area-weighted vertex normals (zero for vertices on no triangle)."""
@@ -191,6 +199,7 @@ LOSSES = {
     "scan_to_mesh": scan_to_mesh,
     "mesh_to_scan": mesh_to_scan,
     "symmetry": symmetry_prior,
+    "weight_smoothness": weight_smoothness,
 }
 
 

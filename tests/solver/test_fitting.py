@@ -281,3 +281,37 @@ def test_lbfgs_stages_reduce_the_loss_too(model):
                                                      learning_rate=1.0, optimizer="lbfgs")])
     totals = [h["total"] for h in result.history]
     assert min(totals) < 0.2 * totals[0]
+
+
+LOSS_SETUPS = {  # loss: (groups it is fitted with, how the start differs from its answer)
+    "vertex": (("pose",), "target"), "landmarks": (("pose",), "target"), "scan_to_mesh": (("pose",), "target"),
+    "mesh_to_scan": (("pose",), "target"), "pose_prior": (("pose",), "posed"), "smoothness": (("pose",), "posed"),
+    "symmetry": (("pose",), "posed"), "bind_offset_prior": (("bind_offset",), "moved"),
+    "gaussian_size": (("gaussian_covariances",), "narrow"),
+    "weight_smoothness": (("gaussian_means", "gaussian_covariances", "gaussian_weights"), "as generated"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LOSS_SETUPS))
+def test_each_loss_decreases_under_the_engine(model, name):
+    assert set(LOSS_SETUPS) == set(LOSSES)  # a new loss needs its row here
+    groups, start = LOSS_SETUPS[name]
+    with torch.no_grad():
+        posed = model.forward(known_pose(model, seed=7))
+        if start == "posed":
+            pose = known_pose(model, seed=7)
+            for mine, theirs in zip((model.pose.log_scale, model.pose.rotvec, model.pose.translation),
+                                    (pose.log_scale, pose.rotvec, pose.translation)):
+                mine.copy_(theirs)
+        elif start == "narrow":
+            model.mixture.cholesky_raw[..., 0].fill_(-6.0)  # softplus(-6) ~ 0.0025: below the smallest size
+    ids = torch.arange(0, 4000, 97)
+    targets = {"vertices": posed, "landmark_vertices": ids[:, None].expand(-1, 3),
+               "landmark_bary": torch.tensor([[1.0, 0.0, 0.0]]).expand(len(ids), 3), "landmarks": posed[ids],
+               "scan_points": posed, "laplacian": uniform_laplacian(model.triangles, len(posed))}
+    # The bind-offset prior is zero where a fit starts: another loss moves the offsets first.
+    before = [Stage("move", groups, {"vertex": 1.0}, iterations=30, learning_rate=0.01)] if start == "moved" else []
+    result = fit(model, targets, before + [Stage(name, groups, {name: 1.0}, iterations=40, learning_rate=0.01,
+                                                 patience=40)])
+    values = [h[name] for h in result.history if h["stage"] == name]
+    assert values[0] > 0 and min(values) < 0.9 * values[0], values[::8]
