@@ -42,6 +42,8 @@ def context_at(model, targets, posed=None, bone_points=None):
     rest_bones = bone_ends(model)
     return FitContext(posed, model.vertices, float(model.rig.head_unit), targets, model.mixture, pose.rotvec,
                       pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone(), model.triangles,
+                      # weight smoothness is zero for weights that do not vary over the surface
+                      weights=torch.full((len(posed), model.bone_count), 1.0 / model.bone_count),
                       bone_points=(rest_bones if bone_points is None else bone_points, rest_bones))
 
 
