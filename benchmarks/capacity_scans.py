@@ -142,7 +142,7 @@ def run(quality: str = "fast", ablations: bool = False, threads: int = 2) -> lis
                 rows.append(_row(name, "unfitted rig (after alignment)", scan, fitted.error_before, fitted.in_crop,
                                  metres, 0, 0.0, 0.0))
             rows.append(_row(name, model_name, scan, fitted.error_after, fitted.in_crop, metres,
-                             parameter_count(rig, settings.stages(), 3), fitted.turned, fitted.seconds))
+                             parameter_count(rig, settings.stages(rig.names), 3), fitted.turned, fitted.seconds))
             print(f"  {model_name:<34} {rows[-1]['rms_over_eye_distance']:.4f} eye distances, "
                   f"{fitted.turned:.1%} folded, {fitted.seconds:.0f} s", flush=True)
         began = time.perf_counter()

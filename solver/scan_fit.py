@@ -23,6 +23,7 @@ from .fitting import ALL_GROUPS, Alignment, FitResult, Stage, fit
 from .geometry import Similarity, closest_points_on_mesh, similarity_transform
 from .losses import vertex_normals
 from .model import ASMModel
+from .skeleton import load_skeleton
 from .transfer import robust_alignment
 
 NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # MediaPipe face-mesh landmark indices
@@ -45,6 +46,7 @@ class ScanFitSettings:
     surface_samples: int = 20000  # extra scan points sampled on its triangles (area-weighted)
     scan_radius: float = 1.5  # only scan points within this many eye distances of its nose tip are fitted
     # (a head rig has no shoulders: a bust scan's chest would only pull the neck)
+    coarse: bool = False  # a first stage on the big bones only (tried on Lee Perry-Smith: no better)
     seed: int = 0
 
     def __post_init__(self):
@@ -53,12 +55,19 @@ class ScanFitSettings:
         if self.symmetry < 0 or self.smoothness < 0 or self.surface_samples < 0:
             raise ASMInputError("symmetry, smoothness and surface_samples must not be negative")
 
-    def stages(self) -> list[Stage]:
+    def stages(self, bone_names=()) -> list[Stage]:
+        """The stages for a rig with these bones: with coarse, first only the bones the game preset also has
+        (large regions: head shape, jaw, cheeks) so that small bones do not take up what big ones should."""
         pose_steps, refine_steps = QUALITY_STEPS[self.quality]
         extra = {name: weight for name, weight in (("symmetry", self.symmetry), ("smoothness", self.smoothness),
                                                    ("pose_prior", self.pose_prior)) if weight > 0}
-        stages = [Stage("pose", ("pose", "alignment"), {**SCAN_LOSSES, **extra}, pose_steps, 0.005, refresh_every=5,
-                        patience=40)]
+        losses = {**SCAN_LOSSES, **extra}
+        coarse = tuple(name for name in load_skeleton("game").names if name in bone_names) if self.coarse else ()
+        stages = []
+        if 0 < len(coarse) < len(bone_names):
+            stages.append(Stage("coarse", ("pose", "alignment"), losses, pose_steps // 2, 0.005, refresh_every=5,
+                                patience=40, bones=coarse))
+        stages.append(Stage("pose", ("pose", "alignment"), losses, pose_steps, 0.005, refresh_every=5, patience=40))
         if tuple(self.groups) != ("pose",):
             stages.append(Stage("refine", tuple(self.groups) + ("alignment",),
                                 {**SCAN_LOSSES, **extra, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5},
@@ -281,7 +290,7 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
     # The fit starts from that alignment.
     error_before, in_crop, start = scan_errors(scan, start, before, triangles)
     alignment = alignment_from(start, dtype, device)
-    result = fit(model, targets, settings.stages(), progress=progress, seed=settings.seed, alignment=alignment)
+    result = fit(model, targets, settings.stages(model.rig.names), progress=progress, seed=settings.seed, alignment=alignment)
     result.notes[:0] = scan.notes
     final = _similarity(result.alignment)
     with torch.no_grad():
@@ -309,7 +318,7 @@ def fit_scan_job(inputs: dict[str, np.ndarray], generate: dict, fit_settings: di
     scan = prepare_scan(inputs["scan_vertices"], inputs["scan_triangles"], inputs["scan_landmarks"],
                         inputs["scan_landmark_valid"].astype(bool), "the scan", settings.surface_samples, settings.seed)
     model = ASMModel(rig, inputs["vertices"], inputs["triangles"], rig_settings.weight_config())
-    total_steps = sum(stage.iterations for stage in settings.stages())
+    total_steps = sum(stage.iterations for stage in settings.stages(rig.names))
     done = {"steps": 0}
 
     def report(stage: str, step: int, loss: float) -> bool:

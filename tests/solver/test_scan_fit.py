@@ -92,3 +92,15 @@ def test_a_scan_fit_job_can_be_cancelled(sample_mesh, fran):
     assert caught.value.kind == "cancelled" and not (job.folder / "result.npz").exists()
     with pytest.raises(JobError, match="unknown quality 'ultra'"):
         Job("fit_scan", {"fit": {"quality": "ultra"}}, inputs).start().result()
+
+
+def test_scan_fit_stages_are_data():
+    from solver.skeleton import load_skeleton
+
+    full, game = load_skeleton("full").names, load_skeleton("game").names
+    stages = ScanFitSettings("fast", coarse=True, symmetry=0.5).stages(full)
+    assert [s.name for s in stages] == ["coarse", "pose", "refine"]
+    assert set(stages[0].bones) == set(game) and "symmetry" in stages[1].losses
+    assert [s.name for s in ScanFitSettings("fast", coarse=True).stages(game)] == ["pose", "refine"]
+    assert [s.name for s in ScanFitSettings("fast", groups=("pose",)).stages(full)] == ["pose"]
+    assert all(s.to_dict() == type(s).from_dict(s.to_dict()).to_dict() for s in stages)
