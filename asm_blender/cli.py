@@ -157,7 +157,8 @@ def _fit_sample_to_scan(args, head, arrays, landmarks, valid) -> dict:
     for warning in result["warnings"]:
         _log(f"  note: {warning}")
     # The fitted copy stands beside the sample, one and a half head widths to its left.
-    width = float(np.ptp(np.array([head.matrix_world @ v.co for v in head.data.vertices])[:, 0]))
+    world = np.array(head.matrix_world)
+    width = float(np.ptp(arrays.vertices @ world[:3, :3].T[:, 0]))
     offset = Matrix.Translation((1.5 * width, 0.0, 0.0))
     fitted_head = import_obj(SAMPLE_MESH)
     fitted_head.name = "Head fitted to scan"

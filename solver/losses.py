@@ -95,10 +95,9 @@ def deformation_smoothness(context: FitContext) -> torch.Tensor:
     The Laplacian is divided by the mean squared edge length (in iod), so that it approximates the second
     derivative of the displacement and a weight means the same on a coarse and a fine mesh."""
     displacement = (context.posed - context.rest) / context.head_unit
-    if "mean_edge" not in context.cache:
-        corners = context.rest[context.triangles] if context.triangles is not None else None
-        edges = (corners - corners.roll(1, dims=1)).norm(dim=-1) if corners is not None else None
-        context.cache["mean_edge"] = float(edges.mean()) / context.head_unit if edges is not None else 1.0
+    if "mean_edge" not in context.cache:  # the rest mesh does not change during a stage
+        corners = context.rest[context.triangles]
+        context.cache["mean_edge"] = float((corners - corners.roll(1, dims=1)).norm(dim=-1).mean()) / context.head_unit
     curvature = torch.sparse.mm(context.targets["laplacian"], displacement) / context.cache["mean_edge"] ** 2
     return (curvature ** 2).sum(-1).mean()
 
