@@ -11,6 +11,7 @@ rig's vertices near the face are drawn to the scan.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -264,8 +265,6 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
                 fit_vertices: np.ndarray | None = None) -> ScanFit:
     """Fit `model` (in place) to `scan`. progress(stage, step, loss) -> True cancels (the best so far stays).
     fit_vertices: rig vertices drawn to the scan (default: the face region around the nose tip)."""
-    import time
-
     started = time.perf_counter()
     rest = model.vertices.detach().cpu().double().numpy()
     triangles = model.triangles.cpu().numpy()
@@ -290,7 +289,8 @@ def fit_to_scan(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarra
     # The fit starts from that alignment.
     error_before, in_crop, start = scan_errors(scan, start, before, triangles)
     alignment = alignment_from(start, dtype, device)
-    result = fit(model, targets, settings.stages(model.rig.names), progress=progress, seed=settings.seed, alignment=alignment)
+    result = fit(model, targets, settings.stages(model.rig.names), progress=progress, seed=settings.seed,
+                 alignment=alignment)
     result.notes[:0] = scan.notes
     final = _similarity(result.alignment)
     with torch.no_grad():
