@@ -23,6 +23,8 @@ class Location:
     clamped: np.ndarray  # (P,) bool: the query lay outside the chart and was moved to its nearest point
 
 
+BORDER_TOLERANCE = 1e-6  # UV units: a point this close outside the chart is on its border, not off it
+
 def barycentric_2d(points: torch.Tensor, corners: torch.Tensor) -> torch.Tensor:
     """Exact barycentric coordinates.  points (..., 2), corners (..., 3, 2) -> (..., 3) for corners (a, b, c).
 
@@ -94,8 +96,10 @@ def locate(points: np.ndarray, uv: np.ndarray, triangles: np.ndarray, what: str 
             np.broadcast_to(points[p], (k, 2)).copy()[None], corners[nearest[p]][None])[0]
         best = int(np.argmin(np.linalg.norm(closest - points[p], axis=-1)))
         triangle[p], located[p], clamped[p] = nearest[p, best], closest[best], True
-        warnings.warn(f"{label} at UV {tuple(np.round(points[p], 4))} lay outside the chart and was clamped "
-                      f"to {tuple(np.round(closest[best], 4))}", stacklevel=2)
+        moved = float(np.linalg.norm(closest[best] - points[p]))
+        if moved > BORDER_TOLERANCE:  # further than round-off on the chart's own border: say so
+            warnings.warn(f"{label} at UV {tuple(np.round(points[p], 4))} lay outside the chart and was clamped "
+                          f"to {tuple(np.round(closest[best], 4))} ({moved:.2g} UV units away)", stacklevel=2)
     bary = barycentric_2d(torch.from_numpy(located), torch.from_numpy(corners[triangle])).numpy()
     bary = np.clip(bary, 0.0, None)
     return Location(triangle, bary / bary.sum(-1, keepdims=True), located, clamped)
