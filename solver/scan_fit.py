@@ -107,15 +107,16 @@ def triangle_areas(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     return 0.5 * np.linalg.norm(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1)
 
 
-def surface_samples(vertices: np.ndarray, triangles: np.ndarray, count: int, seed: int = 0, with_triangles=False):
-    """(count, 3) points uniformly distributed over the surface (area-weighted triangles, Dirichlet barycentrics),
-    and with_triangles: the (count,) triangle each lies on."""
+def surface_samples(vertices: np.ndarray, triangles: np.ndarray, count: int,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(count, 3) points uniformly distributed over the surface (area-weighted triangles, Dirichlet barycentrics)
+    and the (count,) triangle each lies on."""
     generator = np.random.default_rng(seed)
     areas = triangle_areas(vertices, triangles)
     chosen = generator.choice(len(triangles), size=count, p=areas / areas.sum())
     weights = generator.dirichlet(np.ones(3), size=count)
     points = np.einsum("pc,pcd->pd", weights, vertices[triangles[chosen]])
-    return (points, chosen) if with_triangles else points
+    return points, chosen
 
 
 def prepare_scan(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, landmark_valid: np.ndarray,
@@ -148,7 +149,7 @@ def prepare_scan(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndar
                             "(no face was found on it, or it looks another way than assumed)")
     normals = vertex_normals(vertices, triangles)
     if samples:
-        sampled, on_triangle = surface_samples(vertices, triangles, samples, seed, with_triangles=True)
+        sampled, on_triangle = surface_samples(vertices, triangles, samples, seed)
         corners = vertices[triangles[on_triangle]]
         face = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
         points = np.concatenate([vertices, sampled])
