@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import panels, properties
+from . import operators, panels, properties
 
 _register_modules, _unregister_modules = bpy.utils.register_classes_factory(
-    properties.CLASSES + panels.CLASSES)
+    properties.CLASSES + operators.CLASSES + panels.CLASSES)
 
 
 def register() -> None:

@@ -1,6 +1,7 @@
 """Headless commands. Each command is a plain function `argv -> exit code` so tests can call it directly.
 
     python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
+    python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|game] [--cap 4|8] [--json]
 """
 from __future__ import annotations
 
@@ -49,6 +50,24 @@ def stdout_to_stderr():
         _flush_c_stdio()  # Blender's reports sit in the C library's buffer until flushed
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def addon_registered():
+    """The add-on's classes and properties registered for the command (and unregistered after: a process that
+    exits with classes registered can hang), unless something registered them before."""
+    import bpy
+
+    from . import register, unregister
+
+    if hasattr(bpy.types.Object, "asm"):
+        yield
+        return
+    register()
+    try:
+        yield
+    finally:
+        unregister()
 
 
 def run_sample(argv: list[str]) -> int:
@@ -196,7 +215,70 @@ def _fit_sample_to_scan(args, head, arrays, landmarks, valid) -> dict:
             "blender_vs_solver_max_difference": exactness, "notes": result["warnings"]}
 
 
-COMMANDS = {"sample": run_sample}
+def run_generate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m asm_blender generate",
+        description="Generate an ASM face rig on a head mesh and save it as a .blend. Progress goes to stderr.")
+    parser.add_argument("mesh", type=Path, help="a .blend (its active mesh, or --object) or a .obj/.ply/.glb/.gltf/.fbx")
+    parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _asm.blend "
+                                                          "in the current folder; the input is never overwritten)")
+    parser.add_argument("--object", help="the mesh object to rig when the file holds several")
+    parser.add_argument("--preset", choices=("full", "game"), default="full")
+    parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
+    parser.add_argument("--gaussians", type=int, default=3, choices=range(1, 7), metavar="1-6",
+                        help="Gaussians per bone (default 3)")
+    parser.add_argument("--face-direction", default="AUTO", choices=("AUTO", "-Y", "+Y", "-X", "+X"),
+                        help="world axis the face looks along (default: found from renders)")
+    parser.add_argument("--detect-again", action="store_true",
+                        help="ignore landmark markers stored with the head and detect anew")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    args = parser.parse_args(argv)
+    from .scene_io.mesh import SceneInputError
+
+    output = (args.output or Path(f"{args.mesh.stem}_asm.blend")).resolve()
+    if output.suffix.lower() != ".blend":
+        raise SceneInputError(f"--output {output.name}: the rig is saved as a .blend")
+    if args.mesh.exists() and output == args.mesh.resolve():
+        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
+    with stdout_to_stderr(), addon_registered():
+        summary = _generate(args, output)
+    if args.json:
+        print(json.dumps(summary, indent=1), flush=True)
+    else:
+        _log(f"done: {summary['bones']} bones on {summary['mesh']!r}, {summary['seconds']} s; wrote {output}")
+    return 0
+
+
+def _generate(args, output: Path) -> dict:
+    import bpy
+
+    from .generate_flow import GenerateOptions, generate_steps, run_to_completion
+    from .scene_io.importers import open_head
+
+    started = time.perf_counter()
+    if args.mesh.suffix.lower() != ".blend":
+        bpy.ops.wm.read_homefile(use_empty=True)
+    _log(f"opening {args.mesh}")
+    head, notes = open_head(args.mesh, args.object)
+    for note in notes:
+        _log(f"  note: {note}")
+    options = GenerateOptions(preset=args.preset, influence_cap=args.cap, gaussians_per_bone=args.gaussians,
+                              face_direction=args.face_direction, detect_again=args.detect_again)
+    with tempfile.TemporaryDirectory(prefix="asm_generate_") as workdir:
+        summary = run_to_completion(generate_steps(head, options, Path(workdir)))
+    for warning in summary["warnings"]:
+        _log(f"  note: {warning}")
+    head.asm.preset, head.asm.influence_cap = args.preset, str(args.cap)
+    head.asm.gaussians_per_bone, head.asm.face_direction = args.gaussians, args.face_direction
+    head.asm.summary = json.dumps(summary)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(output))
+    summary.update(blend=str(output), input=str(args.mesh), notes=notes,
+                   seconds=round(time.perf_counter() - started, 2))
+    return summary
+
+
+COMMANDS = {"sample": run_sample, "generate": run_generate}
 
 
 def main(argv: list[str] | None = None) -> int:

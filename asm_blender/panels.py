@@ -1,16 +1,21 @@
 """VIEW3D_PT_asm_* sidebar panels (tab "ASM")."""
 from __future__ import annotations
 
+import json
+
 import bpy
+
+from . import operators
+from .scene_io import markers as markers_io
+from .scene_io.rig import existing_rig
 
 
 def rig_state(context) -> str:
-    """One word for what the active object is, so every panel draws from the same state."""
-    obj = context.active_object
-    if obj is None or obj.type != 'MESH':
+    """One word for what the sidebar acts on, so every panel draws from the same state."""
+    mesh_obj = operators.target_mesh(context)
+    if mesh_obj is None:
         return "no_mesh"
-    has_rig = any(m.type == 'ARMATURE' and m.object is not None and "asm_rig" in m.object for m in obj.modifiers)
-    return "rigged" if has_rig else "mesh"
+    return "rigged" if existing_rig(mesh_obj) is not None else "mesh"
 
 
 class VIEW3D_PT_asm_info(bpy.types.Panel):
@@ -22,18 +27,54 @@ class VIEW3D_PT_asm_info(bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
-        settings = context.scene.asm
         state = rig_state(context)
-        messages = {
-            "no_mesh": "Select a head mesh to rig.",
-            "mesh": f"{context.active_object.name if context.active_object else ''}: no ASM rig yet.",
-            "rigged": f"{context.active_object.name if context.active_object else ''}: rigged.",
-        }
-        layout.label(text=messages[state], icon='INFO')
+        mesh_obj = operators.target_mesh(context)
+        if state == "no_mesh":
+            layout.label(text="Select a head mesh to rig.", icon='INFO')
+            return
+        layout.label(text=mesh_obj.name, icon='MESH_DATA')
+        settings = mesh_obj.asm
         column = layout.column()
+        column.enabled = not operators.job_running()
         column.prop(settings, "preset")
         column.prop(settings, "influence_cap")
         column.prop(settings, "gaussians_per_bone")
+        column.prop(settings, "face_direction")
+
+        if operators.job_running():
+            text, fraction = operators.running_status()
+            box = layout.box()
+            box.label(text=text, icon='SORTTIME')
+            if hasattr(box, "progress"):  # Blender 4.0+
+                box.progress(factor=fraction, type='BAR', text=f"{fraction:.0%}")
+            box.operator("asm.cancel_job", icon='CANCEL')
+            return
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator("asm.generate_rig", text="Regenerate Rig" if state == "rigged" else "Generate Rig",
+                     icon='FILE_REFRESH' if state == "rigged" else 'ARMATURE_DATA')
+        row = layout.row(align=True)
+        has_markers = markers_io.find_markers(mesh_obj) is not None
+        row.operator("asm.edit_landmarks", icon='EDITMODE_HLT')
+        if has_markers:
+            row.operator("asm.generate_rig", text="Detect Again", icon='VIEWZOOM').detect_again = True
+        layout.operator("asm.remove_rig", icon='X')
+        _draw_summary(layout, settings.summary)
+
+
+def _draw_summary(layout, summary_json: str) -> None:
+    if not summary_json:
+        return
+    try:
+        summary = json.loads(summary_json)
+    except json.JSONDecodeError:
+        return
+    box = layout.box()
+    box.label(text=f"{summary['bones']} bones, {summary['vertices']} vertices", icon='BONE_DATA')
+    box.label(text=f"{summary['landmarks']} landmarks, face looks {summary['face_direction']}", icon='SHADERFX')
+    box.label(text=f"chart: {summary['chart']}, {summary['influence_cap']} influences", icon='UV')
+    for warning in summary.get("warnings", [])[:4]:
+        box.label(text=warning, icon='ERROR')
 
 
 CLASSES = (VIEW3D_PT_asm_info,)

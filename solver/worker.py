@@ -1,7 +1,7 @@
 """The solver worker: runs one job from a job folder in its own process (python -m solver.worker JOB_DIR).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
-    job.json        {"task": "generate", "settings": {...}}       written by the client
+    job.json        {"task": "generate"|"detect"|"fit_scan", "settings": {...}}   written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
@@ -33,6 +33,24 @@ def _write_json_line(path: Path, record: dict) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
+def detect_in_images(paths: list[str], progress) -> dict[str, np.ndarray]:
+    """MediaPipe landmarks on each image: points (V, 478, 2) pixels (NaN where no face), found (V,) bool."""
+    from .landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file
+
+    points = np.full((len(paths), LANDMARK_COUNT, 2), np.nan)
+    found = np.zeros(len(paths), dtype=bool)
+    for index, path in enumerate(paths):
+        progress("landmarks", index / max(len(paths), 1))
+        try:
+            detection = detect_face_landmarks_in_file(Path(path))
+        except ValueError as error:  # an unreadable image: the client named it, say which
+            raise ASMInputError(str(error)) from error
+        if detection.found:
+            points[index], found[index] = detection.points, True
+    progress("landmarks", 1.0)
+    return {"points": points, "found": found}
+
+
 def run_job(job_dir: Path) -> int:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / "job.json").read_text())
@@ -61,6 +79,8 @@ def run_job(job_dir: Path) -> int:
             settings = GenerateSettings(**spec.get("settings", {}))
             result = generate_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"),
                                   inputs["landmarks"], inputs["landmark_valid"].astype(bool), settings, progress)
+        elif spec["task"] == "detect":
+            result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "fit_scan":
             from .scan_fit import fit_scan_job
 

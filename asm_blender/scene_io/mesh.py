@@ -19,6 +19,24 @@ class MeshArrays:
     uv_layer: str | None
 
 
+def check_mesh_object(obj: bpy.types.Object | None) -> None:
+    """Refuse, with a message naming the object and what to do, what a rig cannot be written to."""
+    if obj is None:
+        raise SceneInputError("no active object; select a head mesh")
+    if obj.type != 'MESH':
+        raise SceneInputError(f"{obj.name!r} is a {obj.type.lower()} object, not a mesh; select a head mesh")
+    if obj.mode == 'EDIT':
+        raise SceneInputError(f"mesh {obj.name!r} is in Edit Mode; switch to Object Mode (Tab) first")
+    if obj.library is not None or obj.data.library is not None:
+        source = (obj.library or obj.data.library).filepath
+        raise SceneInputError(f"mesh {obj.name!r} is linked from {source!r} and cannot be changed here; "
+                              "make it local first (Object > Relations > Make Local)")
+    if obj.override_library is not None and obj.override_library.is_system_override:
+        raise SceneInputError(f"mesh {obj.name!r} is a non-editable library override; make it editable first")
+    if len(obj.data.vertices) == 0 or len(obj.data.polygons) == 0:
+        raise SceneInputError(f"mesh {obj.name!r} has no faces; a rig needs a surface")
+
+
 def mesh_arrays(obj: bpy.types.Object) -> MeshArrays:
     """Rest-shape vertices, triangles and per-corner UVs of a mesh object (modifiers not applied)."""
     if obj is None or obj.type != 'MESH':

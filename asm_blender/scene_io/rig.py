@@ -11,6 +11,7 @@ from .mesh import SceneInputError
 
 CHART_ATTRIBUTE = "ASM_UV"  # per-vertex ASM chart; the user's UV maps are never touched
 RIG_PROPERTY = "asm_rig"  # JSON of the rig's parameters, on the armature object
+RIG_FORMAT = "asm-rig/1"
 
 
 def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None) -> bpy.types.Object:
@@ -55,6 +56,34 @@ def existing_rig(mesh_obj: bpy.types.Object) -> bpy.types.Object | None:
     return None
 
 
+def remove_rig(mesh_obj: bpy.types.Object) -> list[str]:
+    """Remove what Generate added to `mesh_obj`: its ASM armature, the Armature modifier, the vertex groups the
+    rig owns and the chart attribute. The user's own groups, modifiers, shape keys and UVs stay.
+    Returns what was removed, for the report."""
+    removed = []
+    arm = existing_rig(mesh_obj)
+    modifier = mesh_obj.modifiers.get(armature_io.MODIFIER_NAME)
+    if modifier is not None and modifier.type == 'ARMATURE':
+        mesh_obj.modifiers.remove(modifier)
+        removed.append("modifier")
+    owned = list(mesh_obj.get(armature_io.GROUPS_PROPERTY, []))
+    for name in owned:
+        group = mesh_obj.vertex_groups.get(name)
+        if group is not None:
+            mesh_obj.vertex_groups.remove(group)
+    if owned:
+        removed.append(f"{len(owned)} vertex groups")
+    if armature_io.GROUPS_PROPERTY in mesh_obj:
+        del mesh_obj[armature_io.GROUPS_PROPERTY]
+    attributes = mesh_obj.data.attributes
+    if CHART_ATTRIBUTE in attributes:
+        attributes.remove(attributes[CHART_ATTRIBUTE])
+    if arm is not None:
+        removed.insert(0, f"armature {arm.name!r}")
+        _remove_armature(arm)
+    return removed
+
+
 def _remove_armature(arm: bpy.types.Object) -> None:
     data = arm.data
     bpy.data.objects.remove(arm)
@@ -68,5 +97,5 @@ def rig_parameters(result: dict) -> dict:
             "mixture_logits", "mixture_offsets", "mixture_covariance", "head_unit")
     record = {key: np.asarray(result[key]).tolist() for key in keys}
     record["names"] = [str(n) for n in result["names"]]
-    record["format"] = "asm-rig/1"
+    record["format"] = RIG_FORMAT
     return record

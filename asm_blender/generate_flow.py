@@ -1,0 +1,187 @@
+"""Generate Rig as a sequence of steps, shared by the modal operator (one step per timer tick) and the headless
+command (all steps in a loop).
+
+    steps = generate_steps(mesh_obj, GenerateOptions(preset="game"), workdir)
+    summary = run_to_completion(steps, report)
+
+A step yields either a `Status` (what is being done, overall fraction) or a started solver `Job` to wait for;
+the driver waits (or polls) and resumes the generator. Nothing in the scene changes before the last step,
+which writes armature, vertex groups, modifier and landmark markers all at once, so cancelling at any
+point (closing the generator) leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Generator
+
+import bpy
+import numpy as np
+from mathutils import Vector
+
+from . import jobs
+from .scene_io import markers as markers_io
+from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
+from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, apply_rig, existing_rig
+from .scene_io.views import (FACE_DIRECTIONS, facing_direction, frontalness, lift_to_surface,
+                             render_direction_candidates, render_views)
+
+SETTINGS_PROPERTY = "asm_generate_settings"  # on the armature: how the rig was made (JSON)
+MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    preset: str = "full"
+    influence_cap: int = 4
+    gaussians_per_bone: int = 3
+    face_direction: str = "AUTO"  # or a key of FACE_DIRECTIONS (world axis the face looks along)
+    detect_again: bool = False  # ignore the head's landmark markers and detect anew
+
+
+@dataclass(frozen=True)
+class Status:
+    text: str
+    fraction: float
+
+
+Step = Status | jobs.Job
+
+
+def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
+                   workdir: Path) -> Generator[Step, None, dict]:
+    """The Generate Rig steps for `mesh_obj` (see the module docstring); returns a summary dict."""
+    started = time.perf_counter()
+    check_mesh_object(mesh_obj)
+    previous = existing_rig(mesh_obj)
+    if previous is not None:
+        recorded = json.loads(previous[RIG_PROPERTY]).get("format") if isinstance(previous[RIG_PROPERTY], str) else None
+        if recorded != RIG_FORMAT:
+            raise SceneInputError(f"the rig {previous.name!r} on {mesh_obj.name!r} was made by another ASM version "
+                                  f"(format {recorded!r}, this one reads {RIG_FORMAT!r}); press Remove Rig, "
+                                  "then Generate")
+    yield Status("reading the mesh", 0.02)
+    arrays = mesh_arrays(mesh_obj)
+    workdir = Path(workdir)
+    stored = None if options.detect_again else markers_io.read_markers(mesh_obj)
+    notes: list[str] = []
+    if stored is not None:
+        landmarks, valid = stored
+        direction_key = "markers"
+        notes.append(f"used the {int(valid.sum())} landmarks of {markers_io.find_markers(mesh_obj).name!r}")
+    else:
+        if options.face_direction == "AUTO":
+            yield Status("finding which way the face looks", 0.05)
+            candidates = render_direction_candidates(mesh_obj, workdir / "directions")
+            job = _detect_job(candidates, workdir / "detect_directions")
+            yield job
+            found = job.result()
+            scores = [frontalness(points) if ok else -1.0 for points, ok in zip(found["points"], found["found"])]
+            best = int(np.argmax(scores))
+            if scores[best] < 0:
+                raise SceneInputError(f"no face was found on renders of {mesh_obj.name!r} from eight directions "
+                                      "around it; check that it is a head standing upright (+Z up), or set Face "
+                                      "Direction by hand")
+            # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
+            # exactly where the face looks.
+            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [found["points"][best]])
+            world = np.array(mesh_obj.matrix_world)
+            forward = facing_direction(np.where(ok[:, None], points @ world[:3, :3].T + world[:3, 3], np.nan))
+            fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it
+            direction = Vector(forward if forward is not None else fallback)
+            direction_key = _describe(direction)
+        elif options.face_direction in FACE_DIRECTIONS:
+            direction = Vector(FACE_DIRECTIONS[options.face_direction])
+            direction_key = options.face_direction
+        else:
+            raise SceneInputError(f"unknown face direction {options.face_direction!r}; "
+                                  f"use AUTO or one of {list(FACE_DIRECTIONS)}")
+        yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
+        views = render_views(mesh_obj, workdir / "views", face_direction=direction)
+        job = _detect_job(views, workdir / "detect_views")
+        yield job
+        found = job.result()
+        if not found["found"][0]:
+            raise SceneInputError(f"no face was found on the front render of {mesh_obj.name!r} (facing "
+                                  f"{direction_key}); set Face Direction to where the face looks")
+        yield Status("placing the landmarks on the surface", 0.5)
+        detections = [points if ok else None for points, ok in zip(found["points"], found["found"])]
+        landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections)
+    surface_count = int(valid[:468].sum())
+    if surface_count < MIN_LANDMARKS:
+        raise SceneInputError(f"only {surface_count} face landmarks lie on {mesh_obj.name!r} (at least "
+                              f"{MIN_LANDMARKS} are needed); move or add markers, or detect again")
+    job = jobs.Job("generate", {"preset": options.preset, "influence_cap": options.influence_cap,
+                                "gaussians_per_bone": options.gaussians_per_bone},
+                   {"vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
+                    "landmarks": np.where(valid[:, None], landmarks, 0.0), "landmark_valid": valid},
+                   folder=workdir / "generate").start()
+    yield job
+    result = job.result()
+    yield Status("writing the rig", 0.95)
+    arm = apply_rig(mesh_obj, result)
+    arm[SETTINGS_PROPERTY] = json.dumps({**asdict(options), "face_direction_used": direction_key})
+    markers = markers_io.write_markers(mesh_obj, landmarks, valid)
+    return {
+        "mesh": mesh_obj.name, "armature": arm.name, "landmark_object": markers.name,
+        "bones": len(result["names"]), "vertex_groups": len(mesh_obj.get("asm_vertex_groups", [])),
+        "vertices": len(arrays.vertices), "landmarks": int(valid.sum()), "face_direction": direction_key,
+        "chart": str(result["chart"]), "preset": options.preset, "influence_cap": options.influence_cap,
+        "warnings": notes + list(result["warnings"]), "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _describe(direction: Vector) -> str:
+    """A horizontal direction as text: a world axis ("-Y") when within 5 degrees of one, else its angle."""
+    x, y = direction.x, direction.y
+    angle = np.degrees(np.arctan2(y, x))
+    for key, axis in FACE_DIRECTIONS.items():
+        if np.degrees(np.arccos(np.clip(x * axis[0] + y * axis[1], -1, 1))) < 5:
+            return key
+    return f"{angle:.0f} degrees from +X"
+
+
+def _detect_job(views, folder: Path) -> jobs.Job:
+    return jobs.Job("detect", {"images": [str(view.image_path) for view in views]}, {}, folder=folder).start()
+
+
+def job_status(job: jobs.Job, label: str, start: float, end: float) -> Status | None:
+    """The running job's progress as an overall Status between `start` and `end`."""
+    progress = job.progress()
+    if progress is None:
+        return None
+    loss = f" (loss {progress.loss:.3g})" if progress.loss is not None else ""
+    return Status(f"{label}: {progress.stage}{loss}", start + (end - start) * progress.fraction)
+
+
+def run_to_completion(steps: Generator[Step, None, dict], report=None, poll_seconds: float = 0.1) -> dict:
+    """Drive `steps` to the end, waiting for each job; `report(status)` sees every change (stderr by default).
+    Ctrl+C cancels the running job and leaves the scene unchanged."""
+    report = report or (lambda status: print(f"  {status.fraction:4.0%} {status.text}", file=sys.stderr, flush=True))
+    current: jobs.Job | None = None
+    try:
+        step = next(steps)
+        while True:
+            if isinstance(step, jobs.Job):
+                current, last = step, None
+                while not step.done():
+                    status = job_status(step, "solver", 0.5, 0.95)
+                    if status is not None and status != last:
+                        report(status)
+                        last = status
+                    time.sleep(poll_seconds)
+                current = None
+            else:
+                report(step)
+            step = next(steps)
+    except StopIteration as finished:
+        return finished.value
+    except KeyboardInterrupt:
+        if current is not None:
+            current.cancel()
+            current.kill()
+        steps.close()
+        raise
