@@ -266,14 +266,14 @@ def _generate(args, output: Path) -> dict:
                               face_direction=args.face_direction, detect_again=args.detect_again)
     with tempfile.TemporaryDirectory(prefix="asm_generate_") as workdir:
         summary = run_to_completion(generate_steps(head, options, Path(workdir)))
-    for warning in summary["warnings"]:
-        _log(f"  note: {warning}")
+    for line in summary["notes"] + summary["warnings"]:
+        _log(f"  note: {line}")
     head.asm.preset, head.asm.influence_cap = args.preset, str(args.cap)
     head.asm.gaussians_per_bone, head.asm.face_direction = args.gaussians, args.face_direction
     head.asm.summary = json.dumps(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(output))
-    summary.update(blend=str(output), input=str(args.mesh), notes=notes,
+    summary.update(blend=str(output), input=str(args.mesh), notes=notes + summary["notes"],
                    seconds=round(time.perf_counter() - started, 2))
     return summary
 

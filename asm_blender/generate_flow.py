@@ -64,6 +64,7 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
                                   f"(format {recorded!r}, this one reads {RIG_FORMAT!r}); press Remove Rig, "
                                   "then Generate")
     yield Status("reading the mesh", 0.02)
+    bpy.context.view_layer.update()  # world matrices of objects just moved or parented by a script
     arrays = mesh_arrays(mesh_obj)
     workdir = Path(workdir)
     stored = None if options.detect_again else markers_io.read_markers(mesh_obj)
@@ -130,7 +131,7 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
         "bones": len(result["names"]), "vertex_groups": len(mesh_obj.get("asm_vertex_groups", [])),
         "vertices": len(arrays.vertices), "landmarks": int(valid.sum()), "face_direction": direction_key,
         "chart": str(result["chart"]), "preset": options.preset, "influence_cap": options.influence_cap,
-        "warnings": notes + list(result["warnings"]), "seconds": round(time.perf_counter() - started, 2),
+        "notes": notes, "warnings": list(result["warnings"]), "seconds": round(time.perf_counter() - started, 2),
     }
 
 

@@ -90,6 +90,8 @@ class ASM_OT_generate_rig(bpy.types.Operator):
 
     def _finish(self, summary: dict) -> None:
         self.mesh_obj.asm.summary = json.dumps(summary)
+        for note in summary["notes"]:
+            self.report({'INFO'}, note)
         for warning in summary["warnings"]:
             self.report({'WARNING'}, warning)
         self.report({'INFO'}, f"{summary['mesh']}: {summary['bones']} bones, {summary['landmarks']} landmarks, "

@@ -49,7 +49,11 @@ def read_markers(mesh_obj: bpy.types.Object) -> tuple[np.ndarray, np.ndarray] | 
     keep = (index >= 0) & (index < LANDMARK_COUNT)
     positions = np.full((LANDMARK_COUNT, 3), np.nan)
     # The markers may have been moved as an object: their world position is what the user sees.
-    to_head = np.array(mesh_obj.matrix_world.inverted() @ markers.matrix_world)
+    if markers.parent == mesh_obj:  # no depsgraph update needed (matrix_world may be stale)
+        to_head = np.array(markers.matrix_parent_inverse @ markers.matrix_basis)
+    else:
+        bpy.context.view_layer.update()
+        to_head = np.array(mesh_obj.matrix_world.inverted() @ markers.matrix_world)
     points = co.reshape(-1, 3).astype(np.float64) @ to_head[:3, :3].T + to_head[:3, 3]
     positions[index[keep]] = points[keep]
     return positions, np.isfinite(positions).all(1)

@@ -184,17 +184,22 @@ def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: i
     return render_views(obj, Path(output_dir), tuple(float(y) for y in CANDIDATE_YAWS), size)
 
 
+MIRRORED_PAIRS = ((33, 263), (133, 362), (61, 291), (105, 334), (70, 300), (98, 327), (159, 386), (145, 374))
+
+
 def facing_direction(points: np.ndarray) -> np.ndarray | None:
     """The horizontal world direction a face looks along, from (478, 3) world landmarks (NaN where missing):
-    perpendicular to the line between the outer eye corners and to the chin-forehead line, pointing out of the
-    face. None when those landmarks are missing."""
-    left, right, chin, forehead, nose = (points[i] for i in (33, 263, 152, 10, NOSE_TIP))
-    if not np.isfinite(np.stack([left, right, chin, forehead, nose])).all():
+    perpendicular to the mean left-to-right vector of mirrored landmark pairs (eyes, brows, nose wings, mouth
+    corners), pointing out of the face towards the nose tip. None when too few pairs were found."""
+    across = np.array([points[right] - points[left] for left, right in MIRRORED_PAIRS])
+    across = across[np.isfinite(across).all(1)]
+    if len(across) < 3 or not np.isfinite(points[NOSE_TIP]).all():
         return None
-    forward = np.cross(right - left, forehead - chin)
-    if np.dot(forward, nose - (left + right + chin + forehead) / 4) < 0:
+    sideways = across.mean(0)
+    forward = np.array([-sideways[1], sideways[0], 0.0])
+    centre = np.nanmean(np.array([points[i] for pair in MIRRORED_PAIRS for i in pair]), axis=0)
+    if np.dot(forward, points[NOSE_TIP] - centre) < 0:
         forward = -forward
-    forward[2] = 0.0
     length = np.linalg.norm(forward)
     return forward / length if length > 0 else None
 
