@@ -71,9 +71,10 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
     notes: list[str] = []
     if stored is not None:
         landmarks, valid = stored
-        direction_key = "markers"
+        landmarks_from = "markers"
         notes.append(f"used the {int(valid.sum())} landmarks of {markers_io.find_markers(mesh_obj).name!r}")
     else:
+        landmarks_from = "detected"
         if options.face_direction == "AUTO":
             yield Status("finding which way the face looks", 0.05)
             candidates = render_direction_candidates(mesh_obj, workdir / "directions")
@@ -89,8 +90,8 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
             # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
             # exactly where the face looks.
             points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [found["points"][best]])
-            world = np.array(mesh_obj.matrix_world)
-            forward = facing_direction(np.where(ok[:, None], points @ world[:3, :3].T + world[:3, 3], np.nan))
+            to_world = np.array(mesh_obj.matrix_world)
+            forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))
             fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it
             direction = Vector(forward if forward is not None else fallback)
             direction_key = _describe(direction)
@@ -111,6 +112,8 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
         yield Status("placing the landmarks on the surface", 0.5)
         detections = [points if ok else None for points, ok in zip(found["points"], found["found"])]
         landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections)
+    world = np.array(mesh_obj.matrix_world)
+    facing = facing_direction(np.where(valid[:, None], landmarks @ world[:3, :3].T + world[:3, 3], np.nan))
     surface_count = int(valid[:468].sum())
     if surface_count < MIN_LANDMARKS:
         raise SceneInputError(f"only {surface_count} face landmarks lie on {mesh_obj.name!r} (at least "
@@ -124,12 +127,15 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
     result = job.result()
     yield Status("writing the rig", 0.95)
     arm = apply_rig(mesh_obj, result)
-    arm[SETTINGS_PROPERTY] = json.dumps({**asdict(options), "face_direction_used": direction_key})
+    facing_text = _describe(Vector(facing)) if facing is not None else "unknown"
+    arm[SETTINGS_PROPERTY] = json.dumps({**asdict(options), "face_direction_found": facing_text})
     markers = markers_io.write_markers(mesh_obj, landmarks, valid)
     return {
         "mesh": mesh_obj.name, "armature": arm.name, "landmark_object": markers.name,
         "bones": len(result["names"]), "vertex_groups": len(mesh_obj.get("asm_vertex_groups", [])),
-        "vertices": len(arrays.vertices), "landmarks": int(valid.sum()), "face_direction": direction_key,
+        "vertices": len(arrays.vertices), "landmarks": int(valid.sum()), "landmarks_from": landmarks_from,
+        "face_direction": facing_text,
+        "direction_vector": None if facing is None else [round(float(c), 4) for c in facing],
         "chart": str(result["chart"]), "preset": options.preset, "influence_cap": options.influence_cap,
         "notes": notes, "warnings": list(result["warnings"]), "seconds": round(time.perf_counter() - started, 2),
     }

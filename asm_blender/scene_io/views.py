@@ -40,6 +40,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    bpy.context.view_layer.update()  # the bounding box of a mesh whose armature was just posed
     corners = np.array([obj.matrix_world @ Vector(c) for c in obj.bound_box])
     low, high = corners.min(0), corners.max(0)
     extent = float(np.max(high - low))
@@ -178,9 +179,9 @@ NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)
 CANDIDATE_YAWS = tuple(range(0, 360, 45))  # the detector finds faces turned up to about 30 degrees
 
 
-def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: int = 256) -> list[View]:
-    """Small renders from eight horizontal directions (every 45 degrees around world +Z, starting at -Y), to find
-    where the face looks."""
+def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: int = 512) -> list[View]:
+    """Renders from eight horizontal directions (every 45 degrees around world +Z, starting at -Y), to find where
+    the face looks. Full size: at 256 px the detector misses the low-polygon MediaPipe canonical face."""
     return render_views(obj, Path(output_dir), tuple(float(y) for y in CANDIDATE_YAWS), size)
 
 

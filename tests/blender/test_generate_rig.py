@@ -54,7 +54,7 @@ def test_generate_regenerate_and_remove(sample_head):
     arm = existing_rig(head)
     summary = json.loads(head.asm.summary)
     assert summary["bones"] == len(arm.data.bones) == 24 and summary["landmarks"] == 478
-    assert summary["face_direction"] == "markers"
+    assert summary["landmarks_from"] == "markers" and summary["face_direction"] == "-Y"
     groups = sorted(g.name for g in head.vertex_groups)
 
     assert bpy.ops.asm.generate_rig() == {'FINISHED'}  # Regenerate: replaces the rig, no duplicates

@@ -11,6 +11,7 @@ from asm_blender.scene_io.rig import apply_rig
 from solver.canonical import canonical_face
 from solver.weights import CappedWeights, blend_vertices
 
+from ..conftest import SCAN_DIR
 from .conftest import generate, random_pose, sample_landmarks
 
 
@@ -32,11 +33,17 @@ def canonical_face_object():
 
 
 @pytest.mark.parametrize("topology, preset, cap", [("sample", "full", 4), ("sample", "game", 8),
-                                                   ("canonical", "full", 8)])
+                                                   ("canonical", "full", 8), ("fran scan", "full", 4)])
 def test_blender_evaluates_exactly_what_the_solver_computes(request, topology, preset, cap):
     if topology == "sample":
         mesh_obj = request.getfixturevalue("sample_head")
         landmarks, valid = sample_landmarks()
+    elif topology == "fran scan":  # a face mask from a range scan: no back of the head, no ears
+        from asm_blender.scene_io.sample import import_obj
+        from solver.landmarks import load_landmarks
+
+        mesh_obj = import_obj(SCAN_DIR / "fran_cut.obj")
+        landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")
     else:
         mesh_obj, landmarks = canonical_face_object()
         valid = np.ones(len(landmarks), dtype=bool)
@@ -46,7 +53,10 @@ def test_blender_evaluates_exactly_what_the_solver_computes(request, topology, p
     head_size = float(np.ptp(arrays.vertices, axis=0).max())
 
     rest = armature_io.rest_matrices(arm, names)
-    assert np.abs(rest - result["bind"]).max() <= 1e-6 * head_size
+    # Blender rebuilds bone matrices from head, tail and roll in float32: rotation entries agree to a few 1e-6
+    # (a point one head size away moves by that fraction of it), positions relative to the head's size
+    assert np.abs(rest[:, :3, :3] - result["bind"][:, :3, :3]).max() <= 1e-5
+    assert np.abs(rest[:, :3, 3] - result["bind"][:, :3, 3]).max() <= 1e-6 * head_size
 
     for seed in range(3):
         pose = random_pose(len(names), seed, result["free"])
