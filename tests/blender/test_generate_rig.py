@@ -298,3 +298,22 @@ def test_generate_command_errors_exit_non_zero_with_a_message(tmp_path, capfd, a
     (tmp_path / "notes.txt").write_text("not a mesh")
     assert cli.main(["generate", *arguments]) == 1
     assert message in capfd.readouterr().err
+
+
+def test_uv_islands_across_the_face_fall_back_to_a_projected_chart_and_keep_the_uvs(sample_head):
+    head = with_markers(sample_head)
+    layer = head.data.uv_layers.active
+    uv = np.empty(len(layer.data) * 2, dtype=np.float32)
+    layer.data.foreach_get("uv", uv)
+    uv = uv.reshape(-1, 2)
+    loop_vertex = np.array([loop.vertex_index for loop in head.data.loops])
+    left = np.array([v.co.x for v in head.data.vertices])[loop_vertex] > 0
+    uv[left, 0] += 1.5  # the face's left half becomes its own island, far from the right half
+    layer.data.foreach_set("uv", uv.reshape(-1))
+    assert bpy.ops.asm.generate_rig() == {'FINISHED'}
+    summary = json.loads(head.asm.summary)
+    assert summary["chart"] == "projected"
+    assert any("UV island" in warning for warning in summary["warnings"])
+    kept = np.empty(len(layer.data) * 2, dtype=np.float32)
+    head.data.uv_layers.active.data.foreach_get("uv", kept)
+    assert np.array_equal(kept.reshape(-1, 2), uv)  # the user's UVs are untouched
