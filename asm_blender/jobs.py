@@ -1,12 +1,15 @@
 """Solver jobs in a worker process: the Blender side never imports torch and never blocks on the solver.
 
-A job is a folder (see solver/worker.py for the protocol). `Job.poll()` is cheap enough for a modal
-operator's timer; `run_blocking` is the headless form that prints progress on stderr.
+A job is a folder (see solver/worker.py for the protocol), run by one shared worker process. `Job.done()` and
+`Job.progress()` are cheap enough for a modal operator's timer; `run_blocking` is the headless form that prints
+progress on stderr.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,21 +48,83 @@ def worker_python() -> str:
     return os.environ.get("ASM_WORKER_PYTHON") or sys.executable
 
 
+class WorkerServer:
+    """One long-lived solver process that runs the queued jobs one after another, so that torch and MediaPipe
+    are imported once per Blender session rather than once per job (about two seconds each).
+
+    A job is queued by writing a ticket (a file holding the job folder's path) into the server's queue folder;
+    the server writes `finished` into the job folder when it is done with it. The server exits when asked
+    (a `stop` file), when this process goes away, or after half an hour idle; a dead server is restarted by
+    the next job.
+    """
+
+    _current: "WorkerServer | None" = None
+
+    def __init__(self):
+        self.queue = Path(tempfile.mkdtemp(prefix="asm_worker_"))
+        env = dict(os.environ)
+        paths = [str(PROJECT_ROOT)] + [p for p in sys.path if p.endswith("site-packages")]
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else paths)
+        self._log = open(self.queue / "worker.log", "w")
+        self.process = subprocess.Popen([worker_python(), "-m", "solver.worker", "--serve", str(self.queue)],
+                                        stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(PROJECT_ROOT))
+        self._tickets = 0
+
+    @classmethod
+    def get(cls) -> "WorkerServer":
+        if cls._current is None or not cls._current.alive():
+            if cls._current is not None:
+                cls._current.stop()
+            cls._current = cls()
+        return cls._current
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def submit(self, folder: Path) -> None:
+        self._tickets += 1
+        ticket = self.queue / f"{self._tickets:06d}.job"
+        partial = ticket.with_suffix(".partial")
+        partial.write_text(str(folder))
+        partial.replace(ticket)  # the server never sees half a ticket
+
+    def log_tail(self, characters: int = 2000) -> str:
+        path = self.queue / "worker.log"
+        return path.read_text()[-characters:] if path.exists() else ""
+
+    def stop(self, wait_seconds: float = 3.0) -> None:
+        if self.alive():
+            (self.queue / "stop").touch()
+            try:
+                self.process.wait(wait_seconds)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        shutil.rmtree(self.queue, ignore_errors=True)
+
+
+def stop_worker() -> None:
+    """Stop the shared solver process (on exit, on disabling the add-on)."""
+    if WorkerServer._current is not None:
+        WorkerServer._current.stop()
+        WorkerServer._current = None
+
+
+atexit.register(stop_worker)
+
+
 class Job:
     def __init__(self, task: str, settings: dict, inputs: dict[str, np.ndarray], folder: Path | None = None):
         self.folder = Path(folder or tempfile.mkdtemp(prefix="asm_job_"))
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "job.json").write_text(json.dumps({"task": task, "settings": settings}))
         np.savez(self.folder / "inputs.npz", **{k: v for k, v in inputs.items() if v is not None})
-        self.process: subprocess.Popen | None = None
+        self.server: WorkerServer | None = None
 
     def start(self) -> "Job":
-        env = dict(os.environ)
-        paths = [str(PROJECT_ROOT)] + [p for p in sys.path if p.endswith("site-packages")]
-        env["PYTHONPATH"] = os.pathsep.join(paths + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else paths)
-        self._log = open(self.folder / "worker.log", "w")
-        self.process = subprocess.Popen([worker_python(), "-m", "solver.worker", str(self.folder)],
-                                        stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(PROJECT_ROOT))
+        self.server = WorkerServer.get()
+        self.server.submit(self.folder)
         return self
 
     def progress(self) -> Progress | None:
@@ -75,30 +140,38 @@ class Job:
             return None
 
     def done(self) -> bool:
-        return self.process is not None and self.process.poll() is not None
+        return self.server is not None and ((self.folder / "finished").exists() or not self.server.alive())
 
     def cancel(self) -> None:
         (self.folder / "cancel").touch()
 
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+    def kill(self, grace_seconds: float = 2.0) -> None:
+        """Cancel and wait a moment for the worker to stop; a worker stuck in one long step is ended (the next
+        job starts a fresh one)."""
+        if self.server is None or self.done():
+            return
+        self.cancel()
+        deadline = time.monotonic() + grace_seconds
+        while not self.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not self.done():
+            self.server.process.kill()
+            self.server.process.wait()
 
     def result(self) -> dict:
         """The result arrays; raises JobError with the worker's own message on failure."""
-        if self.process is not None:
-            self.process.wait()
-            self._log.close()
+        if self.server is None:
+            raise JobError("internal", "the job was never started")
+        while not self.done():
+            time.sleep(0.02)
         error_path = self.folder / "error.json"
         if error_path.exists():
             error = json.loads(error_path.read_text())
             raise JobError(error["kind"], error["message"], error.get("traceback", ""))
         result_path = self.folder / "result.npz"
         if not result_path.exists():
-            log = (self.folder / "worker.log").read_text()[-2000:] if (self.folder / "worker.log").exists() else ""
             raise JobError("internal", f"the solver worker stopped without a result (exit code "
-                                       f"{self.process.returncode if self.process else '?'})", log)
+                                       f"{self.server.process.poll()})", self.server.log_tail())
         with np.load(result_path, allow_pickle=False) as npz:
             result = {k: npz[k] for k in npz.files}
         result["warnings"] = json.loads(str(result["warnings"]))

@@ -1,4 +1,5 @@
-"""The solver worker: runs one job from a job folder in its own process (python -m solver.worker JOB_DIR).
+"""The solver worker: runs jobs from job folders in its own process, one job (python -m solver.worker JOB_DIR) or
+every job queued for a long-lived server (python -m solver.worker --serve QUEUE_DIR, see `serve`).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
     job.json        {"task": "generate"|"detect"|"fit_scan", "settings": {...}}   written by the client
@@ -7,10 +8,12 @@ Job folder protocol (shared with asm_blender/jobs.py, which never imports torch)
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
     result.npz      result arrays (+ "warnings" as JSON text)     written by the worker on success
     error.json      {"message", "kind"}                           written by the worker on failure
+    finished        written by a serving worker when it is done with the job (either way)
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -105,8 +108,40 @@ def run_job(job_dir: Path) -> int:
         return 1
 
 
+IDLE_SECONDS = 1800.0
+
+
+def serve(queue: Path, idle_seconds: float = IDLE_SECONDS, poll_seconds: float = 0.02) -> int:
+    """Run queued jobs one after another: each ticket `queue/NNNNNN.job` holds a job folder's path; `finished`
+    is written into that folder when its job is over (result or error). Stops on `queue/stop`, when the
+    process that started it is gone, or after `idle_seconds` without work."""
+    queue = Path(queue)
+    parent = os.getppid()
+    last_work = time.monotonic()
+    while not (queue / "stop").exists():
+        if os.getppid() != parent:  # Blender quit (or crashed) without stopping us
+            return 0
+        tickets = sorted(queue.glob("*.job"))
+        if not tickets:
+            if time.monotonic() - last_work > idle_seconds:
+                return 0
+            time.sleep(poll_seconds)
+            continue
+        folder = Path(tickets[0].read_text())
+        tickets[0].unlink()
+        try:
+            run_job(folder)
+        finally:
+            (folder / "finished").touch()
+        sys.stdout.flush()
+        last_work = time.monotonic()
+    return 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve":
+        sys.exit(serve(Path(sys.argv[2])))
     if len(sys.argv) != 2:
-        print("usage: python -m solver.worker JOB_DIR", file=sys.stderr)
+        print("usage: python -m solver.worker JOB_DIR   or   python -m solver.worker --serve QUEUE_DIR", file=sys.stderr)
         sys.exit(2)
     sys.exit(run_job(Path(sys.argv[1])))
