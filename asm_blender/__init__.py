@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, properties
+from . import jobs, operators, panels, properties
 
 _register_modules, _unregister_modules = bpy.utils.register_classes_factory(
     properties.CLASSES + operators.CLASSES + panels.CLASSES)
@@ -15,5 +15,6 @@ def register() -> None:
 
 
 def unregister() -> None:
+    jobs.stop_worker()  # a fit must not outlive the add-on that would receive it
     properties.detach()
     _unregister_modules()

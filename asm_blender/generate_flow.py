@@ -25,11 +25,10 @@ from mathutils import Vector
 from . import jobs
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
-from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, apply_rig, existing_rig
+from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, SETTINGS_PROPERTY, apply_rig, existing_rig
 from .scene_io.views import (FACE_DIRECTIONS, facing_direction, frontalness, lift_to_surface,
                              render_direction_candidates, render_views)
 
-SETTINGS_PROPERTY = "asm_generate_settings"  # on the armature: how the rig was made (JSON)
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
 
 

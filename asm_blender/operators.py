@@ -10,11 +10,11 @@ from pathlib import Path
 
 import bpy
 
-from . import jobs
+from . import jobs, rebake
 from .generate_flow import GenerateOptions, Status, generate_steps, job_status, run_to_completion
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError
-from .scene_io.rig import existing_rig, remove_rig
+from .scene_io.rig import RIG_PROPERTY, existing_rig, remove_rig
 
 TIMER_SECONDS = 0.1
 
@@ -242,4 +242,35 @@ class ASM_OT_edit_landmarks(bpy.types.Operator):
         return {'FINISHED'}
 
 
-CLASSES = (ASM_OT_generate_rig, ASM_OT_cancel_job, ASM_OT_remove_rig, ASM_OT_edit_landmarks)
+def active_rig_armature(context) -> bpy.types.Object | None:
+    """The ASM armature the sidebar acts on (the active one, or the rig of the active head)."""
+    obj = context.active_object
+    if obj is not None and obj.type == 'ARMATURE' and RIG_PROPERTY in obj:
+        return obj
+    mesh_obj = target_mesh(context)
+    return existing_rig(mesh_obj) if mesh_obj is not None else None
+
+
+class ASM_OT_rebake_rig(bpy.types.Operator):
+    """Re-bake the rig's weights and bone rest places from the bones' ASM parameters (binding points and
+    Gaussians, under Bone in the sidebar)"""
+    bl_idname = "asm.rebake_rig"
+    bl_label = "Re-bake Weights"
+    bl_options = {'REGISTER', 'UNDO'}
+
+    @classmethod
+    def poll(cls, context):
+        return not job_running() and active_rig_armature(context) is not None
+
+    def execute(self, context):
+        arm = active_rig_armature(context)
+        try:
+            moved = rebake.rebake_now(arm)
+        except (SceneInputError, jobs.JobError) as error:
+            self.report({'ERROR'}, str(error))
+            return {'CANCELLED'}
+        self.report({'INFO'}, f"{arm.name}: weights re-baked" + (f"; moved {', '.join(moved)}" if moved else ""))
+        return {'FINISHED'}
+
+
+CLASSES = (ASM_OT_generate_rig, ASM_OT_cancel_job, ASM_OT_remove_rig, ASM_OT_edit_landmarks, ASM_OT_rebake_rig)

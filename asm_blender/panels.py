@@ -5,7 +5,7 @@ import json
 
 import bpy
 
-from . import operators
+from . import operators, rebake
 from .scene_io import markers as markers_io
 from .scene_io.rig import existing_rig
 
@@ -77,4 +77,39 @@ def _draw_summary(layout, summary_json: str) -> None:
         box.label(text=warning, icon='ERROR')
 
 
-CLASSES = (VIEW3D_PT_asm_info,)
+class VIEW3D_PT_asm_bone(bpy.types.Panel):
+    """The active bone's ASM parameters: editing them re-bakes its weights."""
+    bl_label = "ASM Bone"
+    bl_idname = "VIEW3D_PT_asm_bone"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "ASM"
+
+    @classmethod
+    def poll(cls, context):
+        arm = operators.active_rig_armature(context)
+        return arm is not None and arm.data.bones.active is not None
+
+    def draw(self, context):
+        layout = self.layout
+        arm = operators.active_rig_armature(context)
+        bone = arm.pose.bones.get(arm.data.bones.active.name)
+        if bone is None:
+            return
+        layout.label(text=bone.name, icon='BONE_DATA')
+        layout.prop(bone.asm, "binding")
+        if len(bone.asm.gaussians) == 0:
+            layout.label(text="No weights of its own (moves its children)", icon='INFO')
+        for k, gaussian in enumerate(bone.asm.gaussians):
+            box = layout.box()
+            box.label(text=f"Gaussian {k + 1}")
+            box.prop(gaussian, "weight")
+            box.prop(gaussian, "size")
+            box.prop(gaussian, "angle")
+            box.prop(gaussian, "offset")
+        layout.operator("asm.rebake_rig", icon='FILE_REFRESH')
+        if rebake.last_message:
+            layout.label(text=rebake.last_message, icon='INFO')
+
+
+CLASSES = (VIEW3D_PT_asm_info, VIEW3D_PT_asm_bone)

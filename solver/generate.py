@@ -1,6 +1,7 @@
 """Generate an ASM rig on a mesh: chart, template transfer, fast-path weights. Pure arrays in and out."""
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -93,6 +94,38 @@ def generate_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndar
     return arrays
 
 
+EDITABLE = ("zeta", "bind_triangle", "bind_offset", "mixture_logits", "mixture_offsets", "mixture_covariance")
+
+
+def restore_model(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
+                  landmark_valid: np.ndarray, settings: GenerateSettings, names: list[str],
+                  edited: dict[str, np.ndarray], progress=lambda stage, fraction: None) -> tuple[ASMModel, str]:
+    """The model of a rig as it stands in a scene (edited or fitted), and its chart kind.
+
+    The chart, islands and bone frames are made again exactly as Generate made them (same mesh, landmarks and
+    settings, settings.chart naming the chart the rig uses); the parameters in `edited` (keys of EDITABLE:
+    binding points, bind offsets, Gaussians) then replace the template's, and binding points moved out of their
+    triangle are found again in the chart."""
+    rig, chart_kind = place_rig(vertices, triangles, corner_uv, landmarks, landmark_valid, settings, progress)
+    if list(rig.names) != list(names):
+        raise ASMInputError(f"the rig's bones do not match the {settings.preset!r} preset of this version; "
+                            "remove the rig and generate it again")
+    unknown = set(edited) - set(EDITABLE)
+    if unknown:
+        raise ASMInputError(f"not editable rig parameters: {sorted(unknown)}")
+    replaced = {}
+    for key, value in edited.items():
+        value = np.asarray(value)
+        current = np.asarray(getattr(rig, key))
+        if value.shape != current.shape:
+            raise ASMInputError(f"rig parameter {key!r}: expected shape {current.shape}, got {value.shape}")
+        replaced[key] = value.astype(current.dtype)
+    model = ASMModel(dataclasses.replace(rig, **replaced), vertices, triangles, settings.weight_config(),
+                     dtype=torch.float64)
+    model.relocate_bindings()
+    return model, chart_kind
+
+
 def rig_arrays(model: ASMModel, chart_kind: str) -> dict[str, np.ndarray | list]:
     """Everything the scene needs to write `model`'s rig as it stands now (fitted or not), as plain arrays,
     with the template's named demo poses."""
@@ -107,6 +140,7 @@ def rig_arrays(model: ASMModel, chart_kind: str) -> dict[str, np.ndarray | list]
         return {
             "names": np.array(rig.names), "parents": rig.parents, "bind": bind, "length": rig.length,
             "deform": rig.deform, "free": rig.free, "remainder_bone": np.array(rig.remainder_bone),
+            "has_gaussians": np.asarray(rig.has_gaussians),
             "weight_bones": capped.bones.cpu().numpy(), "weight_values": as_numpy(capped.values),
             "zeta": as_numpy(model.zeta), "bind_triangle": model.bind_triangle.cpu().numpy(),
             "bind_offset": as_numpy(model.bind_offset), "rest_rotation": rig.rest_rotation,

@@ -2,7 +2,7 @@
 every job queued for a long-lived server (python -m solver.worker --serve QUEUE_DIR, see `serve`).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
-    job.json        {"task": "generate"|"detect"|"fit_scan", "settings": {...}}   written by the client
+    job.json        {"task": "generate"|"detect"|"rebake"|"fit_scan", "settings": {...}}   written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
@@ -82,6 +82,16 @@ def run_job(job_dir: Path) -> int:
             settings = GenerateSettings(**spec.get("settings", {}))
             result = generate_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"),
                                   inputs["landmarks"], inputs["landmark_valid"].astype(bool), settings, progress)
+        elif spec["task"] == "rebake":
+            from .generate import EDITABLE, GenerateSettings, restore_model, rig_arrays
+
+            settings = spec.get("settings", {})
+            model, chart_kind = restore_model(
+                inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"), inputs["landmarks"],
+                inputs["landmark_valid"].astype(bool), GenerateSettings(**settings.get("generate", {})),
+                settings.get("names", []), {key: inputs[key] for key in EDITABLE if key in inputs}, progress)
+            progress("weights", 0.8)
+            result = rig_arrays(model, chart_kind)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "fit_scan":

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
 
 import bpy
 import numpy as np
+from mathutils import Matrix
 
 from . import armature as armature_io
 from .mesh import SceneInputError
@@ -12,6 +14,8 @@ from .mesh import SceneInputError
 CHART_ATTRIBUTE = "ASM_UV"  # per-vertex ASM chart; the user's UV maps are never touched
 RIG_PROPERTY = "asm_rig"  # JSON of the rig's parameters, on the armature object
 RIG_FORMAT = "asm-rig/1"
+SETTINGS_PROPERTY = "asm_generate_settings"  # on the armature: how the rig was made (JSON)
+filling = False  # True while the pose bones' ASM properties are written from a rig (edits then re-bake nothing)
 
 
 def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None) -> bpy.types.Object:
@@ -35,8 +39,11 @@ def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None)
             attributes.remove(attributes[CHART_ATTRIBUTE])
         chart = attributes.new(CHART_ATTRIBUTE, 'FLOAT2', 'POINT')
         chart.data.foreach_set("vector", np.asarray(result["chart_uv"], dtype=np.float32).reshape(-1))
-        arm[RIG_PROPERTY] = json.dumps(rig_parameters(result))
+        record = rig_parameters(result)
+        arm[RIG_PROPERTY] = json.dumps(record)
         arm["asm_mesh"] = mesh_obj.name
+        if hasattr(bpy.types.PoseBone, "asm"):  # the add-on is registered: bones get their editable parameters
+            fill_bone_properties(arm, record)
     except Exception:
         _remove_armature(arm)
         raise
@@ -91,10 +98,86 @@ def _remove_armature(arm: bpy.types.Object) -> None:
         bpy.data.armatures.remove(data)
 
 
+def fill_bone_properties(arm: bpy.types.Object, record: dict) -> None:
+    """Write each bone's binding point and Gaussians from a rig record onto its pose bone."""
+    global filling
+    covariance = np.asarray(record["mixture_covariance"], dtype=float)
+    values, vectors = np.linalg.eigh(covariance)  # ascending: the last is the major axis
+    logits = np.asarray(record["mixture_logits"], dtype=float)
+    shares = np.exp(logits - logits.max(-1, keepdims=True))
+    shares /= shares.sum(-1, keepdims=True)
+    offsets = np.asarray(record["mixture_offsets"], dtype=float)
+    has_gaussians = record.get("has_gaussians", [True] * len(record["names"]))
+    filling = True
+    try:
+        for j, name in enumerate(record["names"]):
+            settings = arm.pose.bones[name].asm
+            settings.binding = record["zeta"][j]
+            settings.gaussians.clear()
+            if not has_gaussians[j]:
+                continue
+            for k in range(covariance.shape[1]):
+                gaussian = settings.gaussians.add()
+                gaussian.weight = float(max(shares[j, k], 1e-4))
+                gaussian.size = np.sqrt(np.maximum(values[j, k, ::-1], 1e-12)).tolist()
+                major = vectors[j, k, :, 1]
+                gaussian.angle = math.atan2(major[1], major[0])
+                gaussian.offset = offsets[j, k].tolist()
+    finally:
+        filling = False
+
+
+def edited_parameters(arm: bpy.types.Object, record: dict) -> dict[str, np.ndarray]:
+    """The editable rig arrays (solver.generate.EDITABLE) as the pose bones hold them now."""
+    names = record["names"]
+    zeta = np.array([arm.pose.bones[n].asm.binding[:] for n in names], dtype=float)
+    logits = np.asarray(record["mixture_logits"], dtype=float).copy()
+    offsets = np.asarray(record["mixture_offsets"], dtype=float).copy()
+    covariance = np.asarray(record["mixture_covariance"], dtype=float).copy()
+    for j, name in enumerate(names):
+        gaussians = arm.pose.bones[name].asm.gaussians
+        if len(gaussians) == 0:
+            continue
+        if len(gaussians) != logits.shape[1]:
+            raise SceneInputError(f"bone {name!r} of {arm.name!r} has {len(gaussians)} Gaussians but the rig was made "
+                                  f"with {logits.shape[1]}; change Gaussians per Bone and generate again")
+        for k, gaussian in enumerate(gaussians):
+            logits[j, k] = math.log(gaussian.weight)
+            offsets[j, k] = gaussian.offset[:]
+            cos, sin = math.cos(gaussian.angle), math.sin(gaussian.angle)
+            axes = np.array([[cos, -sin], [sin, cos]])
+            covariance[j, k] = axes @ np.diag(np.square(gaussian.size[:])) @ axes.T
+    return {"zeta": zeta, "bind_triangle": np.asarray(record["bind_triangle"]),
+            "bind_offset": np.asarray(record["bind_offset"], dtype=float), "mixture_logits": logits,
+            "mixture_offsets": offsets, "mixture_covariance": covariance}
+
+
+def set_rest_matrices(arm: bpy.types.Object, names, bind: np.ndarray, bones) -> None:
+    """Give the bones `bones` (indices into names) the rest matrices bind (J, 4, 4), keeping their lengths."""
+    armature_io._ensure_object_mode()
+    view_layer = bpy.context.view_layer
+    previous_active = view_layer.objects.active
+    hidden = arm.hide_get()
+    arm.hide_set(False)
+    view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode='EDIT')
+    try:
+        for j in bones:
+            bone = arm.data.edit_bones[names[j]]
+            length = bone.length
+            bone.matrix = Matrix([list(row) for row in np.asarray(bind[j], dtype=np.float64)])
+            bone.length = length
+    finally:
+        bpy.ops.object.mode_set(mode='OBJECT')
+        view_layer.objects.active = previous_active
+        arm.hide_set(hidden)
+
+
 def rig_parameters(result: dict) -> dict:
     """The per-bone ASM parameters that define the rig (so it can be re-baked or refitted later)."""
     keys = ("parents", "zeta", "bind_triangle", "bind_offset", "rest_rotation", "length", "free", "deform",
-            "mixture_logits", "mixture_offsets", "mixture_covariance", "head_unit")
+            "mixture_logits", "mixture_offsets", "mixture_covariance", "head_unit", "chart", "remainder_bone",
+            "has_gaussians")
     record = {key: np.asarray(result[key]).tolist() for key in keys}
     record["names"] = [str(n) for n in result["names"]]
     record["format"] = RIG_FORMAT

@@ -1,0 +1,119 @@
+"""Editing a rig's ASM parameters in the scene: each bone's binding point and Gaussians sit on its pose bone
+(`PoseBone.asm`); changing one re-bakes the weights (and moves the bone's rest place with its binding point).
+
+The solver worker rebuilds the rig exactly as Generate made it (same mesh, landmarks, settings and chart), puts
+the edited parameters in and returns new weights and rest matrices (task "rebake"). Edits in the sidebar are
+collected for a moment and then re-baked in the background (a timer polls the job); `rebake_now` is the
+blocking form for scripts and background mode.
+"""
+from __future__ import annotations
+
+import json
+
+import bpy
+import numpy as np
+
+from . import jobs
+from .scene_io import armature as armature_io
+from .scene_io import markers as markers_io
+from .scene_io.mesh import SceneInputError, mesh_arrays
+from .scene_io import rig as rig_io
+from .scene_io.rig import RIG_PROPERTY, SETTINGS_PROPERTY, edited_parameters, fill_bone_properties, rig_parameters
+
+DELAY_SECONDS = 0.3  # edits within this time share one re-bake
+POLL_SECONDS = 0.1
+MOVED = 1e-5  # change of a rest matrix (relative to the rig's size) that counts as a move: Blender stores float32
+
+_live: dict[str, dict] = {}  # armature name -> {"job": Job | None, "dirty": bool}
+last_message = ""
+
+
+def mesh_of(arm: bpy.types.Object) -> bpy.types.Object:
+    mesh_obj = bpy.data.objects.get(arm.get("asm_mesh", ""))
+    if mesh_obj is None or mesh_obj.type != 'MESH':
+        raise SceneInputError(f"the rig {arm.name!r} has lost its mesh ({arm.get('asm_mesh')!r}); generate it again")
+    return mesh_obj
+
+
+def start_rebake(arm: bpy.types.Object) -> jobs.Job:
+    """Queue the re-bake of `arm`'s rig from its pose bones' parameters."""
+    record = json.loads(arm[RIG_PROPERTY])
+    made = json.loads(arm.get(SETTINGS_PROPERTY, "{}"))
+    mesh_obj = mesh_of(arm)
+    stored = markers_io.read_markers(mesh_obj)
+    if stored is None:
+        raise SceneInputError(f"mesh {mesh_obj.name!r} has lost its landmark markers, which place the rig; "
+                              "generate the rig again")
+    landmarks, valid = stored
+    arrays = mesh_arrays(mesh_obj)
+    settings = {"preset": made.get("preset", "full"), "influence_cap": int(made.get("influence_cap", 4)),
+                "gaussians_per_bone": int(np.asarray(record["mixture_logits"]).shape[1]),
+                "chart": record.get("chart", "auto")}
+    inputs = {"vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
+              "landmarks": np.where(valid[:, None], landmarks, 0.0), "landmark_valid": valid,
+              **edited_parameters(arm, record)}
+    return jobs.Job("rebake", {"generate": settings, "names": record["names"]}, inputs).start()
+
+
+def apply_rebake(arm: bpy.types.Object, result: dict) -> list[str]:
+    """Write a re-bake's weights and rest matrices into the scene; returns the bones whose rest place moved."""
+    mesh_obj = mesh_of(arm)
+    names = [str(n) for n in result["names"]]
+    old = armature_io.rest_matrices(arm, names)
+    size = max(float(np.ptp(old[:, :3, 3], axis=0).max()), 1e-12)
+    moved = [n for j, n in enumerate(names) if np.abs(old[j] - result["bind"][j]).max() > MOVED * size]
+    if moved:
+        rig_io.set_rest_matrices(arm, names, result["bind"], [names.index(n) for n in moved])
+    armature_io.write_weights(mesh_obj, names, result["weight_bones"], result["weight_values"], result["deform"])
+    record = rig_parameters(result)
+    arm[RIG_PROPERTY] = json.dumps(record)
+    fill_bone_properties(arm, record)  # bindings that left the chart come back clamped
+    mesh_obj.data.update()
+    return moved
+
+
+def rebake_now(arm: bpy.types.Object) -> list[str]:
+    """Re-bake and wait (scripts, background mode, the Re-bake button)."""
+    job = start_rebake(arm)
+    return apply_rebake(arm, job.result())
+
+
+def parameter_edited(arm: bpy.types.Object) -> None:
+    """A pose bone's ASM parameter changed in the UI: re-bake shortly, in the background."""
+    if rig_io.filling or bpy.app.background or RIG_PROPERTY not in arm:
+        return
+    state = _live.get(arm.name)
+    if state is not None:
+        state["dirty"] = True
+        return
+    _live[arm.name] = {"job": None, "dirty": True}
+    bpy.app.timers.register(lambda: _tick(arm.name), first_interval=DELAY_SECONDS)
+
+
+def _tick(arm_name: str) -> float | None:
+    """Timer: start the re-bake when edits are waiting, apply it when the worker is done."""
+    global last_message
+    state = _live.get(arm_name)
+    arm = bpy.data.objects.get(arm_name)
+    if state is None or arm is None:
+        _live.pop(arm_name, None)
+        return None
+    try:
+        if state["job"] is None:
+            state["dirty"] = False
+            state["job"] = start_rebake(arm)
+            last_message = "re-baking..."
+            return POLL_SECONDS
+        if not state["job"].done():
+            return POLL_SECONDS
+        moved = apply_rebake(arm, state["job"].result())
+        last_message = f"re-baked{'; moved ' + ', '.join(moved[:3]) if moved else ''}"
+    except (SceneInputError, jobs.JobError) as error:
+        last_message = f"re-bake failed: {error}"
+        _live.pop(arm_name, None)
+        return None
+    state["job"] = None
+    if state["dirty"]:  # more edits came in while the worker was busy
+        return DELAY_SECONDS
+    _live.pop(arm_name, None)
+    return None
