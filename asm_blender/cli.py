@@ -82,7 +82,7 @@ def run_sample(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     args.output.mkdir(parents=True, exist_ok=True)
-    with stdout_to_stderr():
+    with stdout_to_stderr(), addon_registered():  # registered: the bones get their editable ASM parameters
         summary = _build_sample(args, started)
     if args.json:
         print(json.dumps(summary, indent=1), flush=True)

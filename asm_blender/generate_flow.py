@@ -26,10 +26,11 @@ from . import jobs
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
 from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, SETTINGS_PROPERTY, apply_rig, existing_rig
-from .scene_io.views import (FACE_DIRECTIONS, facing_direction, frontalness, lift_to_surface,
+from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, facing_direction, frontalness, lift_to_surface,
                              render_direction_candidates, render_views)
 
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
+FRONTAL_ENOUGH = 0.7  # frontalness of the -Y render that spares the renders from the other directions
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,22 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
         landmarks_from = "detected"
         if options.face_direction == "AUTO":
             yield Status("finding which way the face looks", 0.05)
-            candidates = render_direction_candidates(mesh_obj, workdir / "directions")
-            job = _detect_job(candidates, workdir / "detect_directions")
+            # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
+            candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
+            job = _detect_job(candidates, workdir / "detect_front")
             yield job
             found = job.result()
-            scores = [frontalness(points) if ok else -1.0 for points, ok in zip(found["points"], found["found"])]
+            points_found, faces_found = list(found["points"]), list(found["found"])
+            if not (faces_found[0] and frontalness(points_found[0]) >= FRONTAL_ENOUGH):
+                yield Status("the face is not towards -Y: looking around it", 0.1)
+                others = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[1:])
+                job = _detect_job(others, workdir / "detect_around")
+                yield job
+                found = job.result()
+                candidates += others
+                points_found += list(found["points"])
+                faces_found += list(found["found"])
+            scores = [frontalness(points) if ok else -1.0 for points, ok in zip(points_found, faces_found)]
             best = int(np.argmax(scores))
             if scores[best] < 0:
                 raise SceneInputError(f"no face was found on renders of {mesh_obj.name!r} from eight directions "
@@ -88,7 +100,7 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
                                       "Direction by hand")
             # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
             # exactly where the face looks.
-            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [found["points"][best]])
+            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]])
             to_world = np.array(mesh_obj.matrix_world)
             forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))
             fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it

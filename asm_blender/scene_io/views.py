@@ -31,7 +31,7 @@ def _look_at(position: Vector, target: Vector) -> Matrix:
 
 def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.0, 15.0, -30.0, 30.0), size: int = 512,
                  face_direction: Vector = Vector((0.0, -1.0, 0.0)), extra_objects=(), label: str = "",
-                 colour_attribute: bool = False) -> list[View]:
+                 colour_attribute: bool = False, name_prefix: str = "view") -> list[View]:
     """Workbench renders of `obj` from the front (along face_direction, in world space) and turned by yaw.
 
     Renders in a temporary scene so that the user's scene settings (engine, resolution, camera) are
@@ -85,7 +85,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
             direction = Matrix.Rotation(math.radians(yaw), 3, 'Z') @ front
             position = target + direction * distance
             camera.matrix_world = Matrix.Translation(position) @ _look_at(position, target)
-            path = output_dir / f"view_{n:02d}_yaw{yaw:+.0f}{'_' + label.replace(' ', '_') if label else ''}.png"
+            path = output_dir / f"{name_prefix}_{n:02d}_yaw{yaw:+.0f}{'_' + label.replace(' ', '_') if label else ''}.png"
             scene.render.filepath = str(path)
             bpy.ops.render.render(write_still=True, scene=scene.name)
             focal_pixels = FOCAL_MM / SENSOR_WIDTH_MM * size
@@ -179,10 +179,12 @@ NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)
 CANDIDATE_YAWS = tuple(range(0, 360, 45))  # the detector finds faces turned up to about 30 degrees
 
 
-def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: int = 512) -> list[View]:
-    """Renders from eight horizontal directions (every 45 degrees around world +Z, starting at -Y), to find where
-    the face looks. Full size: at 256 px the detector misses the low-polygon MediaPipe canonical face."""
-    return render_views(obj, Path(output_dir), tuple(float(y) for y in CANDIDATE_YAWS), size)
+def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: int = 512,
+                                yaws=CANDIDATE_YAWS) -> list[View]:
+    """Renders from horizontal directions `yaws` (degrees around world +Z from -Y; default every 45 degrees),
+    to find where the face looks. Full size: at 256 px the detector misses the low-polygon MediaPipe canonical
+    face."""
+    return render_views(obj, Path(output_dir), tuple(float(y) for y in yaws), size, name_prefix="direction")
 
 
 MIRRORED_PAIRS = ((33, 263), (133, 362), (61, 291), (105, 334), (70, 300), (98, 327), (159, 386), (145, 374))
