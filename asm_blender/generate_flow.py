@@ -30,6 +30,7 @@ from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, facing_direction, 
                              render_direction_candidates, render_views)
 
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
+VIEW_YAWS = (0.0, -15.0, 15.0, -30.0, 30.0)  # the views whose landmarks are combined on the surface
 FRONTAL_ENOUGH = 0.7  # frontalness of the -Y render that spares the renders from the other directions
 
 
@@ -85,7 +86,10 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
             points_found, faces_found = list(found["points"]), list(found["found"])
             if not (faces_found[0] and frontalness(points_found[0]) >= FRONTAL_ENOUGH):
                 yield Status("the face is not towards -Y: looking around it", 0.1)
-                others = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[1:])
+                others = []
+                for yaw in CANDIDATE_YAWS[1:]:  # one render per step: a modal operator stays responsive between
+                    others += render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))
+                    yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(others) / 7)
                 job = _detect_job(others, workdir / "detect_around")
                 yield job
                 found = job.result()
@@ -113,7 +117,10 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
             raise SceneInputError(f"unknown face direction {options.face_direction!r}; "
                                   f"use AUTO or one of {list(FACE_DIRECTIONS)}")
         yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
-        views = render_views(mesh_obj, workdir / "views", face_direction=direction)
+        views = []
+        for yaw in VIEW_YAWS:
+            views += render_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)
+            yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25 + 0.2 * len(views) / len(VIEW_YAWS))
         job = _detect_job(views, workdir / "detect_views")
         yield job
         found = job.result()
