@@ -47,7 +47,7 @@ def exactness(head, arm) -> float:
     record = json.loads(arm[RIG_PROPERTY])
     names, parents = record["names"], np.array(record["parents"])
     free = np.array(record["free"], dtype=float)
-    bind = torch.as_tensor(armature_io.rest_matrices(arm, names))
+    bind = torch.as_tensor(armature_io.rest_matrices(arm, names).astype(np.float64))  # float32 on Blender 5.0
     weights = armature_io.read_weights(head, names)
     order = np.argsort(-weights, axis=1)[:, :8]
     capped = CappedWeights(torch.as_tensor(order), torch.as_tensor(np.take_along_axis(weights, order, 1)))

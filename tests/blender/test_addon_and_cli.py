@@ -10,11 +10,14 @@ import numpy as np
 from asm_blender import cli
 
 
-def test_sidebar_panel_and_settings_are_registered():
-    assert hasattr(bpy.types, "VIEW3D_PT_asm_info")
-    assert bpy.types.VIEW3D_PT_asm_info.bl_category == "ASM"
-    settings = bpy.context.scene.asm
-    assert settings.preset == "full" and settings.influence_cap == "4"
+def test_sidebar_panels_operators_and_settings_are_registered():
+    for panel in ("VIEW3D_PT_asm_info", "VIEW3D_PT_asm_bone"):
+        assert getattr(bpy.types, panel).bl_category == "ASM"
+    for operator in ("generate_rig", "remove_rig", "cancel_job", "edit_landmarks", "rebake_rig"):
+        assert hasattr(bpy.ops.asm, operator)
+    head = bpy.data.objects.new("Head", bpy.data.meshes.new("Head"))
+    settings = head.asm
+    assert settings.preset == "full" and settings.influence_cap == "4" and settings.face_direction == "AUTO"
 
 
 def test_sample_command_writes_a_rigged_blend_and_a_picture(tmp_path, capfd):

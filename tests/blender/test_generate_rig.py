@@ -145,7 +145,7 @@ def test_awkward_meshes_get_an_exact_rig(sample_head, case):
     arm = existing_rig(head)
     record = json.loads(arm[RIG_PROPERTY])
     names = record["names"]
-    result = {"bind": armature_io.rest_matrices(arm, names), "parents": np.array(record["parents"])}
+    result = {"bind": armature_io.rest_matrices(arm, names).astype(np.float64), "parents": np.array(record["parents"])}
     weights = armature_io.read_weights(head, names)
     order = np.argsort(-weights, axis=1)[:, :4]
     result["weight_bones"], result["weight_values"] = order, np.take_along_axis(weights, order, 1)
