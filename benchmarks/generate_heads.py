@@ -6,8 +6,8 @@ maps, press Generate with automatic face direction, look at the rig posed.
 Per head and UV state: vertices, landmarks found, face direction found, chart used, seconds (whole Generate,
 renders + detection + solver + write-back), notes, and the exactness of Blender's evaluated mesh against the
 solver's forward pass under random 9-DoF poses (from the armature and groups in the scene). Writes
-`benchmarks/results/heads/<head>.png` (neutral, jaw open, eyes closed, brows up, smile; front and 35 degrees)
-and `benchmarks/results/generate_heads.csv`.
+`benchmarks/results/heads/<head>.png` (neutral, jaw open, eyes closed, brows up, smile; front and 35 degrees),
+`benchmarks/results/generate_heads.png` (the front views of every head) and `benchmarks/results/generate_heads.csv`.
 """
 from __future__ import annotations
 
@@ -90,7 +90,9 @@ def picture(head, arm, output: Path, label: str) -> None:
                                  label=f"{label}: {pose_name}")
             columns.append([v.image_path for v in views])
         armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
-        tile_images([list(row) for row in zip(*columns)], output)
+        rows = [list(row) for row in zip(*columns)]
+        tile_images(rows, output)
+        tile_images(rows[:1], output.with_name(output.stem + "_front.png"))  # one row for the contact sheet
 
 
 def run_head(key: str, remove_uv: bool, preset: str, pictures: bool) -> dict:
@@ -145,6 +147,13 @@ def main(argv=None) -> int:
                 except Exception as error:  # noqa: BLE001 - a head that fails is a row of the report
                     rows.append({"head": key, "uv": "removed" if remove_uv else "kept", "error": str(error)})
                 print(rows[-1], file=sys.stderr, flush=True)
+    fronts = [RESULTS / "heads" / f"{row['head']}_front.png" for row in rows if row.get("uv") == "kept"]
+    if not args.no_pictures and fronts and all(path.exists() for path in fronts):
+        import bpy  # noqa: F401  (Blender's image I/O)
+
+        from asm_blender.scene_io.views import tile_images
+
+        tile_images([[path] for path in fronts], RESULTS / "generate_heads.png")
     columns = ["head", "uv", "vertices", "landmarks", "face_direction", "chart", "bones", "seconds", "notes",
                "max_error_per_head_size", "error"]
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +12,7 @@ from .arrays import checked_array
 from .binding import locate, needs_relocation, surface_points
 from .config import WeightConfig
 from .errors import ASMInputError
+from .rigid_parts import eyeball_parts, loose_parts, rigid_bones
 from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
 from .transfer import RigDefinition
 from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
@@ -66,6 +68,44 @@ class ASMModel:
         self.pose = Pose.zeros(len(rig.names), dtype=dtype, device=device)
         self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config)
         self.evaluated: torch.Tensor | None = None  # vertex ids the forward pass returns; None: all
+        self.rigid: torch.Tensor | None = None  # (N,) bone each vertex follows rigidly, -1: Gaussian weights
+        if self.config.rigid_parts:
+            self._find_rigid_parts(vertices, triangles)
+
+    def _find_rigid_parts(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
+        """Give small loose parts inside the head (eyeballs, teeth) to one bone each (solver/rigid_parts.py);
+        an eye bone that gets an eyeball gives up its own Gaussians."""
+        vertices = np.asarray(vertices, dtype=float)
+        labels, small = loose_parts(vertices, np.asarray(triangles))
+        if len(small) == 0:
+            return
+        with torch.no_grad():
+            heads = self.bind_positions().double().cpu().numpy()
+        eyeballs, along_lids = eyeball_parts(vertices, labels, small, self.rig.names, heads, self.rig.head_unit)
+        if eyeballs:
+            has_gaussians = np.asarray(self.rig.has_gaussians, dtype=bool).copy()
+            has_gaussians[list(set(eyeballs.values()))] = False
+            self.rig = dataclasses.replace(self.rig, has_gaussians=has_gaussians)
+            self.has_gaussians = torch.as_tensor(has_gaussians, device=self.vertices.device)
+            self.sparse = SparseWeights(self.rig.chart_uv, len(self.rig.names), self.rig.remainder_bone,
+                                        has_gaussians, self.config)
+        with torch.no_grad():
+            capped = self.sparse(self.uv, self.zeta, self.mixture)
+        assigned = rigid_bones(labels, small, eyeballs, along_lids, self.rig.names, self.parents,
+                               (capped.bones.cpu().numpy(), capped.values.double().cpu().numpy()),
+                               self.rig.remainder_bone)
+        if (assigned >= 0).any():
+            self.rigid = torch.as_tensor(assigned, device=self.vertices.device)
+
+    def _with_rigid_parts(self, capped: CappedWeights) -> CappedWeights:
+        if self.rigid is None:
+            return capped
+        rigid = self.rigid if self.evaluated is None else self.rigid[self.evaluated]
+        chosen = (rigid >= 0).unsqueeze(-1)
+        bones = torch.where(chosen, rigid.clamp(min=0).unsqueeze(-1).expand_as(capped.bones), capped.bones)
+        one = torch.zeros_like(capped.values)
+        one[:, 0] = 1.0
+        return CappedWeights(bones, torch.where(chosen, one, capped.values))
 
     def restricted(self, vertex_ids: np.ndarray) -> "ASMModel":
         """A view that poses only `vertex_ids` and shares every parameter tensor with this model.
@@ -112,12 +152,18 @@ class ASMModel:
 
     def weights(self) -> CappedWeights:
         """The fast path's capped weights (what Blender gets)."""
-        return self.sparse(self.evaluated_uv, self.zeta, self.mixture)
+        return self._with_rigid_parts(self.sparse(self.evaluated_uv, self.zeta, self.mixture))
 
     def dense_weights(self) -> torch.Tensor:
         """(N, J) capped weights from the dense reference."""
-        return dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians, self.rig.remainder_bone,
-                             self.config)
+        weights = dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians,
+                                self.rig.remainder_bone, self.config)
+        if self.rigid is None:
+            return weights
+        rigid = self.rigid if self.evaluated is None else self.rigid[self.evaluated]
+        chosen = rigid >= 0
+        one_hot = torch.nn.functional.one_hot(rigid.clamp(min=0), weights.shape[-1]).to(weights.dtype)
+        return torch.where(chosen.unsqueeze(-1), one_hot, weights)
 
     def forward(self, pose: Pose | None = None) -> torch.Tensor:
         """(..., M, 3) posed vertices (all N, or the restricted subset)."""

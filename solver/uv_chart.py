@@ -11,10 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 from .arrays import checked_array
 from .errors import ASMInputError
+from .rigid_parts import mesh_parts
 
+SKIN_PART = 0.5  # connected parts at least this large next to the largest count as skin in a projected chart
 FAR_AWAY = 1.0e6  # chart position of vertices that no chart triangle uses: no Gaussian reaches them
 
 
@@ -74,13 +77,52 @@ def chart_from_uv_map(vertex_count: int, triangles: np.ndarray, corner_uv: np.nd
     return Chart(uv, np.flatnonzero(agrees), np.where(agrees, island, -1), in_chart)
 
 
+LAYER_NEIGHBOURS = 16  # chart-nearest triangles tested for covering a triangle's centre
+LAYER_DEPTH = 0.3  # cm (canonical face): a covering triangle this much further out hides the one below
+CAVITY_RADIUS = 1.0  # cm: the skin around a place in the chart ...
+CAVITY_DEPTH = 1.5  # cm: ... that lies this much further out than it marks the place as a cavity's floor
+
+
+def outermost(corners: np.ndarray, distance: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(T,) bool: candidate triangles whose chart centre no other candidate covers further from the axis.
+
+    corners (T, 3, 2) chart positions, distance (T, 3) of the corners from the axis (canonical cm). A depth
+    test in chart space, hand-written (no library does it): the LAYER_NEIGHBOURS triangles with the nearest
+    chart centres are tested for containing the centre, and their distance there is interpolated."""
+    keep = candidates.copy()
+    index = np.flatnonzero(candidates)
+    if len(index) < 2:
+        return keep
+    centre = corners[index].mean(1)
+    depth = distance[index].mean(1)
+    _, near = cKDTree(centre).query(centre, k=min(LAYER_NEIGHBOURS, len(index)))
+    a, b, c = (corners[index][near][:, :, n] for n in range(3))  # (M, K, 2) each
+    point = centre[:, None, :]
+    e0, e1, ep = b - a, c - a, point - a
+    det = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = (ep[..., 0] * e1[..., 1] - ep[..., 1] * e1[..., 0]) / det
+        gamma = (e0[..., 0] * ep[..., 1] - e0[..., 1] * ep[..., 0]) / det
+    alpha = 1 - beta - gamma
+    inside = (alpha >= 0) & (beta >= 0) & (gamma >= 0) & np.isfinite(det) & (det != 0)
+    there = (np.stack([alpha, beta, gamma], -1) * distance[index][near]).sum(-1)  # (M, K)
+    covered = (inside & (there > depth[:, None] + LAYER_DEPTH)).any(1)
+    # Seen through an opening (the back of an eye socket between the lids, the mouth's inside between the
+    # lips) nothing covers a cavity's floor, but it lies far below the skin around it.
+    envelope = np.array([depth[around].max() for around in cKDTree(centre).query_ball_point(centre, CAVITY_RADIUS)])
+    keep[index[covered | (depth < envelope - CAVITY_DEPTH)]] = False
+    return keep
+
+
 def cylindrical_chart(vertices: np.ndarray, triangles: np.ndarray, to_canonical, axis_depth: float = -2.0) -> Chart:
     """A chart for any topology: the angle around the head's vertical axis and the height (ASM.md §6).
 
     `to_canonical` maps mesh points into the canonical face frame (+Y up, +Z forward, centimetres);
     the axis is vertical through x = 0, z = axis_depth there (about the middle of an adult head), so the
     chart is continuous over the face and the ears, with its seam at the back of the head. Triangles
-    across the seam or around the poles are left out. The result is in centimetres of arc at the face's radius.
+    across the seam or around the poles are left out, and so are those of parts much smaller than the largest
+    (eyeballs, teeth) and inner layers of the skin (eye sockets, inside the lips): their vertices keep chart
+    positions, so Gaussians weigh them, but bones bind only to the outer skin. The result is in centimetres of arc at the face's radius.
     """
     triangles = np.asarray(triangles, dtype=np.int64)
     if len(triangles) == 0:
@@ -93,9 +135,17 @@ def cylindrical_chart(vertices: np.ndarray, triangles: np.ndarray, to_canonical,
     # Triangles across the seam span almost 2 pi; those around the poles (crown, under the neck) also
     # span a wide angle and would cover large false areas of the chart: both are left out.
     across_seam = np.ptp(angle[triangles], axis=1) > np.pi / 3
-    valid = np.flatnonzero(~across_seam)
     in_chart = np.zeros(len(vertices), dtype=bool)
-    in_chart[triangles[valid].reshape(-1)] = True
+    in_chart[triangles[~across_seam].reshape(-1)] = True
     uv[~in_chart] = FAR_AWAY
-    island = np.where(across_seam, -1, 0)
-    return Chart(uv, valid, island, in_chart)
+    # Parts inside the head (eyeballs, teeth, mouth socket) project onto the face too: they keep chart
+    # positions (so Gaussians weigh them) but no bone may bind to them, only to the skin.
+    part = mesh_parts(len(vertices), triangles)
+    sizes = np.bincount(part)
+    skin = sizes[part[triangles[:, 0]]] >= SKIN_PART * sizes.max()
+    # Where the skin folds in (eye sockets, inside the lips, nostrils) several layers share chart positions:
+    # only the outermost one may hold a binding point.
+    distance = np.hypot(local[:, 0], depth)
+    outer = outermost(uv[triangles], distance[triangles], ~across_seam & skin)
+    island = np.where(across_seam | ~skin | ~outer, -1, 0)
+    return Chart(uv, np.flatnonzero(island == 0), island, in_chart)

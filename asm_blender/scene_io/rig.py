@@ -131,6 +131,11 @@ def edited_parameters(arm: bpy.types.Object, record: dict) -> dict[str, np.ndarr
     """The editable rig arrays (solver.generate.EDITABLE) as the pose bones hold them now."""
     names = record["names"]
     zeta = np.array([arm.pose.bones[n].asm.binding[:] for n in names], dtype=float)
+    # The properties hold float32: a binding point left as it was keeps the record's exact value (rounded, a
+    # point on a triangle's edge could fall into its neighbour, on another layer of the surface).
+    stored = np.asarray(record["zeta"], dtype=float)
+    unchanged = (zeta == stored.astype(np.float32)).all(1)
+    zeta[unchanged] = stored[unchanged]
     logits = np.asarray(record["mixture_logits"], dtype=float).copy()
     offsets = np.asarray(record["mixture_offsets"], dtype=float).copy()
     covariance = np.asarray(record["mixture_covariance"], dtype=float).copy()

@@ -131,14 +131,26 @@ def test_generate_falls_back_to_a_projected_chart_where_the_uv_island_ends(sampl
                      sample_mesh["landmark_valid"], GenerateSettings(chart="sphere"))
 
 
-def test_projected_chart_is_continuous_with_its_seam_at_the_back(sample_mesh):
-    from solver.uv_chart import cylindrical_chart
+def test_projected_chart_is_continuous_and_binds_only_to_the_outer_skin(sample_mesh):
+    from solver.generate import GenerateSettings, place_rig
+    from solver.geometry import closest_points_on_mesh
 
     vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
-    chart = cylindrical_chart(vertices, triangles, lambda p: (p - p.mean(0)) * [10, 10, 10])
-    left_out = np.setdiff1d(np.arange(len(triangles)), chart.triangles)
-    assert 0 < len(left_out) < 0.02 * len(triangles)
-    # the seam triangles lie behind the head's vertical axis, not on the face
-    assert (vertices[triangles[left_out]].mean(1)[:, 2] < vertices[:, 2].mean()).all()
-    edges = np.abs(chart.uv[triangles[chart.triangles]][:, [0, 1, 2]] - chart.uv[triangles[chart.triangles]][:, [1, 2, 0]])
-    assert edges.max() < 0.2 * np.ptp(chart.uv[chart.in_chart], axis=0).max()
+    rig, kind = place_rig(vertices, triangles, None, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                          GenerateSettings(preset="game", chart="projected"))
+    assert kind == "projected"
+    # the face's outer skin is in the chart: the triangles under the (outer) surface landmarks
+    valid = sample_mesh["landmark_valid"][:468]
+    _, hit, _, _ = closest_points_on_mesh(sample_mesh["landmarks"][:468][valid], vertices, triangles)
+    assert np.isin(hit, rig.chart_triangles).mean() > 0.9
+    # the inner layers are not: the mouth's inside lies behind the inner lip landmarks
+    left_out = np.setdiff1d(np.arange(len(triangles)), rig.chart_triangles)
+    centres = vertices[triangles[left_out]].mean(1)
+    mouth = sample_mesh["landmarks"][[13, 14]].mean(0)  # between the inner lips
+    eye_distance = np.linalg.norm(sample_mesh["landmarks"][33] - sample_mesh["landmarks"][263])
+    assert (np.linalg.norm(centres - mouth, axis=1) < 0.3 * eye_distance).sum() > 100
+    # continuity: no chart triangle spans a large part of the chart (the seam is cut at the back)
+    uv = rig.chart_uv
+    kept = triangles[rig.chart_triangles]
+    edges = np.abs(uv[kept][:, [0, 1, 2]] - uv[kept][:, [1, 2, 0]])
+    assert edges.max() < 0.2 * np.ptp(uv[kept].reshape(-1, 2), axis=0).max()

@@ -1,0 +1,98 @@
+"""Loose parts inside a head (eyeballs, teeth) follow one bone rigidly; thin parts along the lids and the skin
+keep their Gaussian weights."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from solver.rigid_parts import mesh_parts, subtree
+
+
+def sphere(centre, radius, rings=6, segments=8):
+    """A closed UV sphere: (V, 3) vertices and (T, 3) triangles."""
+    theta = np.linspace(0, np.pi, rings + 1)[1:-1]
+    phi = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    ring_points = np.stack([np.outer(np.sin(theta), np.cos(phi)), np.outer(np.cos(theta), np.ones_like(phi)),
+                            np.outer(np.sin(theta), np.sin(phi))], -1).reshape(-1, 3)
+    vertices = np.vstack([[0, 1, 0], ring_points, [0, -1, 0]]) * radius + centre
+    triangles = []
+    last = len(vertices) - 1
+    for s in range(segments):
+        n = (s + 1) % segments
+        triangles.append((0, 1 + n, 1 + s))
+        triangles.append((last, 1 + (rings - 2) * segments + s, 1 + (rings - 2) * segments + n))
+        for r in range(rings - 2):
+            a, b = 1 + r * segments + s, 1 + r * segments + n
+            triangles += [(a, b, b + segments), (a, b + segments, a + segments)]
+    return vertices, np.array(triangles)
+
+
+@pytest.fixture(scope="module")
+def head_with_parts(sample_mesh):
+    """The sample head with an eyeball in each eye, a lower and an upper tooth, and a thin lash strip."""
+    from solver.generate import GenerateSettings, place_rig
+
+    rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
+                       sample_mesh["landmark_valid"], GenerateSettings(preset="full", chart="projected"))
+    from solver.model import ASMModel
+
+    plain = ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    heads = plain.bind_positions().detach().numpy()
+    names = list(rig.names)
+    unit = rig.head_unit
+    landmarks = sample_mesh["landmarks"]
+    vertices, triangles = [sample_mesh["vertices"]], [sample_mesh["triangles"]]
+    parts = {}
+
+    def add(name, part_vertices, part_triangles):
+        start = sum(len(v) for v in vertices)
+        vertices.append(part_vertices)
+        triangles.append(part_triangles + start)
+        parts[name] = np.arange(start, start + len(part_vertices))
+
+    for side in ("L", "R"):
+        add(f"eyeball.{side}", *sphere(heads[names.index(f"eye.{side}")], 0.11 * unit))
+    inside = np.array([0.0, 0.0, -0.12]) * unit  # behind the lips, towards the back of the head
+    add("lower tooth", *sphere(landmarks[17] + inside, 0.03 * unit))  # 17: lower lip, middle
+    add("upper tooth", *sphere(landmarks[0] + inside, 0.03 * unit))  # 0: upper lip, middle
+    strip, strip_triangles = sphere(landmarks[386] + [0, 0.005 * unit, 0], 1.0, rings=3, segments=12)
+    strip = (strip - strip.mean(0)) * [0.25 * unit, 0.01 * unit, 0.03 * unit] + strip.mean(0)  # thin, along the lid
+    add("lash strip", strip, strip_triangles)
+    return np.vstack(vertices), np.vstack(triangles), parts, names
+
+
+def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
+    from solver.generate import GenerateSettings, place_rig
+    from solver.model import ASMModel
+
+    vertices, triangles, parts, names = head_with_parts
+    assert len(np.unique(mesh_parts(len(vertices), triangles))) == 6
+    rig, _ = place_rig(vertices, triangles, None, np.vstack([sample_mesh["landmarks"]]),
+                       sample_mesh["landmark_valid"], GenerateSettings(preset="full", chart="projected"))
+    model = ASMModel(rig, vertices, triangles)
+    weights = model.weights().to_dense(len(names)).detach().numpy()
+    for side in ("L", "R"):
+        eye = names.index(f"eye.{side}")
+        np.testing.assert_allclose(weights[parts[f"eyeball.{side}"], eye], 1.0)
+        assert not model.rig.has_gaussians[eye]  # the lids keep their margins
+        assert weights[:len(sample_mesh["vertices"]), eye].max() == 0.0
+    np.testing.assert_allclose(weights[parts["lower tooth"], names.index("jaw")], 1.0)
+    np.testing.assert_allclose(weights[parts["upper tooth"], rig.remainder_bone], 1.0)
+    lash = weights[parts["lash strip"]]
+    assert (lash.max(1) < 1.0).any() and model.rigid[parts["lash strip"]].max() == -1  # follows the lid's Gaussians
+    # the dense reference and the fast path agree, rigid rows included
+    np.testing.assert_allclose(model.dense_weights().detach().numpy(), weights, atol=1e-6)
+
+
+def test_a_mesh_of_one_part_has_nothing_rigid(sample_mesh):
+    from solver.generate import GenerateSettings, place_rig
+    from solver.model import ASMModel
+
+    rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
+                       sample_mesh["landmark_valid"], GenerateSettings(preset="game", chart="projected"))
+    assert ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"]).rigid is None
+
+
+def test_subtree_follows_the_parents():
+    parents = np.array([-1, 0, 1, 0, 3, 2])
+    assert subtree(parents, 1).tolist() == [False, True, True, False, False, True]
