@@ -229,6 +229,8 @@ def run_generate(argv: list[str]) -> int:
                         help="Gaussians per bone (default 3)")
     parser.add_argument("--face-direction", default="AUTO", choices=("AUTO", "-Y", "+Y", "-X", "+X"),
                         help="world axis the face looks along (default: found from renders)")
+    parser.add_argument("--geometry-fallback", action="store_true",
+                        help="when no face is detected, place the landmarks from the mesh's shape instead of failing")
     parser.add_argument("--detect-again", action="store_true",
                         help="ignore landmark markers stored with the head and detect anew")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -263,13 +265,15 @@ def _generate(args, output: Path) -> dict:
     for note in notes:
         _log(f"  note: {note}")
     options = GenerateOptions(preset=args.preset, influence_cap=args.cap, gaussians_per_bone=args.gaussians,
-                              face_direction=args.face_direction, detect_again=args.detect_again)
+                              face_direction=args.face_direction, detect_again=args.detect_again,
+                              geometry_fallback=args.geometry_fallback)
     with tempfile.TemporaryDirectory(prefix="asm_generate_") as workdir:
         summary = run_to_completion(generate_steps(head, options, Path(workdir)))
     for line in summary["notes"] + summary["warnings"]:
         _log(f"  note: {line}")
     head.asm.preset, head.asm.influence_cap = args.preset, str(args.cap)
     head.asm.gaussians_per_bone, head.asm.face_direction = args.gaussians, args.face_direction
+    head.asm.geometry_fallback = args.geometry_fallback
     head.asm.summary = json.dumps(summary)
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(output))

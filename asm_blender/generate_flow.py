@@ -41,6 +41,7 @@ class GenerateOptions:
     gaussians_per_bone: int = 3
     face_direction: str = "AUTO"  # or a key of FACE_DIRECTIONS (world axis the face looks along)
     detect_again: bool = False  # ignore the head's landmark markers and detect anew
+    geometry_fallback: bool = False  # no face found: place the landmarks from the shape instead of stopping
 
 
 @dataclass(frozen=True)
@@ -75,61 +76,15 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
         landmarks_from = "markers"
         notes.append(f"used the {int(valid.sum())} landmarks of {markers_io.find_markers(mesh_obj).name!r}")
     else:
-        landmarks_from = "detected"
-        if options.face_direction == "AUTO":
-            yield Status("finding which way the face looks", 0.05)
-            # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
-            candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
-            job = _detect_job(candidates, workdir / "detect_front")
-            yield job
-            found = job.result()
-            points_found, faces_found = list(found["points"]), list(found["found"])
-            if not (faces_found[0] and frontalness(points_found[0]) >= FRONTAL_ENOUGH):
-                yield Status("the face is not towards -Y: looking around it", 0.1)
-                others = []
-                for yaw in CANDIDATE_YAWS[1:]:  # one render per step: a modal operator stays responsive between
-                    others += render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))
-                    yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(others) / 7)
-                job = _detect_job(others, workdir / "detect_around")
-                yield job
-                found = job.result()
-                candidates += others
-                points_found += list(found["points"])
-                faces_found += list(found["found"])
-            scores = [frontalness(points) if ok else -1.0 for points, ok in zip(points_found, faces_found)]
-            best = int(np.argmax(scores))
-            if scores[best] < 0:
-                raise SceneInputError(f"no face was found on renders of {mesh_obj.name!r} from eight directions "
-                                      "around it; check that it is a head standing upright (+Z up), or set Face "
-                                      "Direction by hand")
-            # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
-            # exactly where the face looks.
-            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]])
-            to_world = np.array(mesh_obj.matrix_world)
-            forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))
-            fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it
-            direction = Vector(forward if forward is not None else fallback)
-            direction_key = _describe(direction)
-        elif options.face_direction in FACE_DIRECTIONS:
-            direction = Vector(FACE_DIRECTIONS[options.face_direction])
-            direction_key = options.face_direction
+        found = yield from _detected_landmarks(mesh_obj, arrays, options, workdir)
+        if found is not None:
+            landmarks, valid = found
+            landmarks_from = "detected"
         else:
-            raise SceneInputError(f"unknown face direction {options.face_direction!r}; "
-                                  f"use AUTO or one of {list(FACE_DIRECTIONS)}")
-        yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
-        views = []
-        for yaw in VIEW_YAWS:
-            views += render_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)
-            yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25 + 0.2 * len(views) / len(VIEW_YAWS))
-        job = _detect_job(views, workdir / "detect_views")
-        yield job
-        found = job.result()
-        if not found["found"][0]:
-            raise SceneInputError(f"no face was found on the front render of {mesh_obj.name!r} (facing "
-                                  f"{direction_key}); set Face Direction to where the face looks")
-        yield Status("placing the landmarks on the surface", 0.5)
-        detections = [points if ok else None for points, ok in zip(found["points"], found["found"])]
-        landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections)
+            landmarks, valid = yield from _geometry_landmarks(mesh_obj, arrays, options, workdir)
+            landmarks_from = "geometry"
+            notes.append(f"no face was found on {mesh_obj.name!r}: its landmarks were placed from its shape (nose "
+                         "tip, symmetry, width); check them with Edit Landmarks and regenerate")
     world = np.array(mesh_obj.matrix_world)
     facing = facing_direction(np.where(valid[:, None], landmarks @ world[:3, :3].T + world[:3, 3], np.nan))
     surface_count = int(valid[:468].sum())
@@ -157,6 +112,91 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
         "chart": str(result["chart"]), "preset": options.preset, "influence_cap": options.influence_cap,
         "notes": notes, "warnings": list(result["warnings"]), "seconds": round(time.perf_counter() - started, 2),
     }
+
+
+def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Path):
+    """Steps that find the landmarks with the detector; returns ((478, 3) object-space positions, (478,) valid),
+    or None when no face is found and options.geometry_fallback allows going on without one."""
+    no_face = None
+    if options.face_direction == "AUTO":
+        yield Status("finding which way the face looks", 0.05)
+        # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
+        candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
+        job = _detect_job(candidates, workdir / "detect_front")
+        yield job
+        found = job.result()
+        points_found, faces_found = list(found["points"]), list(found["found"])
+        if not (faces_found[0] and frontalness(points_found[0]) >= FRONTAL_ENOUGH):
+            yield Status("the face is not towards -Y: looking around it", 0.1)
+            others = []
+            for yaw in CANDIDATE_YAWS[1:]:  # one render per step: a modal operator stays responsive between
+                others += render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))
+                yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(others) / 7)
+            job = _detect_job(others, workdir / "detect_around")
+            yield job
+            found = job.result()
+            candidates += others
+            points_found += list(found["points"])
+            faces_found += list(found["found"])
+        scores = [frontalness(points) if ok else -1.0 for points, ok in zip(points_found, faces_found)]
+        best = int(np.argmax(scores))
+        if scores[best] < 0:
+            no_face = (f"no face was found on renders of {mesh_obj.name!r} from eight directions around it; check "
+                       "that it is a head standing upright (+Z up), set Face Direction by hand, or allow "
+                       "landmarks from the geometry")
+        else:
+            # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
+            # exactly where the face looks.
+            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]])
+            to_world = np.array(mesh_obj.matrix_world)
+            forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))
+            fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it
+            direction = Vector(forward if forward is not None else fallback)
+            direction_key = _describe(direction)
+    elif options.face_direction in FACE_DIRECTIONS:
+        direction = Vector(FACE_DIRECTIONS[options.face_direction])
+        direction_key = options.face_direction
+    else:
+        raise SceneInputError(f"unknown face direction {options.face_direction!r}; "
+                              f"use AUTO or one of {list(FACE_DIRECTIONS)}")
+    if no_face is None:
+        yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
+        views = []
+        for yaw in VIEW_YAWS:
+            views += render_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)
+            yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}",
+                         0.25 + 0.2 * len(views) / len(VIEW_YAWS))
+        job = _detect_job(views, workdir / "detect_views")
+        yield job
+        found = job.result()
+        if found["found"][0]:
+            yield Status("placing the landmarks on the surface", 0.5)
+            detections = [points if ok else None for points, ok in zip(found["points"], found["found"])]
+            landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections)
+            return landmarks, valid
+        no_face = (f"no face was found on the front render of {mesh_obj.name!r} (facing {direction_key}); set "
+                   "Face Direction to where the face looks, or allow landmarks from the geometry")
+    if not options.geometry_fallback:
+        raise SceneInputError(no_face)
+    return None
+
+
+def _geometry_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Path):
+    """Steps that place the landmarks from the mesh's shape (solver/geometry_landmarks.py), looking along the set
+    Face Direction (Blender's front, -Y, for Auto), +Z up."""
+    yield Status("placing the landmarks from the shape", 0.4)
+    to_world = np.array(mesh_obj.matrix_world)
+    forward = FACE_DIRECTIONS.get(options.face_direction, FACE_DIRECTIONS["-Y"])
+    job = jobs.Job("geometry_landmarks", {}, {
+        "vertices": arrays.vertices @ to_world[:3, :3].T + to_world[:3, 3], "triangles": arrays.triangles,
+        "forward": np.array(forward), "up": np.array([0.0, 0.0, 1.0])}, folder=workdir / "geometry").start()
+    yield job
+    found = job.result()
+    valid = found["valid"].astype(bool)
+    world_points = np.where(valid[:, None], found["points"], 0.0)
+    to_object = np.linalg.inv(to_world)
+    landmarks = world_points @ to_object[:3, :3].T + to_object[:3, 3]
+    return np.where(valid[:, None], landmarks, np.nan), valid
 
 
 def _describe(direction: Vector) -> str:

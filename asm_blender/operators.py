@@ -51,7 +51,7 @@ def _options(mesh_obj: bpy.types.Object, detect_again: bool) -> GenerateOptions:
     settings = mesh_obj.asm
     return GenerateOptions(preset=settings.preset, influence_cap=int(settings.influence_cap),
                            gaussians_per_bone=settings.gaussians_per_bone, face_direction=settings.face_direction,
-                           detect_again=detect_again)
+                           detect_again=detect_again, geometry_fallback=settings.geometry_fallback)
 
 
 def _redraw(context) -> None:

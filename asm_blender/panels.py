@@ -40,6 +40,7 @@ class VIEW3D_PT_asm_info(bpy.types.Panel):
         column.prop(settings, "influence_cap")
         column.prop(settings, "gaussians_per_bone")
         column.prop(settings, "face_direction")
+        column.prop(settings, "geometry_fallback")
 
         if operators.job_running():
             text, fraction = operators.running_status()

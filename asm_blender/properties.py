@@ -26,6 +26,10 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
     face_direction: bpy.props.EnumProperty(
         name="Face Direction", description="Which way the face looks in the world (Auto: found from renders)",
         items=FACE_DIRECTION_ITEMS, default="AUTO")
+    geometry_fallback: bpy.props.BoolProperty(
+        name="Landmarks from Shape if No Face", description="When no face is detected (a sculpt without "
+        "features, a stylised head), place the landmarks from the mesh's shape (nose tip, symmetry, width) "
+        "instead of stopping; check them with Edit Landmarks", default=False)
     summary: bpy.props.StringProperty(
         name="Last Result", description="JSON summary of the last Generate on this mesh", options={'HIDDEN'})
 

@@ -2,7 +2,7 @@
 every job queued for a long-lived server (python -m solver.worker --serve QUEUE_DIR, see `serve`).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
-    job.json        {"task": "generate"|"detect"|"rebake"|"fit_scan", "settings": {...}}   written by the client
+    job.json        {"task": "generate"|"detect"|"geometry_landmarks"|"rebake"|"fit_scan", "settings": {...}}   written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
@@ -92,6 +92,12 @@ def run_job(job_dir: Path) -> int:
                 settings.get("names", []), {key: inputs[key] for key in EDITABLE if key in inputs}, progress)
             progress("weights", 0.8)
             result = rig_arrays(model, chart_kind)
+        elif spec["task"] == "geometry_landmarks":
+            from .geometry_landmarks import landmarks_from_geometry
+
+            points, valid = landmarks_from_geometry(inputs["vertices"], inputs["triangles"], inputs["forward"],
+                                                    inputs["up"])
+            result = {"points": points, "valid": valid}
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "fit_scan":

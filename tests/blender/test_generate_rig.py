@@ -274,6 +274,19 @@ def test_a_mesh_without_a_face_is_refused(tmp_path):
     assert scene_state() == before
 
 
+def test_without_a_face_the_shape_can_place_the_landmarks(tmp_path):
+    needs_detector()
+    bpy.ops.mesh.primitive_monkey_add()
+    suzanne = bpy.context.active_object
+    bpy.ops.object.modifier_add(type='SUBSURF')
+    bpy.ops.object.modifier_apply(modifier=suzanne.modifiers[0].name)
+    summary = run_to_completion(generate_steps(suzanne, GenerateOptions(preset="game", geometry_fallback=True),
+                                               tmp_path), print)
+    assert summary["landmarks_from"] == "geometry" and summary["landmarks"] > 300
+    assert any("placed from its shape" in note for note in summary["notes"])
+    assert existing_rig(suzanne) is not None and markers_io.find_markers(suzanne) is not None
+
+
 def test_generate_command_writes_a_rigged_blend(tmp_path, capfd):
     needs_detector()
     output = tmp_path / "rigged.blend"

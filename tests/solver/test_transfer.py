@@ -154,3 +154,19 @@ def test_projected_chart_is_continuous_and_binds_only_to_the_outer_skin(sample_m
     kept = triangles[rig.chart_triangles]
     edges = np.abs(uv[kept][:, [0, 1, 2]] - uv[kept][:, [1, 2, 0]])
     assert edges.max() < 0.2 * np.ptp(uv[kept].reshape(-1, 2), axis=0).max()
+
+
+def test_landmarks_from_the_shape_alone_land_near_the_detected_ones(sample_mesh):
+    from solver.geometry_landmarks import landmarks_from_geometry
+
+    # the sample's OBJ coordinates: +Y up, the face looks along +Z
+    placed, valid = landmarks_from_geometry(sample_mesh["vertices"], sample_mesh["triangles"], [0, 0, 1], [0, 1, 0])
+    detected, detected_valid = sample_mesh["landmarks"], sample_mesh["landmark_valid"]
+    both = valid & detected_valid
+    assert both[:468].sum() > 400
+    eye_distance = np.linalg.norm(detected[33] - detected[263])
+    error = np.linalg.norm(placed[both] - detected[both], axis=1) / eye_distance
+    assert np.median(error) < 0.15
+    assert np.linalg.norm(placed[1] - detected[1]) < 0.1 * eye_distance  # the nose tip itself
+    with pytest.raises(ASMInputError, match="must differ"):
+        landmarks_from_geometry(sample_mesh["vertices"], sample_mesh["triangles"], [0, 0, 1], [0, 0, 2])
