@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
+from scipy.ndimage import maximum_filter
 from scipy.spatial import cKDTree
 
 from .arrays import checked_array
@@ -79,7 +80,7 @@ def chart_from_uv_map(vertex_count: int, triangles: np.ndarray, corner_uv: np.nd
 
 LAYER_NEIGHBOURS = 16  # chart-nearest triangles tested for covering a triangle's centre
 LAYER_DEPTH = 0.3  # cm (canonical face): a covering triangle this much further out hides the one below
-CAVITY_RADIUS = 1.0  # cm: the skin around a place in the chart ...
+CAVITY_RADIUS = 1.0  # cm: the skin around a place in the chart (the 3 x 3 cells of this size around it) ...
 CAVITY_DEPTH = 1.5  # cm: ... that lies this much further out than it marks the place as a cavity's floor
 
 
@@ -96,7 +97,8 @@ def outermost(corners: np.ndarray, distance: np.ndarray, candidates: np.ndarray)
     centre = corners[index].mean(1)
     depth = distance[index].mean(1)
     _, near = cKDTree(centre).query(centre, k=min(LAYER_NEIGHBOURS, len(index)))
-    a, b, c = (corners[index][near][:, :, n] for n in range(3))  # (M, K, 2) each
+    around = corners[index][near]  # (M, K, 3, 2)
+    a, b, c = around[:, :, 0], around[:, :, 1], around[:, :, 2]
     point = centre[:, None, :]
     e0, e1, ep = b - a, c - a, point - a
     det = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
@@ -109,9 +111,19 @@ def outermost(corners: np.ndarray, distance: np.ndarray, candidates: np.ndarray)
     covered = (inside & (there > depth[:, None] + LAYER_DEPTH)).any(1)
     # Seen through an opening (the back of an eye socket between the lids, the mouth's inside between the
     # lips) nothing covers a cavity's floor, but it lies far below the skin around it.
-    envelope = np.array([depth[around].max() for around in cKDTree(centre).query_ball_point(centre, CAVITY_RADIUS)])
+    envelope = _neighbourhood_max(centre, depth, CAVITY_RADIUS)
     keep[index[covered | (depth < envelope - CAVITY_DEPTH)]] = False
     return keep
+
+
+def _neighbourhood_max(points: np.ndarray, values: np.ndarray, cell: float) -> np.ndarray:
+    """(P,) the largest value among the points in the 3 x 3 grid cells (of size `cell`) around each point:
+    linear in the number of points (a ball query per point is quadratic where a mesh is dense)."""
+    index = np.floor((points - points.min(0)) / cell).astype(np.int64)
+    grid = np.full(index.max(0) + 1, -np.inf)
+    np.maximum.at(grid, (index[:, 0], index[:, 1]), values)
+    grid = maximum_filter(grid, size=3, mode="constant", cval=-np.inf)
+    return grid[index[:, 0], index[:, 1]]
 
 
 def cylindrical_chart(vertices: np.ndarray, triangles: np.ndarray, to_canonical, axis_depth: float = -2.0) -> Chart:
