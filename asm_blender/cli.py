@@ -70,6 +70,15 @@ def addon_registered():
         unregister()
 
 
+def _report(summary: dict, as_json: bool, done: str) -> int:
+    """A command's result: the JSON summary on stdout with --json, else one line on stderr."""
+    if as_json:
+        print(json.dumps(summary, indent=1), flush=True)
+    else:
+        _log(done)
+    return 0
+
+
 def run_sample(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m asm_blender sample",
                                      description="Build the ASM rig on the bundled sample head and show it posed.")
@@ -84,11 +93,8 @@ def run_sample(argv: list[str]) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     with stdout_to_stderr(), addon_registered():  # registered: the bones get their editable ASM parameters
         summary = _build_sample(args, started)
-    if args.json:
-        print(json.dumps(summary, indent=1), flush=True)
-    else:
-        _log(f"done: {summary['bones']} bones, {summary['vertex_groups']} vertex groups, {summary['seconds']} s")
-    return 0
+    return _report(summary, args.json,
+                   f"done: {summary['bones']} bones, {summary['vertex_groups']} vertex groups, {summary['seconds']} s")
 
 
 def _build_sample(args, started: float) -> dict:
@@ -244,11 +250,8 @@ def run_generate(argv: list[str]) -> int:
         raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
     with stdout_to_stderr(), addon_registered():
         summary = _generate(args, output)
-    if args.json:
-        print(json.dumps(summary, indent=1), flush=True)
-    else:
-        _log(f"done: {summary['bones']} bones on {summary['mesh']!r}, {summary['seconds']} s; wrote {output}")
-    return 0
+    return _report(summary, args.json,
+                   f"done: {summary['bones']} bones on {summary['mesh']!r}, {summary['seconds']} s; wrote {output}")
 
 
 def _generate(args, output: Path) -> dict:
