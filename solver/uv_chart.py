@@ -79,6 +79,7 @@ def chart_from_uv_map(vertex_count: int, triangles: np.ndarray, corner_uv: np.nd
 
 
 LAYER_NEIGHBOURS = 16  # chart-nearest triangles tested for covering a triangle's centre
+LAYER_CHUNK = 50000  # triangles tested at a time
 LAYER_DEPTH = 0.3  # cm (canonical face): a covering triangle this much further out hides the one below
 CAVITY_RADIUS = 1.0  # cm: the skin around a place in the chart (the 3 x 3 cells of this size around it) ...
 CAVITY_DEPTH = 1.5  # cm: ... that lies this much further out than it marks the place as a cavity's floor
@@ -96,19 +97,23 @@ def outermost(corners: np.ndarray, distance: np.ndarray, candidates: np.ndarray)
         return keep
     centre = corners[index].mean(1)
     depth = distance[index].mean(1)
-    _, near = cKDTree(centre).query(centre, k=min(LAYER_NEIGHBOURS, len(index)))
-    around = corners[index][near]  # (M, K, 3, 2)
-    a, b, c = around[:, :, 0], around[:, :, 1], around[:, :, 2]
-    point = centre[:, None, :]
-    e0, e1, ep = b - a, c - a, point - a
-    det = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta = (ep[..., 0] * e1[..., 1] - ep[..., 1] * e1[..., 0]) / det
-        gamma = (e0[..., 0] * ep[..., 1] - e0[..., 1] * ep[..., 0]) / det
-    alpha = 1 - beta - gamma
-    inside = (alpha >= 0) & (beta >= 0) & (gamma >= 0) & np.isfinite(det) & (det != 0)
-    there = (np.stack([alpha, beta, gamma], -1) * distance[index][near]).sum(-1)  # (M, K)
-    covered = (inside & (there > depth[:, None] + LAYER_DEPTH)).any(1)
+    tree = cKDTree(centre)
+    kept_corners, kept_distance = corners[index], distance[index]
+    covered = np.zeros(len(index), dtype=bool)
+    for start in range(0, len(index), LAYER_CHUNK):  # in chunks: (chunk, K, 3, 2) arrays stay small
+        rows = slice(start, start + LAYER_CHUNK)
+        _, near = tree.query(centre[rows], k=min(LAYER_NEIGHBOURS, len(index)))
+        around = kept_corners[near]  # (M, K, 3, 2)
+        a, b, c = around[:, :, 0], around[:, :, 1], around[:, :, 2]
+        e0, e1, ep = b - a, c - a, centre[rows, None, :] - a
+        det = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = (ep[..., 0] * e1[..., 1] - ep[..., 1] * e1[..., 0]) / det
+            gamma = (e0[..., 0] * ep[..., 1] - e0[..., 1] * ep[..., 0]) / det
+        alpha = 1 - beta - gamma
+        inside = (alpha >= 0) & (beta >= 0) & (gamma >= 0) & np.isfinite(det) & (det != 0)
+        there = (np.stack([alpha, beta, gamma], -1) * kept_distance[near]).sum(-1)  # (M, K)
+        covered[rows] = (inside & (there > depth[rows, None] + LAYER_DEPTH)).any(1)
     # Seen through an opening (the back of an eye socket between the lids, the mouth's inside between the
     # lips) nothing covers a cavity's floor, but it lies far below the skin around it.
     envelope = _neighbourhood_max(centre, depth, CAVITY_RADIUS)
