@@ -22,13 +22,14 @@ import torch
 
 from .errors import ASMInputError
 from .kinematics import forward_kinematics, local_pose_matrices
-from .losses import BONE_LOSSES, LOSSES, WEIGHT_LOSSES, FitContext, mirror_targets
+from .cameras import Cameras
+from .losses import BONE_LOSSES, CAMERA_LOSSES, LOSSES, WEIGHT_LOSSES, FitContext, mirror_targets
 from .model import ASMModel
 from .rotations import rotvec_to_matrix
 
-PARAMETER_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances",
-                    "alignment")
-ALL_GROUPS = PARAMETER_GROUPS[:-1]  # every group of the rig itself; "alignment" moves the target
+ALL_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
+PARAMETER_GROUPS = ALL_GROUPS + ("alignment", "cameras")  # ALL_GROUPS: the rig itself; "alignment" moves the 3D
+# target, "cameras" the photos' cameras
 ALIGNED_TARGETS = ("vertices", "landmarks", "scan_points")
 CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan")
 OPTIMIZERS = ("adam", "lbfgs")
@@ -121,9 +122,10 @@ class Alignment:
                     "translation": self.translation.cpu().numpy()}
 
 
-def _group_tensors(model: ASMModel, alignment: Alignment) -> dict[str, list[torch.Tensor]]:
+def _group_tensors(model: ASMModel, alignment: Alignment, cameras: Cameras | None) -> dict[str, list[torch.Tensor]]:
     return {
         "alignment": [alignment.log_scale, alignment.rotvec, alignment.translation],
+        "cameras": [] if cameras is None else cameras.tensors(),
         "pose": [model.pose.log_scale, model.pose.rotvec, model.pose.translation],
         "binding": [model.zeta],
         "bind_offset": [model.bind_offset],
@@ -136,10 +138,13 @@ def _group_tensors(model: ASMModel, alignment: Alignment) -> dict[str, list[torc
 PER_BONE_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
 
 
-def _step_scales(model: ASMModel, alignment: Alignment) -> dict[int, float]:
+def _step_scales(model: ASMModel, alignment: Alignment, cameras: Cameras | None) -> dict[int, float]:
     """Learning-rate scale per tensor: lengths move in head units, the rest in their own units."""
     unit = float(model.rig.head_unit)
-    return {id(model.pose.translation): unit, id(model.bind_offset): unit, id(alignment.translation): unit}
+    scales = {id(model.pose.translation): unit, id(model.bind_offset): unit, id(alignment.translation): unit}
+    if cameras is not None:
+        scales[id(cameras.translation)] = unit
+    return scales
 
 
 def _relocate(model: ASMModel, clamped: set[str]) -> None:
@@ -187,13 +192,17 @@ def _check_targets(model: ASMModel, targets: dict, stages: list[Stage], alignmen
 
 
 def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0,
-        alignment: Alignment | None = None) -> FitResult:
+        alignment: Alignment | None = None, cameras: Cameras | None = None) -> FitResult:
     """Fit `model` in place, stage by stage. targets: tensors the losses read (see solver/losses.py).
 
     progress(stage_name, step, total_loss) -> bool: True asks to stop. The model ends at the best
     parameters seen (by total loss of the stage being run). `alignment` (updated in place) continues an
-    earlier fit's target alignment; by default it starts at the identity.
+    earlier fit's target alignment; by default it starts at the identity. `cameras` (updated in place by the
+    group "cameras") are the photos' cameras the 2D losses project through.
     """
+    if cameras is None and any("cameras" in stage.groups or set(stage.losses) & set(CAMERA_LOSSES)
+                               for stage in stages):
+        raise ASMInputError("a stage moves cameras or measures photo landmarks, but no cameras were given")
     if model.evaluated is not None and any("scan_to_mesh" in stage.losses for stage in stages):
         raise ASMInputError("scan_to_mesh needs the whole posed surface; fit scans with the full model, not a "
                             "restricted vertex subset")
@@ -202,7 +211,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     result = FitResult()
     _check_targets(model, targets, stages, alignment, result.notes)
     masks = [stage.bone_mask(model.rig.names) for stage in stages]  # refuse unknown bones before fitting
-    groups = _group_tensors(model, alignment)
+    groups = _group_tensors(model, alignment, cameras)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
     rest = model.evaluated_vertices
@@ -239,7 +248,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
                              float(model.rig.head_unit) * torch.exp(alignment.log_scale[0] - start_log_scale),
                              model.weights().to_dense(model.bone_count)
                              if any(n in WEIGHT_LOSSES for n in stage.losses) else None,
-                             bone_points() if any(n in BONE_LOSSES for n in stage.losses) else None)
+                             bone_points() if any(n in BONE_LOSSES for n in stage.losses) else None, cameras)
         named = {name: LOSSES[name](context) for name in stage.losses}
         total = sum(weight * named[name] for name, weight in stage.losses.items())
         return total, {name: float(value.detach()) for name, value in named.items()}
@@ -254,7 +263,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         hooks = [] if mask is None else [
             t.register_hook(lambda grad, m=mask.to(t.device): grad * m.view(-1, *([1] * (grad.ndim - 1))).to(grad))
             for g in stage.groups if g in PER_BONE_GROUPS for t in groups[g]]
-        scales = _step_scales(model, alignment)
+        scales = _step_scales(model, alignment, cameras)
         if stage.optimizer == "adam":
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
                                           for t in free])

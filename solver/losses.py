@@ -46,6 +46,7 @@ class FitContext:
     weights: torch.Tensor | None = None  # (N, J) dense capped weights, only for the losses that read them
     bone_points: tuple[torch.Tensor, torch.Tensor] | None = None  # (J, 2, 3) head and tail of each bone, posed and
     # at rest; computed only for the losses that read bones
+    cameras: object | None = None  # solver.cameras.Cameras of the photos, for the 2D losses
 
 
 def _data_unit(context: FitContext):
@@ -70,6 +71,24 @@ def landmark_loss(context: FitContext) -> torch.Tensor:
     ids, bary = context.targets["landmark_vertices"], context.targets["landmark_bary"]
     points = (bary.unsqueeze(-1) * context.posed[ids]).sum(-2)
     return (((points - context.targets["landmarks"]) ** 2).sum(-1) / _data_unit(context)**2).mean()
+
+
+LANDMARK_2D_SCALE = 0.05  # of the face's size in a photo: residuals beyond this count less and less (pseudo-Huber)
+
+
+def landmark_2d_loss(context: FitContext) -> torch.Tensor:
+    """Robust reprojection error of the rig's landmark points (targets["landmark_vertices"], "landmark_bary")
+    in every photo: targets["landmarks_2d"] (V, L, 2) detected pixels, "landmark_confidence" (V, L) (0 where
+    not detected), "face_size_2d" (V,) the face's size in each photo in pixels (residuals are measured in it, so
+    a small photo weighs as much as a large one)."""
+    ids, bary = context.targets["landmark_vertices"], context.targets["landmark_bary"]
+    points = (bary.unsqueeze(-1) * context.posed[ids]).sum(-2)
+    pixels, _ = context.cameras.project(points)
+    squared = ((pixels - context.targets["landmarks_2d"]) ** 2).sum(-1) / context.targets["face_size_2d"][:, None] ** 2
+    scale = LANDMARK_2D_SCALE ** 2
+    robust = scale * (torch.sqrt(1 + squared / scale) - 1)
+    confidence = context.targets["landmark_confidence"]
+    return (robust * confidence).sum() / confidence.sum().clamp_min(1e-12)
 
 
 def pose_prior(context: FitContext) -> torch.Tensor:
@@ -177,6 +196,7 @@ def weight_smoothness(context: FitContext) -> torch.Tensor:
 
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
 WEIGHT_LOSSES = ("weight_smoothness",)  # losses that need FitContext.weights
+CAMERA_LOSSES = ("landmarks_2d",)  # losses that need FitContext.cameras
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(N, 3) unit area-weighted vertex normals (zero for vertices on no triangle)."""
@@ -191,6 +211,7 @@ def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
 LOSSES = {
     "vertex": vertex_loss,
     "landmarks": landmark_loss,
+    "landmarks_2d": landmark_2d_loss,
     "pose_prior": pose_prior,
     "bind_offset_prior": bind_offset_prior,
     "gaussian_size": gaussian_size_bounds,

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 import torch
 
 from solver.errors import ASMInputError
@@ -35,7 +36,29 @@ def bone_ends(model):
     return torch.stack([bind[:, :3, 3], bind[:, :3, 3] + length * bind[:, :3, 1]], 1)
 
 
-def context_at(model, targets, posed=None, bone_points=None):
+def front_cameras(model, count=2):
+    """Cameras looking at the head from the front and 30 degrees aside, about 3 head units away (OpenCV axes: the
+    sample's +Y up is the camera's -y, its +Z forward faces the camera)."""
+    from solver.cameras import Cameras
+
+    unit = float(model.rig.head_unit)
+    centre = model.vertices.mean(0).double().numpy()
+    rotvecs, translations = [], []
+    for yaw in np.radians([0.0, 30.0, -25.0][:count]):
+        turn = Rotation.from_euler("y", yaw) * Rotation.from_euler("x", np.pi)  # face the camera, y down
+        rotvecs.append(turn.as_rotvec())
+        translations.append(-turn.apply(centre) + [0.0, 0.0, 6.0 * unit])
+    return Cameras.from_arrays(rotvecs, translations, [1200.0] * count, [[1000, 800]] * count)
+
+
+def photo_targets(model, cameras, posed, ids, bary):
+    with torch.no_grad():
+        pixels, _ = cameras.project((bary.unsqueeze(-1) * posed[ids].double()).sum(-2))
+    return {"landmarks_2d": pixels, "landmark_confidence": torch.ones(pixels.shape[:2], dtype=torch.float64),
+            "face_size_2d": torch.full((pixels.shape[0],), 200.0, dtype=torch.float64)}
+
+
+def context_at(model, targets, posed=None, bone_points=None, cameras=None):
     pose = model.pose.masked(model.free)
     with torch.no_grad():
         posed = model.forward() if posed is None else posed
@@ -44,7 +67,7 @@ def context_at(model, targets, posed=None, bone_points=None):
                       pose.translation, pose.log_scale, model.bind_offset, model.bind_offset.clone(), model.triangles,
                       # weight smoothness is zero for weights that do not vary over the surface
                       weights=torch.full((len(posed), model.bone_count), 1.0 / model.bone_count),
-                      bone_points=(rest_bones if bone_points is None else bone_points, rest_bones))
+                      bone_points=(rest_bones if bone_points is None else bone_points, rest_bones), cameras=cameras)
 
 
 def test_every_loss_is_zero_at_the_exact_answer(model):
@@ -56,13 +79,16 @@ def test_every_loss_is_zero_at_the_exact_answer(model):
                "landmarks": (bary.unsqueeze(-1) * rest[ids]).sum(-2),
                "laplacian": uniform_laplacian(model.triangles, len(rest)), "scan_points": rest.clone(),
                **mirror_targets(model.rig.names, model.bind_positions())}
-    context = context_at(model, targets)
+    cameras = front_cameras(model)
+    targets.update(photo_targets(model, cameras, rest, ids, bary))
+    context = context_at(model, targets, cameras=cameras)
     for name, loss in LOSSES.items():
         # smoothness divides float32 round-off (1e-7 iod) by the squared edge length (0.08 iod) before squaring
         assert float(loss(context)) == pytest.approx(0.0, abs=1e-7 if name == "smoothness" else 1e-10), name
     # and not zero elsewhere
-    moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest))
-    for name in ("vertex", "landmarks", "smoothness", "scan_to_mesh", "mesh_to_scan"):
+    moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest),
+                       cameras=cameras)
+    for name in ("vertex", "landmarks", "landmarks_2d", "smoothness", "scan_to_mesh", "mesh_to_scan"):
         assert float(LOSSES[name](moved)) > 1e-6, name
 
 
@@ -153,8 +179,8 @@ def test_all_groups_move_and_bindings_stay_on_the_chart(model):
 def test_stages_are_data_and_reject_unknown_names():
     stage = Stage("coarse", ("pose", "binding"), {"vertex": 1.0, "pose_prior": 0.01}, iterations=5)
     assert Stage.from_dict(stage.to_dict()) == stage
-    with pytest.raises(ASMInputError, match=r"stage 'x': unknown parameter group\(s\) \['cameras'\]"):
-        Stage("x", ("cameras",), {"vertex": 1.0})
+    with pytest.raises(ASMInputError, match=r"stage 'x': unknown parameter group\(s\) \['lights'\]"):
+        Stage("x", ("lights",), {"vertex": 1.0})
     with pytest.raises(ASMInputError, match=r"stage 'x': unknown loss\(es\) \['photometric'\]"):
         Stage("x", ("pose",), {"photometric": 1.0})
     with pytest.raises(ASMInputError, match=r"unknown field\(s\) \['lr'\]"):
@@ -291,6 +317,7 @@ LOSS_SETUPS = {  # loss: (groups it is fitted with, how the start differs from i
     "symmetry": (("pose",), "posed"), "bind_offset_prior": (("bind_offset",), "moved"),
     "gaussian_size": (("gaussian_covariances",), "narrow"),
     "weight_smoothness": (("gaussian_means", "gaussian_covariances", "gaussian_weights"), "as generated"),
+    "landmarks_2d": (("pose",), "target"),
 }
 
 
@@ -311,9 +338,11 @@ def test_each_loss_decreases_under_the_engine(model, name):
     targets = {"vertices": posed, "landmark_vertices": ids[:, None].expand(-1, 3),
                "landmark_bary": torch.tensor([[1.0, 0.0, 0.0]]).expand(len(ids), 3), "landmarks": posed[ids],
                "scan_points": posed, "laplacian": uniform_laplacian(model.triangles, len(posed))}
+    cameras = front_cameras(model)
+    targets.update(photo_targets(model, cameras, posed, targets["landmark_vertices"], targets["landmark_bary"]))
     # The bind-offset prior is zero where a fit starts: another loss moves the offsets first.
     before = [Stage("move", groups, {"vertex": 1.0}, iterations=30, learning_rate=0.01)] if start == "moved" else []
     result = fit(model, targets, before + [Stage(name, groups, {name: 1.0}, iterations=40, learning_rate=0.01,
-                                                 patience=40)])
+                                                 patience=40)], cameras=cameras)
     values = [h[name] for h in result.history if h["stage"] == name]
     assert values[0] > 0 and min(values) < 0.9 * values[0], values[::8]
