@@ -12,20 +12,9 @@ from solver.errors import ASMInputError
 from solver.fitting import Stage, fit
 from solver.geometry import closest_points_on_mesh
 from solver.model import ASMModel, Pose
+from tests.synthetic_cameras import camera_set
 
 cv2 = pytest.importorskip("cv2", reason="the camera start uses OpenCV's PnP (main environment)")
-
-
-def camera_set(centre, distance, yaws=(0.0, 35.0, -30.0), pitches=(5.0, -8.0, 10.0), focals=(900.0, 1500.0, 2400.0),
-               sizes=((1000, 800), (1200, 1600), (2000, 1500))):
-    """Photos of a head looking along +Z with +Y up (the sample's OBJ axes), from different sides and lenses."""
-    rotvecs, translations = [], []
-    for yaw, pitch in zip(yaws, pitches):
-        turn = Rotation.from_euler("x", np.radians(pitch)) * Rotation.from_euler("y", np.radians(yaw)) \
-            * Rotation.from_euler("x", np.pi)
-        rotvecs.append(turn.as_rotvec())
-        translations.append(-turn.apply(centre) + [0.0, 0.0, distance])
-    return np.array(rotvecs), np.array(translations), np.array(focals), np.array(sizes, dtype=float)
 
 
 @pytest.fixture(scope="module")
