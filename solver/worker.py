@@ -2,7 +2,7 @@
 every job queued for a long-lived server (python -m solver.worker --serve QUEUE_DIR, see `serve`).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
-    job.json        {"task": "generate"|"detect"|"geometry_landmarks"|"rebake"|"fit_scan", "settings": {...}}   written by the client
+    job.json        {"task": "generate"|"detect"|"geometry_landmarks"|"rebake"|"fit_scan"|"fit_photos", ...}   written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
@@ -37,11 +37,15 @@ def _write_json_line(path: Path, record: dict) -> None:
 
 
 def detect_in_images(paths: list[str], progress) -> dict[str, np.ndarray]:
-    """MediaPipe landmarks on each image: points (V, 478, 2) pixels (NaN where no face), found (V,) bool."""
+    """MediaPipe landmarks on each image: points (V, 478, 2) pixels (NaN where no face), found (V,) bool and
+    image_size (V, 2) width, height."""
+    import cv2
+
     from .landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file
 
     points = np.full((len(paths), LANDMARK_COUNT, 2), np.nan)
     found = np.zeros(len(paths), dtype=bool)
+    sizes = np.zeros((len(paths), 2))
     for index, path in enumerate(paths):
         progress("landmarks", index / max(len(paths), 1))
         try:
@@ -50,8 +54,10 @@ def detect_in_images(paths: list[str], progress) -> dict[str, np.ndarray]:
             raise ASMInputError(str(error)) from error
         if detection.found:
             points[index], found[index] = detection.points, True
+        height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
+        sizes[index] = width, height
     progress("landmarks", 1.0)
-    return {"points": points, "found": found}
+    return {"points": points, "found": found, "image_size": sizes}
 
 
 def run_job(job_dir: Path) -> int:
@@ -98,6 +104,15 @@ def run_job(job_dir: Path) -> int:
             points, valid = landmarks_from_geometry(inputs["vertices"], inputs["triangles"], inputs["forward"],
                                                     inputs["up"])
             result = {"points": points, "valid": valid}
+        elif spec["task"] == "fit_photos":
+            from .photo_fit import fit_photos_job
+
+            settings = spec.get("settings", {})
+            if "detections" not in inputs:  # photos as files: find their landmarks first
+                found = detect_in_images(settings.get("images", []), progress)
+                inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"])
+            result = fit_photos_job(inputs, settings.get("generate", {}), settings.get("names", []),
+                                    settings.get("fit", {}), progress)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "fit_scan":
