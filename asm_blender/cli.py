@@ -2,6 +2,7 @@
 
     python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
     python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|game] [--cap 4|8] [--json]
+    python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best] [--json]
 """
 from __future__ import annotations
 
@@ -285,7 +286,62 @@ def _generate(args, output: Path) -> dict:
     return summary
 
 
-COMMANDS = {"sample": run_sample, "generate": run_generate}
+def run_fit(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m asm_blender fit",
+        description="Fit a head's ASM rig (generated first when it has none) to photos of a person: one camera per "
+                    "photo, the fitted rig and pose; saved as a .blend. Progress goes to stderr.")
+    parser.add_argument("mesh", type=Path, help="a .blend (its active mesh, or --object) or a mesh file")
+    parser.add_argument("photos", type=Path, nargs="+", help="photo files or folders of photos")
+    parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _fit.blend)")
+    parser.add_argument("--object", help="the mesh object when the file holds several")
+    parser.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced")
+    parser.add_argument("--preset", choices=("full", "game"), default="full", help="for a head without a rig")
+    parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="for a head without a rig")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    args = parser.parse_args(argv)
+    from .scene_io.mesh import SceneInputError
+
+    output = (args.output or Path(f"{args.mesh.stem}_fit.blend")).resolve()
+    if output.suffix.lower() != ".blend":
+        raise SceneInputError(f"--output {output.name}: the fitted rig is saved as a .blend")
+    if args.mesh.exists() and output == args.mesh.resolve():
+        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
+    with stdout_to_stderr(), addon_registered():
+        summary = _fit(args, output)
+    errors = ", ".join(f"{e:.1f}" for e in summary["pixel_error_after"])
+    return _report(summary, args.json, f"done: {len(summary['cameras'])} cameras, landmark error {errors} px; "
+                                       f"wrote {output}")
+
+
+def _fit(args, output: Path) -> dict:
+    import bpy
+
+    from .fit_flow import collect_photos, fit_steps
+    from .generate_flow import GenerateOptions, generate_steps, run_to_completion
+    from .scene_io.importers import open_head
+    from .scene_io.rig import existing_rig
+
+    photos = collect_photos(args.photos)  # before any work: a wrong path fails at once
+    if args.mesh.suffix.lower() != ".blend":
+        bpy.ops.wm.read_homefile(use_empty=True)
+    head, notes = open_head(args.mesh, args.object)
+    arm = existing_rig(head)
+    if arm is None:
+        _log(f"{head.name!r} has no ASM rig: generating it first")
+        with tempfile.TemporaryDirectory(prefix="asm_generate_") as workdir:
+            generated = run_to_completion(generate_steps(head, GenerateOptions(preset=args.preset,
+                                                                                influence_cap=args.cap), Path(workdir)))
+        notes += generated["notes"] + generated["warnings"]
+        arm = existing_rig(head)
+    summary = run_to_completion(fit_steps(arm, photos, args.quality))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(output))
+    summary.update(blend=str(output), notes=notes)
+    return summary
+
+
+COMMANDS = {"sample": run_sample, "generate": run_generate, "fit": run_fit}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,8 +35,9 @@ def mesh_of(arm: bpy.types.Object) -> bpy.types.Object:
     return mesh_obj
 
 
-def start_rebake(arm: bpy.types.Object) -> jobs.Job:
-    """Queue the re-bake of `arm`'s rig from its pose bones' parameters."""
+def rig_job_inputs(arm: bpy.types.Object) -> tuple[dict, dict[str, np.ndarray]]:
+    """The settings and input arrays that let the solver rebuild `arm`'s rig as it stands (generate settings,
+    bone names, mesh, landmarks and the pose bones' edited parameters): for "rebake" and "fit_photos"."""
     record = json.loads(arm[RIG_PROPERTY])
     made = json.loads(arm.get(SETTINGS_PROPERTY, "{}"))
     mesh_obj = mesh_of(arm)
@@ -46,13 +47,19 @@ def start_rebake(arm: bpy.types.Object) -> jobs.Job:
                               "generate the rig again")
     landmarks, valid = stored
     arrays = mesh_arrays(mesh_obj)
-    settings = {"preset": made.get("preset", "full"), "influence_cap": int(made.get("influence_cap", 4)),
+    generate = {"preset": made.get("preset", "full"), "influence_cap": int(made.get("influence_cap", 4)),
                 "gaussians_per_bone": int(np.asarray(record["mixture_logits"]).shape[1]),
                 "chart": record.get("chart", "auto")}
     inputs = {"vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
               "landmarks": np.where(valid[:, None], landmarks, 0.0), "landmark_valid": valid,
               **edited_parameters(arm, record)}
-    return jobs.Job("rebake", {"generate": settings, "names": record["names"]}, inputs).start()
+    return {"generate": generate, "names": record["names"]}, inputs
+
+
+def start_rebake(arm: bpy.types.Object) -> jobs.Job:
+    """Queue the re-bake of `arm`'s rig from its pose bones' parameters."""
+    settings, inputs = rig_job_inputs(arm)
+    return jobs.Job("rebake", settings, inputs).start()
 
 
 def apply_rebake(arm: bpy.types.Object, result: dict) -> list[str]:

@@ -83,7 +83,7 @@ def _pixel_rms(model: ASMModel, cameras: Cameras, ids, bary, detected, confidenc
 
 def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, detections: np.ndarray,
                   found: np.ndarray, image_sizes: np.ndarray, settings: PhotoFitSettings = PhotoFitSettings(),
-                  progress=None) -> PhotoFit:
+                  progress=None, photo_names: list[str] | None = None) -> PhotoFit:
     """Fit `model` (in place) and one camera per photo to the photos' landmarks.
 
     rig_landmarks (478, 3) on the rig's mesh, detections (V, 478, 2) pixels (NaN where missing), found (V,) bool
@@ -94,7 +94,8 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     if len(detections) == 0:
         raise ASMInputError("no photos to fit")
     if not found.all():
-        raise ASMInputError(f"no face was found in photo(s) {list(np.flatnonzero(~found))}; remove or replace them")
+        missing = [photo_names[i] if photo_names else int(i) for i in np.flatnonzero(~found)]
+        raise ASMInputError(f"no face was found in photo(s) {missing}; remove or replace them")
     vertices = model.vertices.detach().double().cpu().numpy()
     triangles = model.triangles.cpu().numpy()
     which, ids, bary = landmark_surface(vertices, triangles, np.asarray(rig_landmarks, float), rig_valid)
@@ -123,7 +124,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
 
 
 def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[str], fit_settings: dict,
-                   progress) -> dict:
+                   progress, photo_names: list[str] | None = None) -> dict:
     """The worker's "fit_photos" task: the rig as it stands in the scene (solver.generate.restore_model, with the
     edited parameters in `inputs`, or as generated when there are none), fitted to the photos' landmarks
     ("detections" (V, 478, 2), "found" (V,), "image_size" (V, 2)). Returns the fitted rig as scene arrays plus
@@ -150,7 +151,7 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
         return False
 
     fitted = fit_to_photos(model, inputs["landmarks"], valid, inputs["detections"], inputs["found"].astype(bool),
-                           inputs["image_size"], settings, report)
+                           inputs["image_size"], settings, report, photo_names)
     arrays = rig_arrays(model, chart_kind)
     pose = model.pose.masked(model.free)
     with torch.no_grad():
