@@ -29,8 +29,9 @@ MIN_PHOTO_LANDMARKS = 50
 @dataclass(frozen=True)
 class PhotoFitSettings:
     quality: str = "balanced"
-    # Measured on synthetic photos of the posed sample rig (tests/solver/test_photo_fit.py, fast): with the scan
-    # fit's weights (0.003, 1e-3) the landmarks stayed 3.7 px off, with none 1.0-1.5 px, with these 1.9-2.1 px (fast) or 1.7-2.0 px (balanced).
+    # Measured on synthetic photos of the posed sample rig (tests/solver/test_photo_fit.py): with the scan fit's
+    # weights (0.003, 1e-3) the landmarks stayed 3.7 px off (fast), with none 1.0-1.5 px, with these 1.9-2.1 px
+    # (fast) or 1.7-2.0 px (balanced).
     smoothness: float = 3e-4
     pose_prior: float = 1e-4
     seed: int = 0
