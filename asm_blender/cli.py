@@ -222,6 +222,19 @@ def _fit_sample_to_scan(args, head, arrays, landmarks, valid) -> dict:
             "blender_vs_solver_max_difference": exactness, "notes": result["warnings"]}
 
 
+def _output_blend(args, default_suffix: str) -> Path:
+    """The .blend a command writes: --output, else the input's name + `default_suffix` in the current folder;
+    never the input itself."""
+    from .scene_io.mesh import SceneInputError
+
+    output = (args.output or Path(f"{args.mesh.stem}{default_suffix}.blend")).resolve()
+    if output.suffix.lower() != ".blend":
+        raise SceneInputError(f"--output {output.name}: the rig is saved as a .blend")
+    if args.mesh.exists() and output == args.mesh.resolve():
+        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
+    return output
+
+
 def run_generate(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m asm_blender generate",
@@ -242,13 +255,7 @@ def run_generate(argv: list[str]) -> int:
                         help="ignore landmark markers stored with the head and detect anew")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
-    from .scene_io.mesh import SceneInputError
-
-    output = (args.output or Path(f"{args.mesh.stem}_asm.blend")).resolve()
-    if output.suffix.lower() != ".blend":
-        raise SceneInputError(f"--output {output.name}: the rig is saved as a .blend")
-    if args.mesh.exists() and output == args.mesh.resolve():
-        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
+    output = _output_blend(args, "_asm")
     with stdout_to_stderr(), addon_registered():
         summary = _generate(args, output)
     return _report(summary, args.json,
@@ -300,13 +307,7 @@ def run_fit(argv: list[str]) -> int:
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="for a head without a rig")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
-    from .scene_io.mesh import SceneInputError
-
-    output = (args.output or Path(f"{args.mesh.stem}_fit.blend")).resolve()
-    if output.suffix.lower() != ".blend":
-        raise SceneInputError(f"--output {output.name}: the fitted rig is saved as a .blend")
-    if args.mesh.exists() and output == args.mesh.resolve():
-        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
+    output = _output_blend(args, "_fit")
     with stdout_to_stderr(), addon_registered():
         summary = _fit(args, output)
     errors = ", ".join(f"{e:.1f}" for e in summary["pixel_error_after"])
