@@ -13,8 +13,8 @@ import numpy as np
 from .canonical import canonical_face
 from .errors import ASMInputError
 from .geometry import closest_points_on_mesh
+from .landmarks import NOSE_TIP, OUTER_EYE_CORNERS
 
-NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)
 HEAD_REGION = 0.65  # the nose is searched in the top part of the mesh, this fraction of its height, ...
 MIDDLE_BAND = 0.15  # ... within this fraction of its width from its middle (not a cheek or an ear), ...
 WIDTH_SLAB = 0.08  # ... and the head's width measured in a slab of this fraction of the height around the nose

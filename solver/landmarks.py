@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 
 LANDMARK_COUNT = 478
+SURFACE_LANDMARKS = 468  # the first 468 lie on the face; the iris points (468-477) float in front of the eyeball
+NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # indices the pipeline measures with (eye distance: the head unit)
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ from .cameras import Cameras, solve_camera
 from .errors import ASMInputError
 from .fitting import ALL_GROUPS, FitResult, Stage, fit
 from .geometry import closest_points_on_mesh
+from .landmarks import SURFACE_LANDMARKS
 from .model import ASMModel
 from .skeleton import load_skeleton
 
-SURFACE_LANDMARKS = 468  # the iris points float in front of the eyeball: not surface points
 QUALITY_STEPS = {"fast": (100, 200, 200), "balanced": (150, 300, 500), "best": (200, 500, 1000)}
 MIN_PHOTO_LANDMARKS = 50
 

@@ -22,13 +22,12 @@ from scipy.spatial.transform import Rotation
 from .errors import ASMInputError
 from .fitting import ALL_GROUPS, Alignment, FitResult, Stage, fit
 from .geometry import Similarity, closest_points_on_mesh, similarity_transform
+from .landmarks import NOSE_TIP, OUTER_EYE_CORNERS, SURFACE_LANDMARKS
 from .losses import vertex_normals
 from .model import ASMModel
 from .skeleton import load_skeleton
 from .transfer import robust_alignment
 
-NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # MediaPipe face-mesh landmark indices
-SURFACE_LANDMARKS = 468  # the iris points (468-477) float in front of the eyeball: not surface points
 CROP = 1.05  # outer-eye-corner distances around the nose tip: the face region (about 95 mm on an adult)
 SCAN_LOSSES = {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5, "landmarks": 0.1}
 QUALITY_STEPS = {"fast": (150, 250), "balanced": (300, 800), "best": (400, 1500)}  # (pose steps, refine steps)
