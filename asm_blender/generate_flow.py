@@ -87,7 +87,7 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
                          "tip, symmetry, width); check them with Edit Landmarks and regenerate")
     world = np.array(mesh_obj.matrix_world)
     facing = facing_direction(np.where(valid[:, None], landmarks @ world[:3, :3].T + world[:3, 3], np.nan))
-    surface_count = int(valid[:468].sum())
+    surface_count = int(valid[:468].sum())  # the face's own points; the iris points float
     if surface_count < MIN_LANDMARKS:
         raise SceneInputError(f"only {surface_count} face landmarks lie on {mesh_obj.name!r} (at least "
                               f"{MIN_LANDMARKS} are needed); move or add markers, or detect again")
@@ -213,40 +213,26 @@ def _detect_job(views, folder: Path) -> jobs.Job:
     return jobs.Job("detect", {"images": [str(view.image_path) for view in views]}, {}, folder=folder).start()
 
 
-def job_status(job: jobs.Job, label: str, start: float, end: float) -> Status | None:
-    """The running job's progress as an overall Status between `start` and `end`."""
-    progress = job.progress()
-    if progress is None:
-        return None
+def solver_status(progress: jobs.Progress, start: float = 0.5, end: float = 0.95) -> Status:
+    """A solver job's progress as an overall Status between `start` and `end`."""
     loss = f" (loss {progress.loss:.3g})" if progress.loss is not None else ""
-    return Status(f"{label}: {progress.stage}{loss}", start + (end - start) * progress.fraction)
+    return Status(f"solver: {progress.stage}{loss}", start + (end - start) * progress.fraction)
 
 
 def run_to_completion(steps: Generator[Step, None, dict], report=None, poll_seconds: float = 0.1) -> dict:
     """Drive `steps` to the end, waiting for each job; `report(status)` sees every change (stderr by default).
     Ctrl+C cancels the running job and leaves the scene unchanged."""
     report = report or (lambda status: print(f"  {status.fraction:4.0%} {status.text}", file=sys.stderr, flush=True))
-    current: jobs.Job | None = None
     try:
         step = next(steps)
         while True:
             if isinstance(step, jobs.Job):
-                current, last = step, None
-                while not step.done():
-                    status = job_status(step, "solver", 0.5, 0.95)
-                    if status is not None and status != last:
-                        report(status)
-                        last = status
-                    time.sleep(poll_seconds)
-                current = None
+                step.wait(lambda progress: report(solver_status(progress)), poll_seconds)  # Ctrl+C cancels it
             else:
                 report(step)
             step = next(steps)
     except StopIteration as finished:
         return finished.value
     except KeyboardInterrupt:
-        if current is not None:
-            current.cancel()
-            current.kill()
         steps.close()
         raise

@@ -158,6 +158,21 @@ class Job:
             self.server.process.kill()
             self.server.process.wait()
 
+    def wait(self, report, poll_seconds: float = 0.1) -> None:
+        """Block until the job is over, passing each new progress to `report(progress)`; Ctrl+C cancels it."""
+        last = None
+        try:
+            while not self.done():
+                current = self.progress()
+                if current is not None and current != last:
+                    report(current)
+                    last = current
+                time.sleep(poll_seconds)
+        except KeyboardInterrupt:
+            self.cancel()
+            self.kill()
+            raise
+
     def result(self) -> dict:
         """The result arrays; raises JobError with the worker's own message on failure."""
         if self.server is None:
@@ -184,16 +199,5 @@ def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], repor
     report = report or (lambda p: print(f"  {p.stage} {p.fraction:4.0%}" + (f"  loss {p.loss:.4g}" if p.loss is not None
                                                                                else ""), file=sys.stderr))
     job = Job(task, settings, inputs).start()
-    last = None
-    try:
-        while not job.done():
-            current = job.progress()
-            if current is not None and current != last:
-                report(current)
-                last = current
-            time.sleep(poll_seconds)
-    except KeyboardInterrupt:
-        job.cancel()
-        job.kill()
-        raise
+    job.wait(report, poll_seconds)
     return job.result()

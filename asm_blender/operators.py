@@ -11,7 +11,7 @@ from pathlib import Path
 import bpy
 
 from . import jobs, rebake
-from .generate_flow import GenerateOptions, Status, generate_steps, job_status, run_to_completion
+from .generate_flow import GenerateOptions, Status, generate_steps, run_to_completion, solver_status
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError
 from .scene_io.rig import RIG_PROPERTY, existing_rig, remove_rig
@@ -139,7 +139,8 @@ class ASM_OT_generate_rig(bpy.types.Operator):
             return {'PASS_THROUGH'}
         try:
             if isinstance(self.step, jobs.Job) and not self.step.done():
-                status = job_status(self.step, "solver", 0.5, 0.95)
+                progress = self.step.progress()
+                status = solver_status(progress) if progress is not None else None
             else:
                 self.step = next(self.steps)
                 status = self.step if isinstance(self.step, Status) else None
