@@ -18,7 +18,7 @@ from .scene_io import armature as armature_io
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError, mesh_arrays
 from .scene_io import rig as rig_io
-from .scene_io.rig import RIG_PROPERTY, SETTINGS_PROPERTY, edited_parameters, fill_bone_properties, rig_parameters
+from .scene_io.rig import RIG_PROPERTY, SETTINGS_PROPERTY, edited_parameters
 
 DELAY_SECONDS = 0.3  # edits within this time share one re-bake
 POLL_SECONDS = 0.1
@@ -72,9 +72,7 @@ def apply_rebake(arm: bpy.types.Object, result: dict) -> list[str]:
     if moved:
         rig_io.set_rest_matrices(arm, names, result["bind"], [names.index(n) for n in moved])
     armature_io.write_weights(mesh_obj, names, result["weight_bones"], result["weight_values"], result["deform"])
-    record = rig_parameters(result)
-    arm[RIG_PROPERTY] = json.dumps(record)
-    fill_bone_properties(arm, record)  # bindings that left the chart come back clamped
+    rig_io.store_rig_record(arm, result)
     mesh_obj.data.update()
     return moved
 

@@ -39,11 +39,8 @@ def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None)
             attributes.remove(attributes[CHART_ATTRIBUTE])
         chart = attributes.new(CHART_ATTRIBUTE, 'FLOAT2', 'POINT')
         chart.data.foreach_set("vector", np.asarray(result["chart_uv"], dtype=np.float32).reshape(-1))
-        record = rig_parameters(result)
-        arm[RIG_PROPERTY] = json.dumps(record)
+        store_rig_record(arm, result)
         arm["asm_mesh"] = mesh_obj.name
-        if hasattr(bpy.types.PoseBone, "asm"):  # the add-on is registered: bones get their editable parameters
-            fill_bone_properties(arm, record)
     except Exception:
         _remove_armature(arm)
         raise
@@ -176,6 +173,15 @@ def set_rest_matrices(arm: bpy.types.Object, names, bind: np.ndarray, bones) -> 
         bpy.ops.object.mode_set(mode='OBJECT')
         view_layer.objects.active = previous_active
         arm.hide_set(hidden)
+
+
+def store_rig_record(arm: bpy.types.Object, result: dict) -> None:
+    """Keep the rig's parameters on the armature (JSON) and, with the add-on registered, on its pose bones, where
+    they can be edited (clamped binding points come back as the solver left them)."""
+    record = rig_parameters(result)
+    arm[RIG_PROPERTY] = json.dumps(record)
+    if hasattr(bpy.types.PoseBone, "asm"):
+        fill_bone_properties(arm, record)
 
 
 def rig_parameters(result: dict) -> dict:
