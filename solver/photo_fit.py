@@ -23,6 +23,7 @@ from .model import ASMModel
 from .skeleton import load_skeleton
 
 QUALITY_STEPS = {"fast": (100, 200, 200), "balanced": (150, 300, 500), "best": (200, 500, 1000)}
+EXPRESSION_MODES = ("shared", "per_photo")  # one pose for all photos, or each photo's own expression on top
 MIN_PHOTO_LANDMARKS = 50
 
 
@@ -34,11 +35,14 @@ class PhotoFitSettings:
     # (fast) or 1.7-2.0 px (balanced).
     smoothness: float = 3e-4
     pose_prior: float = 1e-4
+    expressions: str = "per_photo"
     seed: int = 0
 
     def __post_init__(self):
         if self.quality not in QUALITY_STEPS:
             raise ASMInputError(f"unknown quality {self.quality!r}; use one of {list(QUALITY_STEPS)}")
+        if self.expressions not in EXPRESSION_MODES:
+            raise ASMInputError(f"unknown expression handling {self.expressions!r}; use one of {list(EXPRESSION_MODES)}")
 
     def stages(self, bone_names) -> list[Stage]:
         cameras_steps, coarse_steps, refine_steps = QUALITY_STEPS[self.quality]
