@@ -43,13 +43,12 @@ def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) ->
 
 
 def detect_face_landmarks_in_file(path: Path) -> Detection:
-    """Detection on an image file (any format OpenCV reads)."""
-    import cv2
+    """Detection on an image file, loaded by solver.photos.load_photo (upright, downscaled when huge): points in the
+    file's own upright pixels. Raises ASMInputError (a ValueError) naming an unreadable file."""
+    from .photos import detect_photo, load_photo
 
-    image = cv2.imread(str(path))
-    if image is None:
-        raise ValueError(f"cannot read the image {path}")
-    return detect_face_landmarks(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    detection = detect_photo(load_photo(path))
+    return Detection(detection.landmarks if detection.found else np.zeros((0, 2)), detection.faces_found)
 
 
 def load_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:

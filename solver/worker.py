@@ -36,28 +36,28 @@ def _write_json_line(path: Path, record: dict) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
-def detect_in_images(paths: list[str], progress) -> dict[str, np.ndarray]:
-    """MediaPipe landmarks on each image: points (V, 478, 2) pixels (NaN where no face), found (V,) bool and
-    image_size (V, 2) width, height."""
-    import cv2
-
-    from .landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file
+def detect_in_images(paths: list[str], progress) -> dict:
+    """MediaPipe landmarks on each photo, loaded upright (EXIF orientation applied) by solver.photos: points
+    (V, 478, 2) in the photo's original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size
+    (V, 2) width, height as the user sees the photo, and warnings (list of str: downscaled photos, several faces, no
+    face). An unreadable photo raises ASMInputError naming it."""
+    from .landmarks import LANDMARK_COUNT
+    from .photos import detect_photo, load_photo
 
     points = np.full((len(paths), LANDMARK_COUNT, 2), np.nan)
     found = np.zeros(len(paths), dtype=bool)
+    faces_found = np.zeros(len(paths), dtype=np.int64)
     sizes = np.zeros((len(paths), 2))
+    notes: list[str] = []
     for index, path in enumerate(paths):
         progress("landmarks", index / max(len(paths), 1))
-        try:
-            detection = detect_face_landmarks_in_file(Path(path))
-        except ValueError as error:  # an unreadable image: the client named it, say which
-            raise ASMInputError(str(error)) from error
-        if detection.found:
-            points[index], found[index] = detection.points, True
-        height, width = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape[:2]
-        sizes[index] = width, height
+        photo = load_photo(path)
+        detection = detect_photo(photo)
+        points[index], found[index], faces_found[index] = detection.landmarks, detection.found, detection.faces_found
+        sizes[index] = photo.original_size
+        notes += photo.notes + detection.notes
     progress("landmarks", 1.0)
-    return {"points": points, "found": found, "image_size": sizes}
+    return {"points": points, "found": found, "faces_found": faces_found, "image_size": sizes, "warnings": notes}
 
 
 def run_job(job_dir: Path) -> int:
