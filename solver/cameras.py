@@ -38,10 +38,11 @@ class Cameras:
         return [self.rotvec, self.translation, self.log_focal]
 
     def project(self, points: torch.Tensor) -> torch.Tensor:
-        """(P, 3) object-space points -> (V, P, 2) pixels, and (V, P) depth along each camera's axis."""
+        """(P, 3) object-space points, or (V, P, 3) each photo's own -> (V, P, 2) pixels, and (V, P) depth along
+        each camera's axis."""
         rotvec, translation, log_focal, size = (t.to(points.dtype) for t in (self.rotvec, self.translation,
                                                                               self.log_focal, self.image_size))
-        in_camera = points.unsqueeze(0) @ rotvec_to_matrix(rotvec).transpose(-1, -2) + translation[:, None]
+        in_camera = (points.unsqueeze(0) if points.ndim == 2 else points) @ rotvec_to_matrix(rotvec).transpose(-1, -2) + translation[:, None]
         depth = in_camera[..., 2]
         pixels = torch.exp(log_focal)[:, None, None] * in_camera[..., :2] / depth.clamp_min(1e-9).unsqueeze(-1) \
             + size[:, None] / 2

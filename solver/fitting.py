@@ -24,14 +24,15 @@ from .errors import ASMInputError
 from .kinematics import forward_kinematics, local_pose_matrices
 from .cameras import Cameras
 from .losses import BONE_LOSSES, CAMERA_LOSSES, LOSSES, WEIGHT_LOSSES, FitContext, mirror_targets
-from .model import ASMModel
+from .model import ASMModel, Pose
 from .rotations import rotvec_to_matrix
 
 ALL_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
-PARAMETER_GROUPS = ALL_GROUPS + ("alignment", "cameras")  # ALL_GROUPS: the rig itself; "alignment" moves the 3D
-# target, "cameras" the photos' cameras
+PARAMETER_GROUPS = ALL_GROUPS + ("alignment", "cameras", "expressions")  # ALL_GROUPS: the rig itself; "alignment"
+# moves the 3D target, "cameras" the photos' cameras, "expressions" each photo's own expression offsets
 ALIGNED_TARGETS = ("vertices", "landmarks", "scan_points")
-CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan")
+CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan", "photometric", "silhouette")  # refreshed every few steps (pairs,
+# visibility): only a refreshed step measures the true loss
 OPTIMIZERS = ("adam", "lbfgs")
 
 
@@ -122,10 +123,37 @@ class Alignment:
                     "translation": self.translation.cpu().numpy()}
 
 
-def _group_tensors(model: ASMModel, alignment: Alignment, cameras: Cameras | None) -> dict[str, list[torch.Tensor]]:
+@dataclass
+class ExpressionOffsets:
+    """Each photo's own expression: local pose offsets (V, J, 3) added to the shared pose, on `bones` only."""
+
+    offsets: Pose
+    bones: torch.Tensor  # (J,) bool: the expression bones (jaw, lips, lids, brows, cheeks, eyes)
+
+    @classmethod
+    def zeros(cls, views: int, bones: torch.Tensor, dtype, device="cpu") -> "ExpressionOffsets":
+        return cls(Pose.zeros(len(bones), dtype=dtype, device=device, batch=(views,)), bones.to(device))
+
+    def masked(self, free: torch.Tensor) -> Pose:
+        """The offsets a bone may use: its free channels, expression bones only."""
+        return self.offsets.masked(free & self.bones[:, None].to(free.device))
+
+    def poses(self, shared: Pose, free: torch.Tensor) -> Pose:
+        """(V, J, 3) each photo's pose: the shared pose plus its offsets."""
+        offsets = self.masked(free)
+        return Pose(shared.log_scale + offsets.log_scale, shared.rotvec + offsets.rotvec,
+                    shared.translation + offsets.translation)
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [self.offsets.log_scale, self.offsets.rotvec, self.offsets.translation]
+
+
+def _group_tensors(model: ASMModel, alignment: Alignment, cameras: Cameras | None,
+                   expressions: ExpressionOffsets | None) -> dict[str, list[torch.Tensor]]:
     return {
         "alignment": [alignment.log_scale, alignment.rotvec, alignment.translation],
         "cameras": [] if cameras is None else cameras.tensors(),
+        "expressions": [] if expressions is None else expressions.tensors(),
         "pose": [model.pose.log_scale, model.pose.rotvec, model.pose.translation],
         "binding": [model.zeta],
         "bind_offset": [model.bind_offset],
@@ -138,12 +166,15 @@ def _group_tensors(model: ASMModel, alignment: Alignment, cameras: Cameras | Non
 PER_BONE_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_means", "gaussian_covariances")
 
 
-def _step_scales(model: ASMModel, alignment: Alignment, cameras: Cameras | None) -> dict[int, float]:
+def _step_scales(model: ASMModel, alignment: Alignment, cameras: Cameras | None,
+                 expressions: ExpressionOffsets | None) -> dict[int, float]:
     """Learning-rate scale per tensor: lengths move in head units, the rest in their own units."""
     unit = float(model.rig.head_unit)
     scales = {id(model.pose.translation): unit, id(model.bind_offset): unit, id(alignment.translation): unit}
     if cameras is not None:
         scales[id(cameras.translation)] = unit
+    if expressions is not None:
+        scales[id(expressions.offsets.translation)] = unit
     return scales
 
 
@@ -192,13 +223,15 @@ def _check_targets(model: ASMModel, targets: dict, stages: list[Stage], alignmen
 
 
 def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed: int = 0,
-        alignment: Alignment | None = None, cameras: Cameras | None = None) -> FitResult:
+        alignment: Alignment | None = None, cameras: Cameras | None = None,
+        expressions: ExpressionOffsets | None = None) -> FitResult:
     """Fit `model` in place, stage by stage. targets: tensors the losses read (see solver/losses.py).
 
     progress(stage_name, step, total_loss) -> bool: True asks to stop. The model ends at the best
     parameters seen (by total loss of the stage being run). `alignment` (updated in place) continues an
     earlier fit's target alignment; by default it starts at the identity. `cameras` (updated in place by the
-    group "cameras") are the photos' cameras the 2D losses project through.
+    group "cameras") are the photos' cameras the 2D losses project through; `expressions` (group "expressions")
+    each photo's own expression on top of the shared pose.
     """
     if cameras is None and any("cameras" in stage.groups or set(stage.losses) & set(CAMERA_LOSSES)
                                for stage in stages):
@@ -211,7 +244,9 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
     result = FitResult()
     _check_targets(model, targets, stages, alignment, result.notes)
     masks = [stage.bone_mask(model.rig.names) for stage in stages]  # refuse unknown bones before fitting
-    groups = _group_tensors(model, alignment, cameras)
+    if expressions is not None and (cameras is None or expressions.offsets.rotvec.shape[0] != len(cameras.image_size)):
+        raise ASMInputError("per-photo expressions need one offset pose per camera")
+    groups = _group_tensors(model, alignment, cameras, expressions)
     everything = [t for tensors in groups.values() for t in tensors]
     initial_bind_offset = model.bind_offset.detach().clone()
     rest = model.evaluated_vertices
@@ -249,6 +284,9 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
                              model.weights().to_dense(model.bone_count)
                              if any(n in WEIGHT_LOSSES for n in stage.losses) else None,
                              bone_points() if any(n in BONE_LOSSES for n in stage.losses) else None, cameras)
+        if expressions is not None:
+            context.expressions = expressions.masked(model.free)
+            context.posed_views = model.forward(expressions.poses(model.pose, model.free))
         named = {name: LOSSES[name](context) for name in stage.losses}
         total = sum(weight * named[name] for name, weight in stage.losses.items())
         return total, {name: float(value.detach()) for name, value in named.items()}
@@ -263,7 +301,7 @@ def fit(model: ASMModel, targets: dict, stages: list[Stage], progress=None, seed
         hooks = [] if mask is None else [
             t.register_hook(lambda grad, m=mask.to(t.device): grad * m.view(-1, *([1] * (grad.ndim - 1))).to(grad))
             for g in stage.groups if g in PER_BONE_GROUPS for t in groups[g]]
-        scales = _step_scales(model, alignment, cameras)
+        scales = _step_scales(model, alignment, cameras, expressions)
         if stage.optimizer == "adam":
             optimizer = torch.optim.Adam([{"params": [t], "lr": stage.learning_rate * scales.get(id(t), 1.0)}
                                           for t in free])

@@ -13,6 +13,10 @@ import numpy as np
 LANDMARK_COUNT = 478
 SURFACE_LANDMARKS = 468  # the first 468 lie on the face; the iris points (468-477) float in front of the eyeball
 NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)  # indices the pipeline measures with (eye distance: the head unit)
+# The face's outline (MediaPipe's FACEMESH_FACE_OVAL, listed here so the solver needs no mediapipe): these lie
+# on the silhouette of the face, which slides over the surface as the head turns.
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
 
 
 @dataclass(frozen=True)

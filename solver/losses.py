@@ -47,6 +47,9 @@ class FitContext:
     bone_points: tuple[torch.Tensor, torch.Tensor] | None = None  # (J, 2, 3) head and tail of each bone, posed and
     # at rest; computed only for the losses that read bones
     cameras: object | None = None  # solver.cameras.Cameras of the photos, for the 2D losses
+    posed_views: torch.Tensor | None = None  # (V, N, 3) each photo's posed vertices (its own expression on top
+    # of the shared pose), when the fit has per-photo expressions; the 2D losses read it instead of `posed`
+    expressions: object | None = None  # solver.model.Pose (V, J, 3) of per-photo expression offsets, masked
 
 
 def _data_unit(context: FitContext):
@@ -82,13 +85,97 @@ def landmark_2d_loss(context: FitContext) -> torch.Tensor:
     not detected), "face_size_2d" (V,) the face's size in each photo in pixels (residuals are measured in it, so
     a small photo weighs as much as a large one)."""
     ids, bary = context.targets["landmark_vertices"], context.targets["landmark_bary"]
-    points = (bary.unsqueeze(-1) * context.posed[ids]).sum(-2)
+    points = (bary.unsqueeze(-1) * _photo_posed(context)[..., ids, :]).sum(-2)
     pixels, _ = context.cameras.project(points)
     squared = ((pixels - context.targets["landmarks_2d"]) ** 2).sum(-1) / context.targets["face_size_2d"][:, None] ** 2
     scale = LANDMARK_2D_SCALE ** 2
     robust = scale * (torch.sqrt(1 + squared / scale) - 1)
     confidence = context.targets["landmark_confidence"]
     return (robust * confidence).sum() / confidence.sum().clamp_min(1e-12)
+
+
+def _photo_posed(context: FitContext) -> torch.Tensor:
+    """(N, 3) or (V, N, 3): what each photo shows."""
+    return context.posed if context.posed_views is None else context.posed_views
+
+
+def photometric_loss(context: FitContext) -> torch.Tensor:
+    """Multi-view patch consistency of points on the face (solver/photometric.py): targets["photo_sample_ids"]
+    (S, 3), "photo_sample_bary" (S, 3), "photo_images" (list of V (3, h, w)), "photo_image_scale" (V,). The
+    visibility of each point in each photo is refreshed with the correspondences (cache "photo_seen")."""
+    from .photometric import PATCH_SPACING, _normals, patch_consistency, patch_points, sample_colours, visibility
+
+    ids, bary = context.targets["photo_sample_ids"], context.targets["photo_sample_bary"]
+    posed = _photo_posed(context)
+    if context.refresh or "photo_seen" not in context.cache:
+        context.cache["photo_seen"] = visibility(posed.detach(), context.triangles, ids, bary, context.cameras,
+                                                 context.head_unit)
+    seen = context.cache["photo_seen"]
+    weights = bary.to(posed.dtype).unsqueeze(-1)
+    points = (weights * posed[..., ids, :]).sum(-2)
+    with torch.no_grad():
+        normals = (weights * _normals(posed.detach(), context.triangles)[..., ids, :]).sum(-2)
+    spacing = PATCH_SPACING * context.head_unit
+    if points.ndim == 2:
+        patches = patch_points(points, normals, spacing).reshape(-1, 3)  # (S*K, 3)
+    else:  # each photo its own expression: (V, S*K, 3)
+        patches = torch.stack([patch_points(p, n, spacing).reshape(-1, 3) for p, n in zip(points, normals)])
+    pixels, _ = context.cameras.project(patches)  # (V, S*K, 2)
+    colours = sample_colours(context.targets["photo_images"], pixels, context.targets["photo_image_scale"])
+    grey = colours.mean(-1).reshape(len(seen), seen.shape[1], -1)  # (V, S, K)
+    return patch_consistency(grey, seen.to(grey.dtype))
+
+
+def silhouette_loss(context: FitContext) -> torch.Tensor:
+    """The rig's outline in each photo onto the person's outline (solver/silhouette.py): targets
+    ["silhouette_distance"] (list of V (h, w) signed distances in working pixels), "silhouette_scale" (V,) working
+    per original pixel, "silhouette_candidates" (C,) the face's vertex ids, "face_size_2d" (V,). Which vertices
+    are on the outline is refreshed with the correspondences (cache "contours")."""
+    from .photometric import _normals
+    from .rotations import rotvec_to_matrix
+    from .silhouette import INSIDE_BAND, contour_vertices, sample_field
+
+    posed = _photo_posed(context)
+    cameras = context.cameras
+    views = len(cameras.image_size)
+    centres = -(rotvec_to_matrix(cameras.rotvec).transpose(-1, -2) @ cameras.translation.unsqueeze(-1)).squeeze(-1)
+    if context.refresh or "contours" not in context.cache:
+        with torch.no_grad():
+            normals = _normals(posed.detach(), context.triangles)
+            context.cache["contours"] = [contour_vertices(
+                posed[v].detach() if posed.ndim == 3 else posed.detach(), normals[v] if normals.ndim == 3 else normals,
+                context.targets["silhouette_candidates"], centres[v].detach().to(posed.dtype)) for v in range(views)]
+    total, count = posed.new_zeros(()), 0
+    scale = LANDMARK_2D_SCALE ** 2
+    for v, ids in enumerate(context.cache["contours"]):
+        if len(ids) == 0:
+            continue
+        points = posed[v, ids] if posed.ndim == 3 else posed[ids]
+        pixels, _ = cameras.project(points)
+        field = context.targets["silhouette_distance"][v]
+        distance = sample_field(field, pixels[v], context.targets["silhouette_scale"][v].to(points.dtype))
+        relative = distance / (context.targets["silhouette_scale"][v] * context.targets["face_size_2d"][v])
+        kept = relative > -INSIDE_BAND  # on an inner outline, or inside hair and ears
+        squared = relative[kept] ** 2
+        total = total + (scale * (torch.sqrt(1 + squared / scale) - 1)).sum()
+        count += int(kept.sum())
+    return total / max(count, 1)
+
+
+def focal_prior(context: FitContext) -> torch.Tensor:
+    """Lenses near a usual one: squared log ratio of each photo's focal length to targets["typical_focal"] (V,)
+    pixels. Landmarks alone trade a long lens for a flatter face; this keeps the lens believable."""
+    ratio = context.cameras.log_focal - torch.log(context.targets["typical_focal"].to(context.cameras.log_focal))
+    return (ratio ** 2).mean()
+
+
+def expression_prior(context: FitContext) -> torch.Tensor:
+    """Small per-photo expression offsets (the shared pose explains what all photos have in common)."""
+    offsets = context.expressions
+    if offsets is None:
+        return context.posed.new_zeros(())
+    return (offsets.rotvec ** 2).sum(-1).mean() + ((offsets.translation / context.head_unit) ** 2).sum(-1).mean() \
+        + (offsets.log_scale ** 2).sum(-1).mean()
 
 
 def pose_prior(context: FitContext) -> torch.Tensor:
@@ -196,7 +283,7 @@ def weight_smoothness(context: FitContext) -> torch.Tensor:
 
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
 WEIGHT_LOSSES = ("weight_smoothness",)  # losses that need FitContext.weights
-CAMERA_LOSSES = ("landmarks_2d",)  # losses that need FitContext.cameras
+CAMERA_LOSSES = ("landmarks_2d", "photometric", "focal_prior", "silhouette")  # losses that need FitContext.cameras
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(N, 3) unit area-weighted vertex normals (zero for vertices on no triangle)."""
@@ -220,6 +307,10 @@ LOSSES = {
     "mesh_to_scan": mesh_to_scan,
     "symmetry": symmetry_prior,
     "weight_smoothness": weight_smoothness,
+    "photometric": photometric_loss,
+    "expression_prior": expression_prior,
+    "focal_prior": focal_prior,
+    "silhouette": silhouette_loss,
 }
 
 

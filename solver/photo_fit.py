@@ -3,11 +3,13 @@
     fitted = fit_to_photos(model, rig_landmarks, rig_valid, detections, found, image_sizes, PhotoFitSettings())
 
 Each photo's camera starts from PnP of its detected landmarks against the rig's landmark points, with a search
-over focal lengths; then stages move the cameras alone, the big bones with them, and finally every group of the
-rig (identity shared by all photos). Landmarks only, so far: the photometric and silhouette terms come later.
+over focal lengths; then stages move the cameras alone, the big bones with them, every group of the rig
+(identity shared by all photos, each photo's own expression on the expression bones), and last the same with
+the photometric multi-view term (solver/photometric.py) when the photos' pixels are given.
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -16,15 +18,23 @@ import torch
 
 from .cameras import Cameras, solve_camera
 from .errors import ASMInputError
-from .fitting import ALL_GROUPS, FitResult, Stage, fit
+from .fitting import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .geometry import closest_points_on_mesh
-from .landmarks import SURFACE_LANDMARKS
-from .model import ASMModel
+from .landmarks import FACE_OVAL, SURFACE_LANDMARKS
+from .model import ASMModel, Pose
 from .skeleton import load_skeleton
 
-QUALITY_STEPS = {"fast": (100, 200, 200), "balanced": (150, 300, 500), "best": (200, 500, 1000)}
+QUALITY_STEPS = {"fast": (100, 200, 200, 100), "balanced": (150, 300, 500, 200), "best": (200, 500, 1000, 400)}
+# steps of the stages: cameras, coarse, refine, photometric
 EXPRESSION_MODES = ("shared", "per_photo")  # one pose for all photos, or each photo's own expression on top
 MIN_PHOTO_LANDMARKS = 50
+EXPRESSION_BONE_PREFIXES = ("jaw", "chin", "lip", "mouth", "lid", "brow", "cheek", "nasolabial", "eye")
+OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark further from its detection than
+# this many times the photo's median error and this fraction of the face's size is left out in that photo (a rig
+# landmark placed wrongly on the mesh, a detection on hair)
+PHOTOMETRIC_FACE_PIXELS = 256.0  # the photometric term works on photos scaled so the face is about this wide
+TYPICAL_FOCAL = 1.4  # of the photo's larger side: a 50 mm lens on a full-frame (36 mm) camera
+SINGLE_PHOTO_PRIOR = 3.0  # one photo shows the face from one side only: priors this much stronger
 
 
 @dataclass(frozen=True)
@@ -36,6 +46,12 @@ class PhotoFitSettings:
     smoothness: float = 3e-4
     pose_prior: float = 1e-4
     expressions: str = "per_photo"
+    expression_prior: float = 1e-3
+    focal_prior: float = 1e-5
+    photometric: float = 1e-2  # weight of the multi-view colour term (0: landmarks only)
+    photometric_points: int = 4000  # points on the face compared between photos
+    silhouette: float = 0.0  # weight of the outline term (0: off; see the measured note above); needs the pixels
+    blur: float = 0.01  # of the face's width: the photos' blur for the colour term
     seed: int = 0
 
     def __post_init__(self):
@@ -44,19 +60,34 @@ class PhotoFitSettings:
         if self.expressions not in EXPRESSION_MODES:
             raise ASMInputError(f"unknown expression handling {self.expressions!r}; use one of {list(EXPRESSION_MODES)}")
 
-    def stages(self, bone_names) -> list[Stage]:
-        cameras_steps, coarse_steps, refine_steps = QUALITY_STEPS[self.quality]
+    def stages(self, bone_names, photos: int = 2, with_images: bool = False) -> list[Stage]:
+        """The stages for `photos` photos; the photometric stage only with the photos' pixels and two or more."""
+        cameras_steps, coarse_steps, refine_steps, photometric_steps = QUALITY_STEPS[self.quality]
         big = tuple(name for name in load_skeleton("game").names if name in bone_names)
-        priors = {name: weight for name, weight in (("pose_prior", self.pose_prior), ("smoothness", self.smoothness))
-                  if weight > 0}
-        return [
-            Stage("cameras", ("cameras",), {"landmarks_2d": 1.0}, cameras_steps, 0.01, patience=40),
-            Stage("coarse", ("pose", "cameras"), {"landmarks_2d": 1.0, **priors}, coarse_steps, 0.005, patience=60,
-                  bones=big),
-            Stage("refine", ALL_GROUPS + ("cameras",),
-                  {"landmarks_2d": 1.0, **priors, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5},
-                  refine_steps, 0.003, patience=100, final_learning_rate=0.0003),
+        strength = SINGLE_PHOTO_PRIOR if photos == 1 else 1.0
+        priors = {name: weight * strength for name, weight in (("pose_prior", self.pose_prior),
+                                                                ("smoothness", self.smoothness)) if weight > 0}
+        lens = {"focal_prior": self.focal_prior} if self.focal_prior > 0 else {}
+        per_photo = self.per_photo_expressions(photos)
+        moving = ALL_GROUPS + ("cameras",) + (("expressions",) if per_photo else ())
+        refine_losses = {"landmarks_2d": 1.0, **priors, **lens, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5,
+                         **({"expression_prior": self.expression_prior} if per_photo else {})}
+        stages = [
+            Stage("cameras", ("cameras",), {"landmarks_2d": 1.0, **lens}, cameras_steps, 0.01, patience=40),
+            Stage("coarse", ("pose", "cameras"), {"landmarks_2d": 1.0, **priors, **lens}, coarse_steps, 0.005,
+                  patience=60, bones=big),
+            Stage("refine", moving, refine_losses, refine_steps, 0.003, patience=100, final_learning_rate=0.0003),
         ]
+        image_terms = {name: weight for name, weight in (("photometric", self.photometric if photos >= 2 else 0.0),
+                                                         ("silhouette", self.silhouette)) if weight > 0}
+        if with_images and image_terms:
+            stages.append(Stage("photos", moving, {**refine_losses, **image_terms}, photometric_steps, 0.001,
+                                patience=60, refresh_every=10, final_learning_rate=0.0002))
+        return stages
+
+    def per_photo_expressions(self, photos: int) -> bool:
+        """Each photo's own expression: asked for, and two photos or more (one photo has nothing to share)."""
+        return self.expressions == "per_photo" and photos >= 2
 
 
 @dataclass
@@ -67,6 +98,8 @@ class PhotoFit:
     pixel_error_after: np.ndarray  # (V,)
     seconds: float
     notes: list[str] = field(default_factory=list)
+    expressions: ExpressionOffsets | None = None  # each photo's own expression offsets, when fitted
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def landmark_surface(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
@@ -78,21 +111,70 @@ def landmark_surface(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.
     return which, torch.as_tensor(triangles[triangle]), torch.as_tensor(bary)
 
 
-def _pixel_rms(model: ASMModel, cameras: Cameras, ids, bary, detected, confidence) -> np.ndarray:
+def expression_bones(names) -> torch.Tensor:
+    """(J,) bool: the bones a photo's own expression may move."""
+    return torch.as_tensor([name.startswith(EXPRESSION_BONE_PREFIXES) for name in names])
+
+
+def _photo_posed(model: ASMModel, expressions: ExpressionOffsets | None) -> torch.Tensor:
+    """(N, 3) shared pose, or (V, N, 3) with each photo's expression."""
+    return model.forward() if expressions is None else model.forward(expressions.poses(model.pose, model.free))
+
+
+def _pixel_rms(model: ASMModel, cameras: Cameras, ids, bary, detected, confidence,
+               expressions: ExpressionOffsets | None = None) -> np.ndarray:
     with torch.no_grad():
-        points = (bary.to(model.vertices.dtype).unsqueeze(-1) * model.forward()[ids]).sum(-2)
+        points = (bary.to(model.vertices.dtype).unsqueeze(-1) * _photo_posed(model, expressions)[..., ids, :]).sum(-2)
         pixels, _ = cameras.project(points)
         squared = ((pixels - detected.to(pixels.dtype)) ** 2).sum(-1) * confidence
         return torch.sqrt(squared.sum(-1) / confidence.sum(-1).clamp_min(1)).cpu().numpy()
 
 
+def prepared_photos(images: list[np.ndarray], image_scale, face_size: np.ndarray, blur: float,
+                    dtype) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The photos for the colour term: each scaled so the face is about PHOTOMETRIC_FACE_PIXELS wide and blurred
+    by `blur` of that width. images: V (h, w, 3) uint8 at `image_scale` (V,) working pixels per original pixel;
+    face_size (V,) the face's width in original pixels. Returns V (3, h', w') tensors and their (V,) scales."""
+    import cv2
+
+    from .photometric import prepared_image
+
+    prepared, scales = [], []
+    for image, scale, face in zip(images, np.asarray(image_scale, float), face_size):
+        shrink = min(1.0, PHOTOMETRIC_FACE_PIXELS / max(float(face) * scale, 1.0))
+        if shrink < 1.0:
+            width = max(int(round(image.shape[1] * shrink)), 1)
+            height = max(int(round(image.shape[0] * shrink)), 1)
+            shrink = width / image.shape[1]  # what the rounding made of it
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        prepared.append(prepared_image(image, blur * PHOTOMETRIC_FACE_PIXELS, dtype))
+        scales.append(scale * shrink)
+    return prepared, torch.as_tensor(scales, dtype=dtype)
+
+
+def _without_outliers(cameras: Cameras, points: torch.Tensor, detected: torch.Tensor, confidence: torch.Tensor,
+                      face_size: torch.Tensor) -> torch.Tensor:
+    """(V, L) confidence with each photo's outlying landmarks (see OUTLIER_FACTOR) set to 0."""
+    with torch.no_grad():
+        pixels, _ = cameras.project(points.to(cameras.rotvec.dtype))
+        error = (pixels - detected.to(pixels.dtype)).norm(dim=-1)
+    kept = confidence.clone()
+    for v in range(len(kept)):
+        median = error[v][kept[v] > 0].median()
+        limit = torch.maximum(OUTLIER_FACTOR * median, OUTLIER_FLOOR * face_size[v].to(median.dtype))
+        kept[v][error[v] > limit] = 0.0
+    return kept
+
+
 def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, detections: np.ndarray,
                   found: np.ndarray, image_sizes: np.ndarray, settings: PhotoFitSettings = PhotoFitSettings(),
-                  progress=None, photo_names: list[str] | None = None) -> PhotoFit:
-    """Fit `model` (in place) and one camera per photo to the photos' landmarks.
+                  progress=None, photo_names: list[str] | None = None, images: list[np.ndarray] | None = None,
+                  image_scale=None) -> PhotoFit:
+    """Fit `model` (in place) and one camera per photo to the photos' landmarks (and colours, with `images`).
 
     rig_landmarks (478, 3) on the rig's mesh, detections (V, 478, 2) pixels (NaN where missing), found (V,) bool
-    (photos without a face are refused: the caller names them), image_sizes (V, 2) width, height."""
+    (photos without a face are refused: the caller names them), image_sizes (V, 2) width, height. images: V
+    (h, w, 3) uint8 photos at `image_scale` (V,) of their original size (default 1), for the colour term."""
     started = time.perf_counter()
     detections = np.asarray(detections, dtype=float)
     found = np.asarray(found, dtype=bool)
@@ -107,33 +189,81 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     if len(which) < MIN_PHOTO_LANDMARKS:
         raise ASMInputError(f"only {len(which)} of the rig's landmarks lie on its mesh; regenerate the rig")
     detected = torch.as_tensor(detections[:, which])
-    confidence = torch.isfinite(detected).all(-1).double()
+    # The outline's points sit where the face turns away from the camera, a different place on the surface in
+    # every photo: no fixed point of the rig matches them.
+    confidence = (torch.isfinite(detected).all(-1) & ~torch.as_tensor(np.isin(which, FACE_OVAL))).double()
     detected = torch.nan_to_num(detected)
     with torch.no_grad():
         rest_points = (bary.to(model.vertices.dtype).unsqueeze(-1) * model.forward()[ids]).sum(-2).double().numpy()
-    starts = [solve_camera(rest_points, detections[v, which], image_sizes[v]) for v in range(len(detections))]
+    usable = confidence.numpy() > 0
+    starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v])
+              for v in range(len(detections))]
     cameras = Cameras.from_arrays([s["rotvec"] for s in starts], [s["translation"] for s in starts],
                                   [s["focal"] for s in starts], image_sizes)
     face_size = torch.as_tensor([float(np.nanmax(np.ptp(d[:, 0][np.isfinite(d[:, 0])]))) for d in detections[:, which]])
+    confidence = _without_outliers(cameras, torch.as_tensor(rest_points), detected, confidence, face_size)
     targets = {"landmark_vertices": ids, "landmark_bary": bary.to(model.vertices.dtype), "landmarks_2d": detected,
-               "landmark_confidence": confidence, "face_size_2d": face_size}
+               "landmark_confidence": confidence, "face_size_2d": face_size,
+               "typical_focal": TYPICAL_FOCAL * torch.as_tensor(np.asarray(image_sizes, float)).max(-1).values}
     before = _pixel_rms(model, cameras, ids, bary, detected, confidence)
     if settings.smoothness > 0:
         from .losses import uniform_laplacian
 
         targets["laplacian"] = uniform_laplacian(model.triangles, len(model.vertices), model.vertices.dtype)
-    result = fit(model, targets, settings.stages(model.rig.names), progress=progress, seed=settings.seed,
-                 cameras=cameras)
-    after = _pixel_rms(model, cameras, ids, bary, detected, confidence)
-    return PhotoFit(result, cameras, before, after, time.perf_counter() - started, list(result.notes))
+    views = len(detections)
+    notes = []
+    if views == 1:
+        notes.append("one photo: the face's depth comes mostly from the rig's priors (held "
+                     f"{SINGLE_PHOTO_PRIOR:g} times stronger); more photos from other sides fit it better")
+    with_images = images is not None and (settings.silhouette > 0 or (views >= 2 and settings.photometric > 0))
+    if with_images:
+        from .photometric import face_samples
+        from .scan_fit import face_vertices
+
+        scale = np.ones(views) if image_scale is None else np.asarray(image_scale, float)
+        face = face_vertices(vertices, np.asarray(rig_landmarks, float), np.asarray(rig_valid, bool))
+        if settings.photometric > 0 and views >= 2:
+            targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
+                images, scale, face_size.numpy(), settings.blur, model.vertices.dtype)
+            targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
+                vertices, triangles, face, settings.photometric_points)
+        if settings.silhouette > 0:
+            from .silhouette import person_mask, signed_distance
+
+            targets["silhouette_distance"] = [torch.as_tensor(signed_distance(person_mask(image)),
+                                                              dtype=model.vertices.dtype) for image in images]
+            targets["silhouette_scale"] = torch.as_tensor(scale, dtype=model.vertices.dtype)
+            targets["silhouette_candidates"] = torch.as_tensor(face)
+    expressions = None
+    if settings.per_photo_expressions(views):
+        expressions = ExpressionOffsets.zeros(views, expression_bones(model.rig.names), model.vertices.dtype,
+                                              model.vertices.device)
+    stage_seconds: dict[str, float] = {}
+    clock = {"since": time.perf_counter()}
+
+    def timed(stage: str, step: int, loss: float) -> bool:  # each step's time goes to its stage
+        now = time.perf_counter()
+        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + now - clock["since"]
+        clock["since"] = now
+        return bool(progress(stage, step, loss)) if progress is not None else False
+
+    fit_started = clock["since"] = time.perf_counter()
+    result = fit(model, targets, settings.stages(model.rig.names, views, with_images), progress=timed,
+                 seed=settings.seed, cameras=cameras, expressions=expressions)
+    stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
+    stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
+    after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
+    return PhotoFit(result, cameras, before, after, time.perf_counter() - started, notes + list(result.notes),
+                    expressions, stage_seconds)
 
 
 def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[str], fit_settings: dict,
-                   progress, photo_names: list[str] | None = None) -> dict:
+                   progress, photo_names: list[str] | None = None, image_paths: list[str] | None = None) -> dict:
     """The worker's "fit_photos" task: the rig as it stands in the scene (solver.generate.restore_model, with the
     edited parameters in `inputs`, or as generated when there are none), fitted to the photos' landmarks
     ("detections" (V, 478, 2), "found" (V,), "image_size" (V, 2)). Returns the fitted rig as scene arrays plus
-    the fitted pose ("fit_*"), the cameras ("camera_*") and each photo's landmark error in pixels."""
+    the fitted pose ("fit_*"), each photo's own pose with its expression ("photo_*", (V, J, 3)), the cameras
+    ("camera_*") and each photo's landmark error in pixels. With `image_paths` the photos' colours are fitted too."""
     from .generate import EDITABLE, GenerateSettings, place_rig, restore_model, rig_arrays
 
     settings = PhotoFitSettings(**fit_settings)
@@ -147,7 +277,14 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
         rig, chart_kind = place_rig(inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"),
                                     inputs["landmarks"], valid, rig_settings)
         model = ASMModel(rig, inputs["vertices"], inputs["triangles"], rig_settings.weight_config())
-    total_steps = sum(stage.iterations for stage in settings.stages(model.rig.names))
+    views = len(inputs["detections"])
+    images = scale = None
+    if image_paths and views >= 2 and settings.photometric > 0:
+        from .photos import load_photo
+
+        photos = [load_photo(path) for path in image_paths]
+        images, scale = [photo.rgb for photo in photos], [photo.scale for photo in photos]
+    total_steps = sum(stage.iterations for stage in settings.stages(model.rig.names, views, images is not None))
     done = {"steps": 0}
 
     def report(stage: str, step: int, loss: float) -> bool:
@@ -156,17 +293,24 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
         return False
 
     fitted = fit_to_photos(model, inputs["landmarks"], valid, inputs["detections"], inputs["found"].astype(bool),
-                           inputs["image_size"], settings, report, photo_names)
+                           inputs["image_size"], settings, report, photo_names, images, scale)
     arrays = rig_arrays(model, chart_kind)
     pose = model.pose.masked(model.free)
+    per_photo = (fitted.expressions.poses(model.pose, model.free) if fitted.expressions is not None else
+                 Pose(*(t.expand(views, *t.shape) for t in (pose.log_scale, pose.rotvec, pose.translation))))
+    per_photo = per_photo.masked(model.free)
     with torch.no_grad():
         arrays.update({"fit_log_scale": pose.log_scale.double().numpy(), "fit_rotvec": pose.rotvec.double().numpy(),
                        "fit_translation": pose.translation.double().numpy(),
-                       "fit_vertices": model.forward().double().numpy()})
+                       "fit_vertices": model.forward().double().numpy(),
+                       "photo_log_scale": per_photo.log_scale.double().numpy(),
+                       "photo_rotvec": per_photo.rotvec.double().numpy(),
+                       "photo_translation": per_photo.translation.double().numpy()})
     arrays.update(fitted.cameras.as_arrays())
     arrays.update({"pixel_error_before": fitted.pixel_error_before, "pixel_error_after": fitted.pixel_error_after,
                    "history_total": np.array([h["total"] for h in fitted.result.history]),
                    "history_stage": np.array([h["stage"] for h in fitted.result.history]),
-                   "seconds": np.array(fitted.seconds)})
+                   "seconds": np.array(fitted.seconds),
+                   "stage_seconds": np.array(json.dumps(fitted.stage_seconds))})
     arrays["warnings"] = list(arrays["warnings"]) + fitted.notes
     return arrays

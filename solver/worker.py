@@ -113,7 +113,8 @@ def run_job(job_dir: Path) -> int:
                 inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"])
             result = fit_photos_job(inputs, settings.get("generate", {}), settings.get("names", []),
                                     settings.get("fit", {}), progress,
-                                    [Path(p).name for p in settings.get("images", [])] or None)
+                                    [Path(p).name for p in settings.get("images", [])] or None,
+                                    settings.get("images") or None)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "fit_scan":

@@ -51,11 +51,33 @@ def front_cameras(model, count=2):
     return Cameras.from_arrays(rotvecs, translations, [1200.0] * count, [[1000, 800]] * count)
 
 
-def photo_targets(model, cameras, posed, ids, bary):
+def photo_targets(model, cameras, posed, ids, bary, with_images=False):
+    """Landmark pixels of `posed` in the photos of `cameras`; with_images: also textured photos of it, their
+    outlines as signed distances and the points compared between them (rendered: a few seconds)."""
     with torch.no_grad():
         pixels, _ = cameras.project((bary.unsqueeze(-1) * posed[ids].double()).sum(-2))
-    return {"landmarks_2d": pixels, "landmark_confidence": torch.ones(pixels.shape[:2], dtype=torch.float64),
-            "face_size_2d": torch.full((pixels.shape[0],), 200.0, dtype=torch.float64)}
+    targets = {"landmarks_2d": pixels, "landmark_confidence": torch.ones(pixels.shape[:2], dtype=torch.float64),
+               "face_size_2d": torch.full((pixels.shape[0],), 200.0, dtype=torch.float64),
+               "typical_focal": torch.exp(cameras.log_focal.detach()).clone()}
+    if not with_images:
+        return targets
+    from solver.photo_fit import prepared_photos
+    from solver.photometric import face_samples
+    from solver.silhouette import signed_distance
+    from tests.synthetic_cameras import textured_photos
+
+    vertices, triangles = posed.detach().double().numpy(), model.triangles.numpy()
+    images, masks, _ = textured_photos(vertices, triangles, cameras, scale=0.5)
+    views = len(images)
+    face = np.flatnonzero(vertices[:, 2] > np.quantile(vertices[:, 2], 0.6))  # the front of the head (+Z)
+    targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
+        images, [0.5] * views, np.full(views, 200.0), 0.01, torch.float32)
+    targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(model.vertices.numpy(), triangles, face,
+                                                                             2000)
+    targets["silhouette_distance"] = [torch.as_tensor(signed_distance(mask.astype(np.float32))) for mask in masks]
+    targets["silhouette_scale"] = torch.full((views,), 0.5)
+    targets["silhouette_candidates"] = torch.as_tensor(face)
+    return targets
 
 
 def context_at(model, targets, posed=None, bone_points=None, cameras=None):
@@ -80,14 +102,19 @@ def test_every_loss_is_zero_at_the_exact_answer(model):
                "laplacian": uniform_laplacian(model.triangles, len(rest)), "scan_points": rest.clone(),
                **mirror_targets(model.rig.names, model.bind_positions())}
     cameras = front_cameras(model)
-    targets.update(photo_targets(model, cameras, rest, ids, bary))
+    targets.update(photo_targets(model, cameras, rest, ids, bary, with_images=True))
     context = context_at(model, targets, cameras=cameras)
+    moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest),
+                       cameras=cameras)
+    shifted = context_at(model, targets, posed=rest + torch.tensor([0.05 * float(model.rig.head_unit), 0.0, 0.0]),
+                         cameras=cameras)
     for name, loss in LOSSES.items():
+        if name in IMAGE_LOSSES:  # rendered photos: the interpolated colours and outlines are a pixel off
+            assert float(loss(context)) < 0.8 * float(loss(shifted)), name
+            continue
         # smoothness divides float32 round-off (1e-7 iod) by the squared edge length (0.08 iod) before squaring
         assert float(loss(context)) == pytest.approx(0.0, abs=1e-7 if name == "smoothness" else 1e-10), name
     # and not zero elsewhere
-    moved = context_at(model, targets, posed=rest + 0.01 * float(model.rig.head_unit) * torch.randn_like(rest),
-                       cameras=cameras)
     for name in ("vertex", "landmarks", "landmarks_2d", "smoothness", "scan_to_mesh", "mesh_to_scan"):
         assert float(LOSSES[name](moved)) > 1e-6, name
 
@@ -317,8 +344,10 @@ LOSS_SETUPS = {  # loss: (groups it is fitted with, how the start differs from i
     "symmetry": (("pose",), "posed"), "bind_offset_prior": (("bind_offset",), "moved"),
     "gaussian_size": (("gaussian_covariances",), "narrow"),
     "weight_smoothness": (("gaussian_means", "gaussian_covariances", "gaussian_weights"), "as generated"),
-    "landmarks_2d": (("pose",), "target"),
+    "landmarks_2d": (("pose",), "target"), "photometric": (("pose",), "target"), "silhouette": (("pose",), "target"),
+    "focal_prior": (("cameras",), "long lens"), "expression_prior": (("expressions",), "expressions"),
 }
+IMAGE_LOSSES = ("photometric", "silhouette")
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_SETUPS))
@@ -339,10 +368,21 @@ def test_each_loss_decreases_under_the_engine(model, name):
                "landmark_bary": torch.tensor([[1.0, 0.0, 0.0]]).expand(len(ids), 3), "landmarks": posed[ids],
                "scan_points": posed, "laplacian": uniform_laplacian(model.triangles, len(posed))}
     cameras = front_cameras(model)
-    targets.update(photo_targets(model, cameras, posed, targets["landmark_vertices"], targets["landmark_bary"]))
+    targets.update(photo_targets(model, cameras, posed, targets["landmark_vertices"], targets["landmark_bary"],
+                                 with_images=name in IMAGE_LOSSES))
+    expressions = None
+    if start == "long lens":
+        targets["typical_focal"] = 2.0 * targets["typical_focal"]
+    elif start == "expressions":
+        from solver.fitting import ExpressionOffsets
+        from solver.photo_fit import expression_bones
+
+        expressions = ExpressionOffsets.zeros(len(cameras.image_size), expression_bones(model.rig.names),
+                                              torch.float32)
+        expressions.offsets.rotvec.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(2))
     # The bind-offset prior is zero where a fit starts: another loss moves the offsets first.
     before = [Stage("move", groups, {"vertex": 1.0}, iterations=30, learning_rate=0.01)] if start == "moved" else []
     result = fit(model, targets, before + [Stage(name, groups, {name: 1.0}, iterations=40, learning_rate=0.01,
-                                                 patience=40)], cameras=cameras)
+                                                 patience=40)], cameras=cameras, expressions=expressions)
     values = [h[name] for h in result.history if h["stage"] == name]
     assert values[0] > 0 and min(values) < 0.9 * values[0], values[::8]

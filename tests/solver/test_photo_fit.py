@@ -15,33 +15,39 @@ from tests.synthetic_cameras import camera_set
 pytest.importorskip("cv2", reason="the camera start uses OpenCV's PnP (main environment)")
 
 
-@pytest.fixture(scope="module")
-def photos(sample_mesh, sample_rig):
+def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0)):
+    """Three photos of the sample rig posed as one person (brows, cheeks) with the jaw opened by `jaw_degrees` in
+    each photo: landmarks detected to half a pixel."""
     truth = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
     names = list(sample_rig.names)
-    pose = Pose.zeros(truth.bone_count, dtype=torch.float64)
+    pose = Pose.zeros(truth.bone_count, dtype=torch.float64, batch=(3,))
     unit = float(sample_rig.head_unit)
-    pose.rotvec[names.index("jaw"), 0] = np.radians(-8.0)
+    pose.rotvec[:, names.index("jaw"), 0] = torch.as_tensor(np.radians(jaw_degrees))
     for side in ("L", "R"):
-        pose.translation[names.index(f"brow.{side}"), 2] = 0.05 * unit
-        pose.translation[names.index(f"cheek.{side}"), 1] = 0.03 * unit
+        pose.translation[:, names.index(f"brow.{side}"), 2] = 0.05 * unit
+        pose.translation[:, names.index(f"cheek.{side}"), 1] = 0.03 * unit
     landmarks, valid = sample_mesh["landmarks"], sample_mesh["landmark_valid"]
     which, ids, bary = landmark_surface(sample_mesh["vertices"], sample_mesh["triangles"], landmarks, valid)
     rotvec, translation, focal, size = camera_set(sample_mesh["vertices"].mean(0), 0.0)
     translation[:, 2] = focal / 1000.0 * 5.0 * unit
     cameras = Cameras.from_arrays(rotvec, translation, focal, size)
     with torch.no_grad():
-        pixels, _ = cameras.project((bary.unsqueeze(-1) * truth.forward(pose)[ids]).sum(-2))
+        pixels, _ = cameras.project((bary.unsqueeze(-1) * truth.forward(pose)[:, ids]).sum(-2))
     detections = np.full((len(focal), 478, 2), np.nan)
     detections[:, which] = pixels.numpy() + np.random.default_rng(1).normal(scale=0.5, size=pixels.shape)
     return {"detections": detections, "focal": focal, "size": size, "landmarks": landmarks, "valid": valid,
             "distance": translation[:, 2]}
 
 
+@pytest.fixture(scope="module")
+def photos(sample_mesh, sample_rig):
+    return photographed(sample_mesh, sample_rig)
+
+
 def test_the_photos_are_fitted_and_the_lenses_found(photos, sample_mesh, sample_rig):
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"],
-                           np.ones(3, dtype=bool), photos["size"], PhotoFitSettings("fast"))
+                           np.ones(3, dtype=bool), photos["size"], PhotoFitSettings("fast", expressions="shared"))
     # the unposed rig cannot match the posed face: a few pixels; the fit brings it near the detector's noise
     assert (fitted.pixel_error_before > 1.5).all(), fitted.pixel_error_before
     assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
@@ -51,7 +57,9 @@ def test_the_photos_are_fitted_and_the_lenses_found(photos, sample_mesh, sample_
     # face's size in the photo kept). Photometric terms and a shared lens are what pin it.
     assert np.all(np.abs(found_focal[:2] / photos["focal"][:2] - 1) < 0.15), found_focal
     distance = fitted.cameras.translation.detach().numpy()[:, 2]
-    assert abs((found_focal[2] / distance[2]) / (photos["focal"][2] / photos["distance"][2]) - 1) < 0.1
+    # Its focal/distance (the face's scale in the photo) stays within 15 % (10 % while the face's outline points
+    # were fitted too; they are left out now: on real photos they slide over the surface, see FACE_OVAL).
+    assert abs((found_focal[2] / distance[2]) / (photos["focal"][2] / photos["distance"][2]) - 1) < 0.15
     assert [stage["stage"] for stage in fitted.result.history][-1] == "refine"
 
 
@@ -78,3 +86,32 @@ def test_the_worker_fits_photos_and_returns_cameras(photos, sample_mesh):
     assert (result["pixel_error_after"] < 0.6 * result["pixel_error_before"]).all()
     assert result["fit_vertices"].shape == sample_mesh["vertices"].shape
     assert any(p.stage.startswith("fit ") and p.loss is not None for p in seen)
+
+
+def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
+    """The jaw is open in the second photo only: with per-photo expressions that photo's face opens its mouth and
+    the shared pose (the person's neutral face) keeps it nearly closed."""
+    photos = photographed(sample_mesh, sample_rig, jaw_degrees=(0.0, -14.0, 0.0))
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
+                           photos["size"], PhotoFitSettings("fast", expressions="per_photo"))
+    _, ids, bary = landmark_surface(sample_mesh["vertices"], sample_mesh["triangles"],
+                                    np.nan_to_num(photos["landmarks"][[13, 14]]), np.ones(2, dtype=bool))
+    # the gap between the middle of the upper (13) and the lower lip (14)
+
+    def mouth_gap(posed):
+        points = (bary.unsqueeze(-1).to(posed.dtype) * posed[..., ids, :]).sum(-2)
+        return (points[..., 0, :] - points[..., 1, :]).norm(dim=-1)
+
+    truth = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+    opened = Pose.zeros(truth.bone_count, dtype=torch.float64)
+    opened.rotvec[list(sample_rig.names).index("jaw"), 0] = np.radians(-14.0)
+    with torch.no_grad():
+        true_gap = float(mouth_gap(truth.forward(opened)) - mouth_gap(truth.forward()))
+        each = mouth_gap(model.forward(fitted.expressions.poses(model.pose, model.free))).numpy()
+        shared = float(mouth_gap(model.forward()))
+        rest = float(mouth_gap(model.vertices))
+    assert true_gap > 0
+    assert (each[1] - each[[0, 2]] > 0.6 * true_gap).all(), (each, true_gap)
+    assert abs(shared - rest) < 0.3 * true_gap, (shared, rest, true_gap)
+    assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
