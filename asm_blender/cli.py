@@ -87,7 +87,8 @@ def run_sample(argv: list[str]) -> int:
     parser.add_argument("--preset", choices=("full", "game"), default="full")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
     parser.add_argument("--fit", choices=("fast", "balanced", "best", "none"), default="fast",
-                        help="fit the rig to the bundled Fran scan at this quality (none: skip; default: fast)")
+                        help="fit the rig to the bundled Fran scan and to the bundled photos of Lee Perry-Smith at "
+                             "this quality (none: skip; default: fast)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -141,6 +142,12 @@ def _build_sample(args, started: float) -> dict:
         picture = tile_images([list(row) for row in zip(*columns)], (args.output / "sample_rig_poses.png").resolve())
     _log(f"wrote {picture}")
     fitted = None if args.fit == "none" else _fit_sample_to_scan(args, head, arrays, landmarks, valid)
+    photo_fit = None
+    if args.fit != "none":
+        from .sample_photo_fit import fit_sample_to_photos
+
+        photo_fit = fit_sample_to_photos(args.output, SAMPLE_MESH, head, arrays, landmarks, valid, args.preset, args.cap,
+                                         args.fit, _log)
     blend_path = (args.output / "sample_rig.blend").resolve()
     bpy.ops.wm.save_as_mainfile(filepath=str(blend_path))
     _log(f"wrote {blend_path}")
@@ -152,6 +159,8 @@ def _build_sample(args, started: float) -> dict:
     }
     if fitted is not None:
         summary["fit"] = fitted
+    if photo_fit is not None:
+        summary["photo_fit"] = photo_fit
     return summary
 
 

@@ -100,6 +100,10 @@ class PhotoFit:
     notes: list[str] = field(default_factory=list)
     expressions: ExpressionOffsets | None = None  # each photo's own expression offsets, when fitted
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    landmark_ids: np.ndarray | None = None  # (L,) the MediaPipe landmarks the rig has on its surface
+    detected_px: np.ndarray | None = None  # (V, L, 2) their detections (NaN where missing)
+    fitted_px: np.ndarray | None = None  # (V, L, 2) the fitted rig's landmark points in each photo
+    used: np.ndarray | None = None  # (V, L) bool: fitted (not an outline point, not an outlier)
 
 
 def landmark_surface(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
@@ -253,8 +257,16 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
     stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
     after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
+    from .photos import face_size as photo_face_size, identity_warnings
+
+    names = photo_names or [f"#{v + 1}" for v in range(views)]
+    notes += identity_warnings(after, [photo_face_size(d) for d in detections], names)
+    with torch.no_grad():
+        posed = _photo_posed(model, expressions)
+        fitted_px, _ = cameras.project((bary.to(posed.dtype).unsqueeze(-1) * posed[..., ids, :]).sum(-2))
     return PhotoFit(result, cameras, before, after, time.perf_counter() - started, notes + list(result.notes),
-                    expressions, stage_seconds)
+                    expressions, stage_seconds, which, detections[:, which], fitted_px.double().cpu().numpy(),
+                    confidence.numpy() > 0)
 
 
 def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[str], fit_settings: dict,
@@ -310,6 +322,8 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
     arrays.update({"pixel_error_before": fitted.pixel_error_before, "pixel_error_after": fitted.pixel_error_after,
                    "history_total": np.array([h["total"] for h in fitted.result.history]),
                    "history_stage": np.array([h["stage"] for h in fitted.result.history]),
+                   "landmark_ids": fitted.landmark_ids, "landmarks_detected_px": fitted.detected_px,
+                   "landmarks_fitted_px": fitted.fitted_px, "landmarks_used": fitted.used,
                    "seconds": np.array(fitted.seconds),
                    "stage_seconds": np.array(json.dumps(fitted.stage_seconds))})
     arrays["warnings"] = list(arrays["warnings"]) + fitted.notes

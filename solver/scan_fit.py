@@ -228,6 +228,55 @@ def scan_errors(scan: Scan, alignment: Similarity, posed: np.ndarray, triangles:
     return distance, in_crop, alignment
 
 
+TIGHT_CROP = 0.6  # eye distances: the tighter face crop (about 60 mm on an adult)
+
+
+def compare_to_scan(posed: np.ndarray, triangles: np.ndarray, rig_points: np.ndarray, rig_found: np.ndarray,
+                    scan: Scan) -> dict:
+    """A fitted surface measured against a scan as the field does: the scan's landmarks start a similarity onto
+    the surface (scale allowed), ICP refines it on the scan's face crop (CROP eye distances of its nose tip), then
+    RMS point-to-surface over that crop and over TIGHT_CROP, in the surface's units; landmark NME: the surface's
+    landmark points (rig_points (478, 3), rig_found (478,)) to the scan's, over the scan's eye distance.
+
+    Returns rms, rms_tight, nme, distance (scan vertices, surface units), in_crop and the similarity."""
+    start, _ = landmark_start(posed, triangles, rig_points, rig_found, scan)
+    distance, in_crop, alignment = scan_errors(scan, start, posed, triangles)
+    distance = distance * alignment.scale
+    tight = np.linalg.norm(scan.vertices - scan.nose_tip, axis=1) <= TIGHT_CROP * scan.eye_distance
+    both = np.flatnonzero(np.asarray(rig_found, bool)[:SURFACE_LANDMARKS] & scan.landmark_valid[:SURFACE_LANDMARKS])
+    gaps = np.linalg.norm(alignment.apply(scan.landmarks[both]) - np.asarray(rig_points)[both], axis=1)
+    return {"rms": float(np.sqrt((distance[in_crop] ** 2).mean())),
+            "rms_tight": float(np.sqrt((distance[tight] ** 2).mean())),
+            "nme": float(gaps.mean() / (alignment.scale * scan.eye_distance)), "distance": distance,
+            "in_crop": in_crop, "alignment": alignment}
+
+
+def compare_job(inputs: dict[str, np.ndarray]) -> dict:
+    """The worker's "compare_to_scan" task: surfaces "surfaces" (K, N, 3) of one rig mesh ("triangles", its
+    surface landmarks at rest "landmarks" (478, 3), "landmark_valid", moved with each surface) against a scan
+    ("scan_vertices", "scan_triangles", "scan_landmarks", "scan_landmark_valid"). Per surface (K,): rms,
+    rms_tight, nme, distance (K, S), in_crop (S,), the similarity scan -> surface."""
+    from .photo_fit import landmark_surface
+
+    scan = prepare_scan(inputs["scan_vertices"], inputs["scan_triangles"], inputs["scan_landmarks"],
+                        inputs["scan_landmark_valid"], "the scan", samples=0)
+    surfaces = np.asarray(inputs["surfaces"], dtype=float)
+    triangles = np.asarray(inputs["triangles"])
+    which, ids, bary = landmark_surface(surfaces[0], triangles, inputs["landmarks"], inputs["landmark_valid"])
+    found = np.zeros(len(inputs["landmarks"]), dtype=bool)
+    found[which] = True
+    rows = []
+    for posed in surfaces:
+        points = np.zeros((len(found), 3))
+        points[which] = (bary.numpy()[..., None] * posed[ids.numpy()]).sum(1)
+        rows.append(compare_to_scan(posed, triangles, points, found, scan))
+    return {"rms": np.array([r["rms"] for r in rows]), "rms_tight": np.array([r["rms_tight"] for r in rows]),
+            "nme": np.array([r["nme"] for r in rows]), "distance": np.stack([r["distance"] for r in rows]),
+            "in_crop": rows[0]["in_crop"], "alignment_scale": np.array([r["alignment"].scale for r in rows]),
+            "alignment_rotation": np.stack([r["alignment"].rotation for r in rows]),
+            "alignment_translation": np.stack([r["alignment"].translation for r in rows])}
+
+
 def turned_triangles(rest: np.ndarray, posed: np.ndarray, triangles: np.ndarray, limit_degrees: float = 60.0,
                      only: np.ndarray | None = None) -> float:
     """Fraction of triangles (or of the triangles `only`) whose normal turned by more than `limit_degrees`

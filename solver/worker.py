@@ -2,7 +2,7 @@
 every job queued for a long-lived server (python -m solver.worker --serve QUEUE_DIR, see `serve`).
 
 Job folder protocol (shared with asm_blender/jobs.py, which never imports torch):
-    job.json        {"task": "generate"|"detect"|"geometry_landmarks"|"rebake"|"fit_scan"|"fit_photos", ...}   written by the client
+    job.json        {"task": "generate"|"detect"|"geometry_landmarks"|"rebake"|"fit_scan"|"fit_photos"|"compare_to_scan", ...}   written by the client
     inputs.npz      input arrays                                  written by the client
     cancel          created by the client to ask for a stop
     progress.jsonl  one {"stage", "fraction"[, "loss"]} per line   appended by the worker (at most 2 a second)
@@ -108,15 +108,22 @@ def run_job(job_dir: Path) -> int:
             from .photo_fit import fit_photos_job
 
             settings = spec.get("settings", {})
+            detection_notes = []
             if "detections" not in inputs:  # photos as files: find their landmarks first
                 found = detect_in_images(settings.get("images", []), progress)
                 inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"])
+                detection_notes = found["warnings"]
             result = fit_photos_job(inputs, settings.get("generate", {}), settings.get("names", []),
                                     settings.get("fit", {}), progress,
                                     [Path(p).name for p in settings.get("images", [])] or None,
                                     settings.get("images") or None)
+            result["warnings"] = detection_notes + list(result["warnings"])
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
+        elif spec["task"] == "compare_to_scan":
+            from .scan_fit import compare_job
+
+            result = compare_job(inputs)
         elif spec["task"] == "fit_scan":
             from .scan_fit import fit_scan_job
 
