@@ -89,6 +89,8 @@ def run_sample(argv: list[str]) -> int:
     parser.add_argument("--fit", choices=("fast", "balanced", "best", "none"), default="fast",
                         help="fit the rig to the bundled Fran scan and to the bundled photos of Lee Perry-Smith at "
                              "this quality (none: skip; default: fast)")
+    parser.add_argument("--skip-photos", action="store_true",
+                        help="leave out the photo fit (it needs the worker's OpenCV and MediaPipe)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -143,7 +145,7 @@ def _build_sample(args, started: float) -> dict:
     _log(f"wrote {picture}")
     fitted = None if args.fit == "none" else _fit_sample_to_scan(args, head, arrays, landmarks, valid)
     photo_fit = None
-    if args.fit != "none":
+    if args.fit != "none" and not args.skip_photos:
         from .sample_photo_fit import fit_sample_to_photos
 
         photo_fit = fit_sample_to_photos(args.output, SAMPLE_MESH, head, arrays, landmarks, valid, args.preset, args.cap,

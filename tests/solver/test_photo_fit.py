@@ -115,3 +115,25 @@ def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
     assert (each[1] - each[[0, 2]] > 0.6 * true_gap).all(), (each, true_gap)
     assert abs(shared - rest) < 0.3 * true_gap, (shared, rest, true_gap)
     assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
+
+
+def test_the_real_photo_fits_to_two_percent_of_the_face_width(shared_data, sample_mesh):
+    """The single real portrait (NASA, public domain): one photo, so stronger priors and no colour term; the
+    fitted landmarks lie within 2 % of the face's width (cheek to cheek, MediaPipe 234-454) of the detected."""
+    from solver.generate import place_rig
+    from solver.photos import detect_photo, load_photo
+
+    photo = load_photo(shared_data / "photos" / "astronaut.png")
+    detection = detect_photo(photo)
+    assert detection.found
+    rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
+                       np.nan_to_num(sample_mesh["landmarks"]), sample_mesh["landmark_valid"])
+    model = ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"], detection.landmarks[None],
+                           np.array([True]), np.array([photo.original_size], dtype=float), PhotoFitSettings("fast"),
+                           photo_names=[photo.name], images=[photo.rgb])
+    width = np.linalg.norm(detection.landmarks[234] - detection.landmarks[454])
+    assert fitted.pixel_error_after[0] < 0.02 * width, (fitted.pixel_error_after, width)
+    assert fitted.pixel_error_after[0] < 0.6 * fitted.pixel_error_before[0]
+    assert any("one photo" in note for note in fitted.notes)
+    assert "photometric" not in {h["stage"] for h in fitted.result.history}  # one photo: nothing to compare
