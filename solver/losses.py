@@ -164,9 +164,11 @@ def silhouette_loss(context: FitContext) -> torch.Tensor:
 
 def focal_prior(context: FitContext) -> torch.Tensor:
     """Lenses near a usual one: squared log ratio of each photo's focal length to targets["typical_focal"] (V,)
-    pixels. Landmarks alone trade a long lens for a flatter face; this keeps the lens believable."""
+    pixels, times "focal_trust" (V,) where given (a lens read from the photo's EXIF is trusted more). Landmarks
+    alone trade a long lens for a flatter face; this keeps the lens believable."""
     ratio = context.cameras.log_focal - torch.log(context.targets["typical_focal"].to(context.cameras.log_focal))
-    return (ratio ** 2).mean()
+    trust = context.targets.get("focal_trust")
+    return (ratio ** 2 * (1.0 if trust is None else trust.to(ratio))).mean()
 
 
 def expression_prior(context: FitContext) -> torch.Tensor:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .cameras import Cameras, solve_camera
+from .cameras import FOCAL_SEARCH, Cameras, solve_camera
 from .errors import ASMInputError
 from .fitting import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .geometry import closest_points_on_mesh
@@ -34,6 +34,7 @@ OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark 
 # landmark placed wrongly on the mesh, a detection on hair)
 PHOTOMETRIC_FACE_PIXELS = 256.0  # the photometric term works on photos scaled so the face is about this wide
 TYPICAL_FOCAL = 1.4  # of the photo's larger side: a 50 mm lens on a full-frame (36 mm) camera
+EXIF_FOCAL_TRUST = 100.0  # the focal prior is this much stronger where the photo's EXIF gives the lens
 SINGLE_PHOTO_PRIOR = 3.0  # one photo shows the face from one side only: priors this much stronger
 
 
@@ -173,7 +174,7 @@ def _without_outliers(cameras: Cameras, points: torch.Tensor, detected: torch.Te
 def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, detections: np.ndarray,
                   found: np.ndarray, image_sizes: np.ndarray, settings: PhotoFitSettings = PhotoFitSettings(),
                   progress=None, photo_names: list[str] | None = None, images: list[np.ndarray] | None = None,
-                  image_scale=None) -> PhotoFit:
+                  image_scale=None, exif_focal=None) -> PhotoFit:
     """Fit `model` (in place) and one camera per photo to the photos' landmarks (and colours, with `images`).
 
     rig_landmarks (478, 3) on the rig's mesh, detections (V, 478, 2) pixels (NaN where missing), found (V,) bool
@@ -200,7 +201,10 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     with torch.no_grad():
         rest_points = (bary.to(model.vertices.dtype).unsqueeze(-1) * model.forward()[ids]).sum(-2).double().numpy()
     usable = confidence.numpy() > 0
-    starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v])
+    larger_side = np.asarray(image_sizes, float).max(-1)
+    known = np.full(len(detections), np.nan) if exif_focal is None else np.asarray(exif_focal, float)
+    starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v],
+                           (known[v] / larger_side[v],) if np.isfinite(known[v]) else FOCAL_SEARCH)
               for v in range(len(detections))]
     cameras = Cameras.from_arrays([s["rotvec"] for s in starts], [s["translation"] for s in starts],
                                   [s["focal"] for s in starts], image_sizes)
@@ -208,7 +212,8 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     confidence = _without_outliers(cameras, torch.as_tensor(rest_points), detected, confidence, face_size)
     targets = {"landmark_vertices": ids, "landmark_bary": bary.to(model.vertices.dtype), "landmarks_2d": detected,
                "landmark_confidence": confidence, "face_size_2d": face_size,
-               "typical_focal": TYPICAL_FOCAL * torch.as_tensor(np.asarray(image_sizes, float)).max(-1).values}
+               "typical_focal": torch.as_tensor(np.where(np.isfinite(known), known, TYPICAL_FOCAL * larger_side)),
+               "focal_trust": torch.as_tensor(np.where(np.isfinite(known), EXIF_FOCAL_TRUST, 1.0))}
     before = _pixel_rms(model, cameras, ids, bary, detected, confidence)
     if settings.smoothness > 0:
         from .losses import uniform_laplacian
@@ -305,7 +310,7 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
         return False
 
     fitted = fit_to_photos(model, inputs["landmarks"], valid, inputs["detections"], inputs["found"].astype(bool),
-                           inputs["image_size"], settings, report, photo_names, images, scale)
+                           inputs["image_size"], settings, report, photo_names, images, scale, inputs.get("exif_focal"))
     arrays = rig_arrays(model, chart_kind)
     pose = model.pose.masked(model.free)
     per_photo = (fitted.expressions.poses(model.pose, model.free) if fitted.expressions is not None else

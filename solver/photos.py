@@ -38,6 +38,8 @@ MAX_PIXELS = 300_000_000
 NEUTRAL_BACKGROUND = 128  # transparent pixels become mid grey: no edge MediaPipe or the photometric term could latch on
 
 _ORIENTATION_TAG = 0x0112
+_EXIF_IFD, _FOCAL_35MM_TAG = 0x8769, 0xA405  # the Exif sub-directory and its FocalLengthIn35mmFilm
+FULL_FRAME_DIAGONAL_MM = 43.27  # "35 mm equivalent" focal lengths keep the field of view across the diagonal
 _SIDEWAYS = (5, 6, 7, 8)  # orientations whose upright image swaps width and height
 _ACTION = "re-export it as JPEG or PNG (or copy it again from its source)"
 
@@ -49,6 +51,7 @@ class Photo:
     original_size: tuple[int, int]  # (width, height) of the file as the user sees it (EXIF orientation applied)
     scale: float = 1.0  # working pixels per original pixel: 1.0 unless the photo was downscaled
     notes: list[str] = field(default_factory=list)
+    focal_px: float | None = None  # focal length in original pixels from the EXIF 35 mm equivalent, when present
 
     @property
     def name(self) -> str:
@@ -178,8 +181,11 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
                 raise ASMInputError(f"photo {path} is truncated or damaged ({error}): copy it again from its source "
                                     "or re-export it") from error
+            focal_35mm = None
             try:
-                orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
+                exif = image.getexif()
+                orientation = int(exif.get(_ORIENTATION_TAG, 1))
+                focal_35mm = exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG)
             except Exception as error:  # noqa: BLE001 - damaged metadata: the pixels are fine, use them as stored
                 orientation = 1
                 notes.append(f"photo {name}: its EXIF data could not be read ({error}); used as stored")
@@ -194,7 +200,10 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
     if scale < 1.0:
         notes.append(f"photo {name} is {original[0]}×{original[1]}; working at {rgb.shape[1]}×{rgb.shape[0]}")
         scale = rgb.shape[1] / original[0]
-    return Photo(path=path, rgb=rgb, original_size=original, scale=float(scale), notes=notes)
+    focal_px = None
+    if focal_35mm is not None and 5 <= float(focal_35mm) <= 2000:  # 0 means unknown; beyond: a broken tag
+        focal_px = float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(*original))
+    return Photo(path=path, rgb=rgb, original_size=original, scale=float(scale), notes=notes, focal_px=focal_px)
 
 
 def detect_photo(photo: Photo, min_confidence: float = 0.3) -> PhotoDetection:

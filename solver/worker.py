@@ -39,8 +39,8 @@ def _write_json_line(path: Path, record: dict) -> None:
 def detect_in_images(paths: list[str], progress) -> dict:
     """MediaPipe landmarks on each photo, loaded upright (EXIF orientation applied) by solver.photos: points
     (V, 478, 2) in the photo's original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size
-    (V, 2) width, height as the user sees the photo, and warnings (list of str: downscaled photos, several faces, no
-    face). An unreadable photo raises ASMInputError naming it."""
+    (V, 2) width, height as the user sees the photo, focal_px (V,) from EXIF (NaN where absent) and warnings (list of
+    str: downscaled photos, several faces, no face). An unreadable photo raises ASMInputError naming it."""
     from .landmarks import LANDMARK_COUNT
     from .photos import detect_photo, load_photo
 
@@ -48,6 +48,7 @@ def detect_in_images(paths: list[str], progress) -> dict:
     found = np.zeros(len(paths), dtype=bool)
     faces_found = np.zeros(len(paths), dtype=np.int64)
     sizes = np.zeros((len(paths), 2))
+    focal = np.full(len(paths), np.nan)
     notes: list[str] = []
     for index, path in enumerate(paths):
         progress("landmarks", index / max(len(paths), 1))
@@ -55,9 +56,11 @@ def detect_in_images(paths: list[str], progress) -> dict:
         detection = detect_photo(photo)
         points[index], found[index], faces_found[index] = detection.landmarks, detection.found, detection.faces_found
         sizes[index] = photo.original_size
+        focal[index] = np.nan if photo.focal_px is None else photo.focal_px
         notes += photo.notes + detection.notes
     progress("landmarks", 1.0)
-    return {"points": points, "found": found, "faces_found": faces_found, "image_size": sizes, "warnings": notes}
+    return {"points": points, "found": found, "faces_found": faces_found, "image_size": sizes, "focal_px": focal,
+            "warnings": notes}
 
 
 def run_job(job_dir: Path) -> int:
@@ -111,7 +114,8 @@ def run_job(job_dir: Path) -> int:
             detection_notes = []
             if "detections" not in inputs:  # photos as files: find their landmarks first
                 found = detect_in_images(settings.get("images", []), progress)
-                inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"])
+                inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"],
+                              exif_focal=found["focal_px"])
                 detection_notes = found["warnings"]
             result = fit_photos_job(inputs, settings.get("generate", {}), settings.get("names", []),
                                     settings.get("fit", {}), progress,

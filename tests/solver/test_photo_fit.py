@@ -137,3 +137,14 @@ def test_the_real_photo_fits_to_two_percent_of_the_face_width(shared_data, sampl
     assert fitted.pixel_error_after[0] < 0.6 * fitted.pixel_error_before[0]
     assert any("one photo" in note for note in fitted.notes)
     assert "photometric" not in {h["stage"] for h in fitted.result.history}  # one photo: nothing to compare
+
+
+def test_a_lens_from_exif_pins_the_long_lens(photos, sample_mesh, sample_rig):
+    """The third photo's long lens is ambiguous from landmarks alone (the test above); with its focal length given
+    (as a photo's EXIF gives it) the fit keeps it."""
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    known = np.array([np.nan, np.nan, photos["focal"][2]])
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
+                           photos["size"], PhotoFitSettings("fast", expressions="shared"), exif_focal=known)
+    found = torch.exp(fitted.cameras.log_focal).detach().numpy()
+    assert abs(found[2] / photos["focal"][2] - 1) < 0.05, found

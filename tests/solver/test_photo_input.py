@@ -341,3 +341,18 @@ def test_face_size_is_the_landmarks_box_diagonal():
     points[470] = [10_000, 10_000]  # iris points are left out
     assert face_size(points) == pytest.approx(500.0)
     assert np.isnan(face_size(np.full((478, 2), np.nan)))
+
+
+def test_the_lens_is_read_from_exif_when_present(tmp_path):
+    """FocalLengthIn35mmFilm (the phone's "equivalent" focal length) becomes pixels over the photo's diagonal; a
+    missing or zero tag gives None."""
+    from PIL import Image
+
+    pixels = np.full((300, 400, 3), 128, dtype=np.uint8)
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 50  # 50 mm equivalent
+    tagged = _save(pixels, tmp_path / "tagged.jpg", quality=90, exif=exif)
+    assert load_photo(tagged).focal_px == pytest.approx(50 / 43.27 * 500.0)
+    exif.get_ifd(0x8769)[0xA405] = 0  # "unknown" in the EXIF standard
+    assert load_photo(_save(pixels, tmp_path / "zero.jpg", quality=90, exif=exif)).focal_px is None
+    assert load_photo(_save(pixels, tmp_path / "plain.jpg", quality=90)).focal_px is None
