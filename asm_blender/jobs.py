@@ -61,13 +61,23 @@ class WorkerServer:
     _current: "WorkerServer | None" = None
 
     def __init__(self):
-        self.queue = Path(tempfile.mkdtemp(prefix="asm_worker_"))
+        self.queue = make_folder("asm_worker_")
         env = dict(os.environ)
         paths = [str(PROJECT_ROOT)] + [p for p in sys.path if p.endswith("site-packages")]
         env["PYTHONPATH"] = os.pathsep.join(paths + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else paths)
-        self._log = open(self.queue / "worker.log", "w")
-        self.process = subprocess.Popen([worker_python(), "-m", "solver.worker", "--serve", str(self.queue)],
-                                        stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(PROJECT_ROOT))
+        try:
+            self._log = open(self.queue / "worker.log", "w")
+        except OSError as error:
+            raise _folder_error(self.queue, error) from error
+        try:
+            self.process = subprocess.Popen([worker_python(), "-m", "solver.worker", "--serve", str(self.queue)],
+                                            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                            cwd=str(PROJECT_ROOT))
+        except OSError as error:
+            self._log.close()
+            raise JobError("internal", f"the solver process could not start ({worker_python()}: "
+                                       f"{error.strerror or error}); set ASM_WORKER_PYTHON to a Python with the "
+                                       "solver's packages") from error
         self._tickets = 0
 
     @classmethod
@@ -85,8 +95,11 @@ class WorkerServer:
         self._tickets += 1
         ticket = self.queue / f"{self._tickets:06d}.job"
         partial = ticket.with_suffix(".partial")
-        partial.write_text(str(folder))
-        partial.replace(ticket)  # the server never sees half a ticket
+        try:
+            partial.write_text(str(folder))
+            partial.replace(ticket)  # the server never sees half a ticket
+        except OSError as error:
+            raise _folder_error(self.queue, error) from error
 
     def log_tail(self, characters: int = 2000) -> str:
         path = self.queue / "worker.log"
@@ -104,6 +117,22 @@ class WorkerServer:
         shutil.rmtree(self.queue, ignore_errors=True)
 
 
+def _folder_error(folder: Path | str, error: OSError) -> JobError:
+    return JobError("input", f"cannot write the solver's job folder {str(folder)!r} ({error.strerror or error}); "
+                             "make it writable, or point the TMPDIR environment variable at a writable folder and "
+                             "restart Blender")
+
+
+def make_folder(prefix: str) -> Path:
+    """A new folder for a job (or the worker's queue) in the system's temporary folder; JobError naming the folder
+    when it cannot be made there (not writable, full, missing)."""
+    parent = tempfile.gettempdir()
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    except OSError as error:
+        raise _folder_error(parent, error) from error
+
+
 def stop_worker() -> None:
     """Stop the shared solver process (on exit, on disabling the add-on)."""
     if WorkerServer._current is not None:
@@ -116,10 +145,16 @@ atexit.register(stop_worker)
 
 class Job:
     def __init__(self, task: str, settings: dict, inputs: dict[str, np.ndarray], folder: Path | None = None):
-        self.folder = Path(folder or tempfile.mkdtemp(prefix="asm_job_"))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / "job.json").write_text(json.dumps({"task": task, "settings": settings}))
-        np.savez(self.folder / "inputs.npz", **{k: v for k, v in inputs.items() if v is not None})
+        """Write the job's folder (a new temporary one unless `folder` is given); JobError naming the folder when
+        it cannot be written."""
+        self.task = task
+        self.folder = Path(folder) if folder is not None else make_folder("asm_job_")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "job.json").write_text(json.dumps({"task": task, "settings": settings}))
+            np.savez(self.folder / "inputs.npz", **{k: v for k, v in inputs.items() if v is not None})
+        except OSError as error:
+            raise _folder_error(self.folder, error) from error
         self.server: WorkerServer | None = None
 
     def start(self) -> "Job":
@@ -185,12 +220,23 @@ class Job:
             raise JobError(error["kind"], error["message"], error.get("traceback", ""))
         result_path = self.folder / "result.npz"
         if not result_path.exists():
-            raise JobError("internal", f"the solver worker stopped without a result (exit code "
-                                       f"{self.server.process.poll()})", self.server.log_tail())
+            raise self._stopped_error()
         with np.load(result_path, allow_pickle=False) as npz:
             result = {k: npz[k] for k in npz.files}
         result["warnings"] = json.loads(str(result["warnings"]))
         return result
+
+    def _stopped_error(self) -> JobError:
+        """The worker process ended (killed, crashed, out of memory) before this job's result: say so plainly, with
+        the last line it wrote."""
+        code = self.server.process.poll()
+        how = (f"killed by signal {-code}" if code is not None and code < 0 else
+               f"exit code {code}" if code is not None else "it stopped answering")
+        log = self.server.log_tail()
+        last = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
+        return JobError("internal", f"the solver process stopped before finishing the {self.task!r} job ({how}); "
+                                    "run it again (a new solver process starts)" + (f". Its log ends: {last[:200]}"
+                                                                                    if last else ""), log)
 
 
 def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], report=None,
