@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bpy
 
-from . import operators, rebake
+from . import fit_flow, operators, rebake
 from .scene_io import markers as markers_io
 from .scene_io.rig import existing_rig
+
+STATUS_ICONS = {"UNCHECKED": 'QUESTION', "OK": 'CHECKMARK', "WARNING": 'INFO', "NO_FACE": 'ERROR',
+                "MISSING": 'LIBRARY_DATA_BROKEN', "ERROR": 'CANCEL'}
 
 
 def rig_state(context) -> str:
@@ -16,6 +20,30 @@ def rig_state(context) -> str:
     if mesh_obj is None:
         return "no_mesh"
     return "rigged" if existing_rig(mesh_obj) is not None else "mesh"
+
+
+def photo_state(context) -> str:
+    """Where the photo fit stands: no_mesh, mesh (no rig: generate first), no_photos (none ticked), photos (ready to
+    fit), fitting (a job runs) or fitted (a fit's summary is there)."""
+    state = rig_state(context)
+    if state != "rigged":
+        return state
+    if operators.job_running():
+        return "fitting"
+    settings = operators.target_mesh(context).asm
+    if not any(photo.enabled for photo in settings.photos):
+        return "no_photos"
+    return "fitted" if settings.fit_summary else "photos"
+
+
+def _draw_running(layout) -> None:
+    """The running job's progress and its Cancel button."""
+    text, fraction = operators.running_status()
+    box = layout.box()
+    box.label(text=text, icon='SORTTIME')
+    if hasattr(box, "progress"):  # Blender 4.0+
+        box.progress(factor=fraction, type='BAR', text=f"{fraction:.0%}")
+    box.operator("asm.cancel_job", icon='CANCEL')
 
 
 class VIEW3D_PT_asm_info(bpy.types.Panel):
@@ -43,12 +71,7 @@ class VIEW3D_PT_asm_info(bpy.types.Panel):
         column.prop(settings, "geometry_fallback")
 
         if operators.job_running():
-            text, fraction = operators.running_status()
-            box = layout.box()
-            box.label(text=text, icon='SORTTIME')
-            if hasattr(box, "progress"):  # Blender 4.0+
-                box.progress(factor=fraction, type='BAR', text=f"{fraction:.0%}")
-            box.operator("asm.cancel_job", icon='CANCEL')
+            _draw_running(layout)
             return
         row = layout.row(align=True)
         row.scale_y = 1.4
@@ -74,6 +97,108 @@ def _draw_summary(layout, summary_json: str) -> None:
     box.label(text=f"{summary['bones']} bones, {summary['vertices']} vertices", icon='BONE_DATA')
     box.label(text=f"{summary['landmarks']} landmarks, face looks {summary['face_direction']}", icon='SHADERFX')
     box.label(text=f"chart: {summary['chart']}, {summary['influence_cap']} influences", icon='UV')
+    for warning in summary.get("warnings", [])[:4]:
+        box.label(text=warning, icon='ERROR')
+
+
+class ASM_UL_photos(bpy.types.UIList):
+    """The head's photos: tick to fit, the file's name, and what Check Photos found."""
+    bl_idname = "ASM_UL_photos"
+
+    def draw_item(self, context, layout, data, item, icon, active_data, active_property, index=0, flt_flag=0):
+        row = layout.row(align=True)
+        row.prop(item, "enabled", text="")
+        name = Path(item.filepath).name or "(no file)"
+        status = item.status
+        if status == "UNCHECKED" and item.filepath and not fit_flow.photo_path(item).is_file():
+            status = "MISSING"  # seen without a check: the list must not look fine when the file is gone
+        row.label(text=name, icon='IMAGE_DATA')
+        if status == "OK":
+            detail = f"{item.landmark_count} pts"
+        elif status == "MISSING":
+            detail = "not found"
+        else:
+            detail = {"UNCHECKED": "", "WARNING": "note", "NO_FACE": "no face", "ERROR": "unreadable"}[status]
+        row.label(text=detail, icon=STATUS_ICONS[status])
+
+
+class VIEW3D_PT_asm_photos(bpy.types.Panel):
+    """Fit the rig to photos of a person: the photo list, its check, the fit's settings and result."""
+    bl_label = "ASM Photos"
+    bl_idname = "VIEW3D_PT_asm_photos"
+    bl_space_type = 'VIEW_3D'
+    bl_region_type = 'UI'
+    bl_category = "ASM"
+
+    @classmethod
+    def poll(cls, context):
+        return operators.target_mesh(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        state = photo_state(context)
+        settings = operators.target_mesh(context).asm
+        running = operators.job_running()
+        if state == "mesh":
+            layout.label(text="Generate the rig first (above);", icon='INFO')
+            layout.label(text="then add photos and fit it to them.")
+        row = layout.row()
+        row.template_list("ASM_UL_photos", "", settings, "photos", settings, "photo_index", rows=3)
+        column = row.column(align=True)
+        column.enabled = not running
+        column.operator("asm.add_photos", text="", icon='ADD')
+        column.operator("asm.remove_photo", text="", icon='REMOVE')
+        column.separator()
+        column.operator("asm.clear_photos", text="", icon='X')
+        if len(settings.photos) == 0:
+            row = layout.row()
+            row.scale_y = 1.4
+            row.operator("asm.add_photos", icon='FILE_IMAGE')
+            return
+        if 0 <= settings.photo_index < len(settings.photos):
+            photo = settings.photos[settings.photo_index]
+            box = layout.box()
+            box.enabled = not running
+            box.prop(photo, "filepath", text="")
+            if photo.status != "UNCHECKED":
+                size = f", {photo.image_size[0]}x{photo.image_size[1]} px" if photo.image_size[0] else ""
+                box.label(text=photo.message + (size if photo.status == "WARNING" else ""),
+                          icon=STATUS_ICONS[photo.status])
+        layout.operator("asm.check_photos", icon='VIEWZOOM')
+        column = layout.column()
+        column.enabled = not running
+        column.prop(settings, "fit_quality")
+        column.prop(settings, "expressions")
+        column.prop(settings, "bake_identity")
+        if running:
+            _draw_running(layout)
+            return
+        count = sum(photo.enabled for photo in settings.photos)
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("asm.fit_photos", text="Fit Again" if state == "fitted" else
+                     f"Fit to {count} Photo{'s' if count != 1 else ''}", icon='CAMERA_DATA')
+        _draw_fit_summary(layout, settings.fit_summary)
+
+
+def _draw_fit_summary(layout, summary_json: str) -> None:
+    if not summary_json:
+        return
+    try:
+        summary = json.loads(summary_json)
+    except json.JSONDecodeError:
+        return
+    box = layout.box()
+    box.label(text=f"Last fit: {len(summary['photos'])} photo(s), {summary['seconds']:.0f} s", icon='CHECKMARK')
+    for path, error in zip(summary["photos"], summary["pixel_error_after"]):
+        box.label(text=f"{Path(path).name}: landmarks off by {error:.1f} px", icon='IMAGE_DATA')
+    if summary.get("final_loss") is not None:
+        box.label(text=f"final loss {summary['final_loss']:.4g}", icon='GRAPH')
+    box.label(text="identity baked into the mesh" if summary.get("identity") == "baked"
+              else "identity kept as the armature's pose", icon='ARMATURE_DATA')
+    if summary.get("actions"):
+        box.label(text=f"{len(summary['actions'])} expression Actions ({summary['actions'][0]}, ...)",
+                  icon='ACTION')
     for warning in summary.get("warnings", [])[:4]:
         box.label(text=warning, icon='ERROR')
 
@@ -113,4 +238,4 @@ class VIEW3D_PT_asm_bone(bpy.types.Panel):
             layout.label(text=rebake.last_message, icon='INFO')
 
 
-CLASSES = (VIEW3D_PT_asm_info, VIEW3D_PT_asm_bone)
+CLASSES = (ASM_UL_photos, VIEW3D_PT_asm_info, VIEW3D_PT_asm_photos, VIEW3D_PT_asm_bone)  # drawn in this order

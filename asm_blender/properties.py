@@ -1,4 +1,4 @@
-"""ASM_PG_* settings, per head mesh on Object.asm: saved with the file, so Regenerate uses them again."""
+"""ASM_PG_* settings, per head mesh on Object.asm: saved with the file, so Regenerate and Fit use them again."""
 from __future__ import annotations
 
 import bpy
@@ -10,6 +10,53 @@ FACE_DIRECTION_ITEMS = [
     ("-X", "-X", "The face looks along world -X"),
     ("+X", "+X", "The face looks along world +X"),
 ]
+
+
+PHOTO_STATUS_ITEMS = [
+    ("UNCHECKED", "Not Checked", "Press Check Photos to find the face in it"),
+    ("OK", "Face Found", "The face was found"),
+    ("WARNING", "Face Found, with a Note", "The face was found; see the note (several faces, downscaled)"),
+    ("NO_FACE", "No Face", "No face was found: the fit would refuse it"),
+    ("MISSING", "File Not Found", "The file is not where the list says"),
+    ("ERROR", "Unreadable", "The file could not be read as an image"),
+]
+QUALITY_ITEMS = [
+    ("fast", "Fast", "Fewest iterations: a quick look (tens of seconds)"),
+    ("balanced", "Balanced", "The default"),
+    ("best", "Best", "Most iterations: slowest, closest fit"),
+]
+EXPRESSION_ITEMS = [  # the values solver.photo_fit.PhotoFitSettings(expressions=...) accepts
+    ("per_photo", "Each Photo's Own", "Each photo may show its own expression (jaw, lips, lids, brows move per "
+     "photo); the identity is shared. Each photo's pose becomes an Action on the armature"),
+    ("shared", "One for All", "All photos show the same expression: one pose for all of them"),
+]
+
+
+def _photo_path_changed(self, context) -> None:
+    """A new file: the last check says nothing about it."""
+    self.status, self.face_found, self.landmark_count = "UNCHECKED", False, 0
+    self.image_size, self.message = (0, 0), ""
+
+
+# Blender 4.5 warns about "//" paths in properties that do not say they take them (and 4.2-4.4 know no such option).
+_RELATIVE_PATHS = {'PATH_SUPPORTS_BLEND_RELATIVE'} if bpy.app.version >= (4, 5, 0) else set()
+
+
+class ASM_PG_photo(bpy.types.PropertyGroup):
+    """One photo of the person to fit the rig to; its status comes from Check Photos."""
+    filepath: bpy.props.StringProperty(
+        name="Photo", description="The photo's image file", subtype='FILE_PATH', options=_RELATIVE_PATHS,
+        update=_photo_path_changed)
+    enabled: bpy.props.BoolProperty(name="Use", description="Fit the rig to this photo", default=True)
+    status: bpy.props.EnumProperty(
+        name="Status", description="What Check Photos found (set by the check; not for editing)",
+        items=PHOTO_STATUS_ITEMS, default="UNCHECKED")
+    face_found: bpy.props.BoolProperty(name="Face Found", description="The check found a face in the photo")
+    landmark_count: bpy.props.IntProperty(name="Landmarks", description="Landmarks the check found in the photo",
+                                          min=0)
+    image_size: bpy.props.IntVectorProperty(name="Image Size", description="Width and height in pixels, upright",
+                                            size=2, min=0)
+    message: bpy.props.StringProperty(name="Message", description="The check's note on this photo")
 
 
 class ASM_PG_object_settings(bpy.types.PropertyGroup):
@@ -32,6 +79,20 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         "instead of stopping; check them with Edit Landmarks", default=False)
     summary: bpy.props.StringProperty(
         name="Last Result", description="JSON summary of the last Generate on this mesh", options={'HIDDEN'})
+    photos: bpy.props.CollectionProperty(type=ASM_PG_photo, name="Photos",
+                                         description="Photos of the person to fit the rig to")
+    photo_index: bpy.props.IntProperty(name="Active Photo", description="The photo selected in the list", min=0)
+    fit_quality: bpy.props.EnumProperty(
+        name="Quality", description="How long the photo fit works on it", items=QUALITY_ITEMS, default="balanced")
+    expressions: bpy.props.EnumProperty(
+        name="Expressions", description="Whether the photos share one expression or each shows its own",
+        items=EXPRESSION_ITEMS, default="per_photo")
+    bake_identity: bpy.props.BoolProperty(
+        name="Bake Identity into Mesh", description="After the fit, make the fitted face the mesh's rest shape and "
+        "bind the rig again on it (rest pose = the person). Off: the mesh keeps its shape and the fitted identity is "
+        "the armature's pose", default=False)
+    fit_summary: bpy.props.StringProperty(
+        name="Last Fit", description="JSON summary of the last photo fit on this mesh", options={'HIDDEN'})
 
 
 def _edited(self, context) -> None:
@@ -64,7 +125,7 @@ class ASM_PG_bone(bpy.types.PropertyGroup):
     gaussians: bpy.props.CollectionProperty(type=ASM_PG_gaussian)
 
 
-CLASSES = (ASM_PG_object_settings, ASM_PG_gaussian, ASM_PG_bone)
+CLASSES = (ASM_PG_photo, ASM_PG_object_settings, ASM_PG_gaussian, ASM_PG_bone)  # parts before what holds them
 
 
 def attach() -> None:
