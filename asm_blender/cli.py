@@ -2,7 +2,8 @@
 
     python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
     python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|game] [--cap 4|8] [--json]
-    python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best] [--json]
+    python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best]
+                              [--expressions per_photo|shared] [--bake-identity] [--glb OUT.glb] [--json]
 """
 from __future__ import annotations
 
@@ -316,14 +317,27 @@ def run_fit(argv: list[str]) -> int:
     parser.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced")
     parser.add_argument("--preset", choices=("full", "game"), default="full", help="for a head without a rig")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="for a head without a rig")
+    parser.add_argument("--expressions", choices=("per_photo", "shared"), default="per_photo",
+                        help="per_photo (default): each photo may show its own expression (one Action per photo); "
+                             "shared: one pose for all photos")
+    parser.add_argument("--bake-identity", action="store_true",
+                        help="make the fitted face the mesh's rest shape and bind the rig again on it (default: the "
+                             "mesh keeps its shape and the fitted face is the armature's pose)")
+    parser.add_argument("--glb", type=Path, help="also export the rigged head (mesh and armature only, skinned, at "
+                                                 "most 4 influences per vertex) as this .glb")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     output = _output_blend(args, "_fit")
+    if args.glb is not None and args.glb.suffix.lower() != ".glb":
+        from .scene_io.mesh import SceneInputError
+
+        raise SceneInputError(f"--glb {args.glb.name}: the export is a binary glTF; name it .glb")
     with stdout_to_stderr(), addon_registered():
         summary = _fit(args, output)
     errors = ", ".join(f"{e:.1f}" for e in summary["pixel_error_after"])
-    return _report(summary, args.json, f"done: {len(summary['cameras'])} cameras, landmark error {errors} px; "
-                                       f"wrote {output}")
+    exported = f" and {summary['glb']}" if summary.get("glb") else ""
+    return _report(summary, args.json, f"done: {len(summary['cameras'])} cameras, landmark error {errors} px, "
+                                       f"identity {summary['identity']}; wrote {output}{exported}")
 
 
 def _fit(args, output: Path) -> dict:
@@ -346,11 +360,42 @@ def _fit(args, output: Path) -> dict:
                                                                                 influence_cap=args.cap), Path(workdir)))
         notes += generated["notes"] + generated["warnings"]
         arm = existing_rig(head)
-    summary = run_to_completion(fit_steps(arm, photos, args.quality))
+    head.asm.fit_quality, head.asm.expressions, head.asm.bake_identity = args.quality, args.expressions, \
+        args.bake_identity
+    with tempfile.TemporaryDirectory(prefix="asm_fit_") as workdir:
+        summary = run_to_completion(fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity,
+                                              Path(workdir)))
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(output))
     summary.update(blend=str(output), notes=notes)
+    if args.glb is not None:
+        summary["glb"] = str(_export_glb(head, arm, args.glb.resolve()))
+        _log(f"exported {summary['glb']}")
     return summary
+
+
+def _export_glb(head, arm, path: Path) -> Path:
+    """The rigged head alone (mesh and armature, skinned, at most 4 influences per vertex) as a binary glTF that
+    shows the fitted face: the armature's current pose (the fitted identity, when it was not baked) is the
+    skeleton's pose in the file. No animations (the photos' expressions stay in the .blend)."""
+    import bpy
+
+    from .scene_io.mesh import SceneInputError
+
+    view_layer = bpy.context.view_layer
+    for obj in view_layer.objects:
+        obj.select_set(False)
+    for obj in (head, arm):
+        obj.hide_set(False)
+        obj.select_set(True)
+    view_layer.objects.active = head
+    path.parent.mkdir(parents=True, exist_ok=True)
+    finished = bpy.ops.export_scene.gltf(filepath=str(path), export_format='GLB', use_selection=True,
+                                         export_skins=True, export_influence_nb=4, export_all_influences=False,
+                                         export_rest_position_armature=False, export_animations=False)
+    if finished != {'FINISHED'} or not path.is_file():
+        raise SceneInputError(f"the glTF export to {path} did not finish")
+    return path
 
 
 COMMANDS = {"sample": run_sample, "generate": run_generate, "fit": run_fit}
