@@ -86,12 +86,19 @@ class VIEW3D_PT_asm_info(bpy.types.Panel):
         _draw_summary(layout, settings.summary)
 
 
-def _draw_summary(layout, summary_json: str) -> None:
+def _parsed(summary_json: str) -> dict | None:
+    """A stored JSON summary, or None when there is none (or it was edited into something unreadable)."""
     if not summary_json:
-        return
+        return None
     try:
-        summary = json.loads(summary_json)
+        return json.loads(summary_json)
     except json.JSONDecodeError:
+        return None
+
+
+def _draw_summary(layout, summary_json: str) -> None:
+    summary = _parsed(summary_json)
+    if summary is None:
         return
     box = layout.box()
     box.label(text=f"{summary['bones']} bones, {summary['vertices']} vertices", icon='BONE_DATA')
@@ -182,11 +189,8 @@ class VIEW3D_PT_asm_photos(bpy.types.Panel):
 
 
 def _draw_fit_summary(layout, summary_json: str) -> None:
-    if not summary_json:
-        return
-    try:
-        summary = json.loads(summary_json)
-    except json.JSONDecodeError:
+    summary = _parsed(summary_json)
+    if summary is None:
         return
     box = layout.box()
     box.label(text=f"Last fit: {len(summary['photos'])} photo(s), {summary['seconds']:.0f} s", icon='CHECKMARK')
