@@ -172,9 +172,10 @@ def _photo_status(detected: dict) -> dict:
 # -- Fit ---------------------------------------------------------------------------------------------------------
 
 def fit_steps(arm: bpy.types.Object, photos: list[Path], quality: str = "balanced", expressions: str = "per_photo",
-              bake_identity: bool = False, workdir: Path | None = None) -> Generator[Step, None, dict]:
+              bake_identity: bool = False, workdir: Path | None = None, *,
+              match_texture: bool = True) -> Generator[Step, None, dict]:
     """The photo fit of `arm`'s rig (see the module docstring); returns a summary dict. `workdir`: where the jobs'
-    folders go (a new temporary folder each when None)."""
+    folders go (a new temporary folder each when None). match_texture False: landmarks only (no patch term)."""
     started = time.perf_counter()
     if quality not in QUALITIES:
         raise SceneInputError(f"unknown fit quality {quality!r}; use one of {list(QUALITIES)}")
@@ -185,7 +186,8 @@ def fit_steps(arm: bpy.types.Object, photos: list[Path], quality: str = "balance
     arm_name = arm.name
     yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02)
     settings, inputs = rebake.rig_job_inputs(arm)
-    job = jobs.Job("fit_photos", {**settings, "fit": {"quality": quality, "expressions": expressions},
+    fit = {"quality": quality, "expressions": expressions, **({} if match_texture else {"photometric": 0.0})}
+    job = jobs.Job("fit_photos", {**settings, "fit": fit,
                                   "images": [str(p.resolve()) for p in photos]}, inputs,
                    folder=_folder(workdir, "fit"))
     yield job.start()
@@ -280,6 +282,7 @@ def finish_fit_steps(arm: bpy.types.Object, photos: list[Path], result: dict, ba
         + ([] if per_photo is not None or expressions == "shared" else
            ["this solver returned no per-photo poses: no expression Actions were made"]),
         "fit_seconds": round(float(result["seconds"]), 1), "seconds": round(time.perf_counter() - started, 1),
+        "stage_seconds": json.loads(str(result["stage_seconds"])) if "stage_seconds" in result else {},
         "max_blender_vs_solver": _blender_vs_solver(mesh_obj, fitted_vertices),
     }
     if hasattr(mesh_obj, "asm"):

@@ -91,6 +91,11 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         name="Bake Identity into Mesh", description="After the fit, make the fitted face the mesh's rest shape and "
         "bind the rig again on it (rest pose = the person). Off: the mesh keeps its shape and the fitted identity is "
         "the armature's pose", default=False)
+    match_texture: bpy.props.BoolProperty(
+        name="Match Skin Texture", description="Last, compare small patches of the face between the photos (skin "
+        "texture, lid and lip edges) to refine the shape. Turn off for photos without texture or with strongly "
+        "different lighting (it then moves the surface wrongly): the landmarks alone place the face",
+        default=True)
     fit_summary: bpy.props.StringProperty(
         name="Last Fit", description="JSON summary of the last photo fit on this mesh", options={'HIDDEN'})
 

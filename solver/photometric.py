@@ -30,6 +30,7 @@ CELL_EDGES = 1.5  # z-buffer cell size in projected mesh edges: every cell of th
 PATCH_SIZE = 5  # points per side of the square patch compared between photos
 PATCH_SPACING = 0.012  # head units between patch points: about a pixel and a half at PHOTOMETRIC_FACE_PIXELS
 FLAT_PATCH = 0.01  # intensity spread (0..1) below which a patch counts as flat
+SHADING_BLUR = 4.0  # times the detail blur: what varies more slowly than this counts as shading
 
 
 def face_samples(vertices: np.ndarray, triangles: np.ndarray, face_vertex_ids: np.ndarray,
@@ -48,13 +49,16 @@ def face_samples(vertices: np.ndarray, triangles: np.ndarray, face_vertex_ids: n
 
 
 def prepared_image(rgb: np.ndarray, blur_pixels: float, dtype=torch.float32) -> torch.Tensor:
-    """(H, W, 3) uint8 photo -> (3, H, W) float in [0, 1], blurred by a Gaussian of `blur_pixels` standard
-    deviation (wider basins for the colour gradients; the landmark fit leaves the face a few pixels off)."""
+    """(H, W, 3) uint8 photo -> (3, H, W) float: its detail, the photo blurred by `blur_pixels` (wider basins for
+    the gradients; the landmark fit leaves the face a few pixels off) minus the photo blurred SHADING_BLUR times
+    wider. What is left is texture and sharp features (pores, stubble, lid and lip edges); the smooth shading,
+    which changes with the light and the view and would pull the surface wrongly, is gone."""
     import cv2
 
     image = np.asarray(rgb, dtype=np.float32) / 255.0
     if blur_pixels > 0:
-        image = cv2.GaussianBlur(image, (0, 0), blur_pixels)
+        detail = cv2.GaussianBlur(image, (0, 0), blur_pixels)
+        image = detail - cv2.GaussianBlur(image, (0, 0), SHADING_BLUR * blur_pixels)
     return torch.as_tensor(image, dtype=dtype).permute(2, 0, 1).contiguous()
 
 

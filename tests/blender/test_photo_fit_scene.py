@@ -20,15 +20,19 @@ def test_fit_command_finds_the_cameras_of_rendered_photos(sample_head, tmp_path,
     focal = views[0].focal_pixels
     capfd.readouterr()  # the renders' own messages
     output = tmp_path / "fitted.blend"
+    # Renders of the rig's own mesh under Workbench's camera-fixed light: the shading moves with the view, the
+    # patch term would follow it (measured: 0.92 mm from the truth with landmarks only, 1.23 mm with patches).
     assert cli.main(["fit", str(SAMPLE_DIR / "base_head.obj"), str(tmp_path / "photos"), "-o", str(output),
-                     "--preset", "game", "--quality", "fast", "--json"]) == 0
+                     "--preset", "game", "--quality", "fast", "--no-texture", "--json"]) == 0
     captured = capfd.readouterr()
     summary = json.loads(captured.out)
     assert len(summary["cameras"]) == 3 and "fit " in captured.err
+    assert set(summary["stage_seconds"]) == {"cameras", "coarse", "refine", "total"}  # --no-texture: no patches
     # The renders show the rig's own mesh, so what is left is the detector's disagreement between views (its
     # outline points move with the view): measured 5.5-7.3 px RMS on 640 px renders (2-3 % of the face's width).
     assert all(after <= before + 0.05 for after, before in zip(summary["pixel_error_after"],
-                                                               summary["pixel_error_before"]))
+                                                               summary["pixel_error_before"])), \
+        (summary["pixel_error_before"], summary["pixel_error_after"])
     assert all(after < 0.015 * 640 for after in summary["pixel_error_after"]), summary["pixel_error_after"]
     assert all(abs(f / focal - 1) < 0.25 for f in summary["focal_pixels"][:2]), (summary["focal_pixels"], focal)
     head_size = 2.6  # the sample head is about 2.6 dm tall

@@ -67,7 +67,7 @@ def photo_targets(model, cameras, posed, ids, bary, with_images=False):
     from tests.synthetic_cameras import textured_photos
 
     vertices, triangles = posed.detach().double().numpy(), model.triangles.numpy()
-    images, masks, _ = textured_photos(vertices, triangles, cameras, scale=0.5)
+    images, masks, _ = textured_photos(vertices, triangles, cameras, scale=0.5, detail=80.0)  # fine: "skin"
     views = len(images)
     face = np.flatnonzero(vertices[:, 2] > np.quantile(vertices[:, 2], 0.6))  # the front of the head (+Z)
     targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
