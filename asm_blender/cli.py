@@ -328,6 +328,9 @@ def run_fit(argv: list[str]) -> int:
                              "mesh keeps its shape and the fitted face is the armature's pose)")
     parser.add_argument("--glb", type=Path, help="also export the rigged head (mesh and armature only, skinned, at "
                                                  "most 4 influences per vertex) as this .glb")
+    parser.add_argument("--overlays", type=Path, metavar="DIR",
+                        help="also write each photo with the fitted head drawn over it through its camera "
+                             "(DIR/<photo>_overlay.png)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     output = _output_blend(args, "_fit")
@@ -375,7 +378,26 @@ def _fit(args, output: Path) -> dict:
     if args.glb is not None:
         summary["glb"] = str(_export_glb(head, arm, args.glb.resolve()))
         _log(f"exported {summary['glb']}")
+    if args.overlays is not None:
+        summary["overlays"] = _write_overlays(head, arm, summary, args.overlays.resolve())
     return summary
+
+
+def _write_overlays(head, arm, summary: dict, folder: Path) -> list[str]:
+    """Each photo with the fitted head (in the armature's current pose) drawn over it through its camera."""
+    import bpy
+
+    from .scene_io.overlay import render_photo_overlay
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for camera_name, photo, error in zip(summary["cameras"], summary["photos"], summary["pixel_error_after"]):
+        photo = Path(photo)
+        label = f"{photo.name}: landmark error {error:.1f} px"
+        written.append(str(render_photo_overlay(bpy.data.objects[camera_name], photo,
+                                                folder / f"{photo.stem}_overlay.png", (head, arm), label)))
+        _log(f"wrote {written[-1]}")
+    return written
 
 
 def _export_glb(head, arm, path: Path) -> Path:

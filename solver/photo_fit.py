@@ -207,7 +207,12 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
         rest_points = (bary.to(model.vertices.dtype).unsqueeze(-1) * model.forward()[ids]).sum(-2).double().numpy()
     usable = confidence.numpy() > 0
     larger_side = np.asarray(image_sizes, float).max(-1)
-    known = np.full(len(detections), np.nan) if exif_focal is None else np.asarray(exif_focal, float)
+    known = np.full(len(detections), np.nan) if exif_focal is None else np.asarray(exif_focal, float).copy()
+    lens_note = []
+    if len(detections) == 1 and not np.isfinite(known[0]):
+        # One photo cannot tell a long lens from a flatter face: take the usual one.
+        known[0] = TYPICAL_FOCAL * larger_side[0]
+        lens_note.append(f"one photo without a lens in its EXIF: assumed a 50 mm equivalent ({known[0]:.0f} px)")
     starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v],
                            (known[v] / larger_side[v],) if np.isfinite(known[v]) else FOCAL_SEARCH)
               for v in range(len(detections))]
@@ -225,7 +230,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
 
         targets["laplacian"] = uniform_laplacian(model.triangles, len(model.vertices), model.vertices.dtype)
     views = len(detections)
-    notes = []
+    notes = lens_note
     if views == 1:
         notes.append("one photo: the face's depth comes mostly from the rig's priors (held "
                      f"{SINGLE_PHOTO_PRIOR:g} times stronger); more photos from other sides fit it better")

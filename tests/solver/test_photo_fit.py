@@ -136,6 +136,9 @@ def test_the_real_photo_fits_to_two_percent_of_the_face_width(shared_data, sampl
     assert fitted.pixel_error_after[0] < 0.02 * width, (fitted.pixel_error_after, width)
     assert fitted.pixel_error_after[0] < 0.6 * fitted.pixel_error_before[0]
     assert any("one photo" in note for note in fitted.notes)
+    # one photo cannot tell a long lens from a flat face: the usual lens is assumed (and said so)
+    focal = float(torch.exp(fitted.cameras.log_focal[0]))
+    assert abs(focal / (1.4 * max(photo.original_size)) - 1) < 0.1 and any("50 mm" in n for n in fitted.notes)
     assert "photometric" not in {h["stage"] for h in fitted.result.history}  # one photo: nothing to compare
 
 
