@@ -3,6 +3,7 @@ photos (their cameras are known), the rig is generated, fitted, and the cameras 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import bpy
 import pytest
@@ -23,7 +24,8 @@ def test_fit_command_finds_the_cameras_of_rendered_photos(sample_head, tmp_path,
     # Renders of the rig's own mesh under Workbench's camera-fixed light: the shading moves with the view, the
     # patch term would follow it (measured: 0.92 mm from the truth with landmarks only, 1.23 mm with patches).
     assert cli.main(["fit", str(SAMPLE_DIR / "base_head.obj"), str(tmp_path / "photos"), "-o", str(output),
-                     "--preset", "game", "--quality", "fast", "--no-texture", "--json"]) == 0
+                     "--preset", "game", "--quality", "fast", "--no-texture", "--overlays", str(tmp_path / "over"),
+                     "--json"]) == 0
     captured = capfd.readouterr()
     summary = json.loads(captured.out)
     assert len(summary["cameras"]) == 3 and "fit " in captured.err
@@ -37,6 +39,9 @@ def test_fit_command_finds_the_cameras_of_rendered_photos(sample_head, tmp_path,
     assert all(abs(f / focal - 1) < 0.25 for f in summary["focal_pixels"][:2]), (summary["focal_pixels"], focal)
     head_size = 2.6  # the sample head is about 2.6 dm tall
     assert summary["max_blender_vs_solver"] < 1e-5 * head_size
+    assert [Path(p).name for p in summary["overlays"]] == [f"{v.image_path.stem}_overlay.png" for v in views]
+    overlay = bpy.data.images.load(summary["overlays"][0])
+    assert tuple(overlay.size) == (640, 640)  # the photo's size (at most 640 px)
     bpy.ops.wm.open_mainfile(filepath=str(output))
     cameras = [o for o in bpy.data.objects if o.type == 'CAMERA']
     assert len(cameras) == 3 and all(c.data.background_images[0].image is not None for c in cameras)
