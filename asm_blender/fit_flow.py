@@ -369,10 +369,12 @@ def _replace_cameras(mesh_obj, photos: list[Path], result: dict) -> tuple[list[s
         parent = mesh_obj.users_collection[0] if mesh_obj.users_collection else bpy.context.scene.collection
         parent.children.link(collection)
     cameras = []
+    upright = [str(p) for p in result.get("upright_photos", [""] * len(photos))]
     for index, photo in enumerate(photos):
         camera = add_photo_camera(mesh_obj, f"{mesh_obj.name} photo {index + 1}", result["camera_rotvec"][index],
                                   result["camera_translation"][index], float(result["camera_focal"][index]),
-                                  result["camera_image_size"][index], photo)
+                                  result["camera_image_size"][index], photo,
+                                  Path(upright[index]) if upright[index] else None)
         for other in list(camera.users_collection):
             other.objects.unlink(camera)
         collection.objects.link(camera)

@@ -52,6 +52,7 @@ class Photo:
     scale: float = 1.0  # working pixels per original pixel: 1.0 unless the photo was downscaled
     notes: list[str] = field(default_factory=list)
     focal_px: float | None = None  # focal length in original pixels from the EXIF 35 mm equivalent, when present
+    orientation: int = 1  # the EXIF orientation the pixels were turned upright from (1: stored upright)
 
     @property
     def name(self) -> str:
@@ -203,7 +204,8 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
     focal_px = None
     if focal_35mm is not None and 5 <= float(focal_35mm) <= 2000:  # 0 means unknown; beyond: a broken tag
         focal_px = float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(*original))
-    return Photo(path=path, rgb=rgb, original_size=original, scale=float(scale), notes=notes, focal_px=focal_px)
+    return Photo(path=path, rgb=rgb, original_size=original, scale=float(scale), notes=notes, focal_px=focal_px,
+                 orientation=orientation)
 
 
 def detect_photo(photo: Photo, min_confidence: float = 0.3) -> PhotoDetection:

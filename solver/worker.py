@@ -63,6 +63,25 @@ def detect_in_images(paths: list[str], progress) -> dict:
             "warnings": notes}
 
 
+def upright_copies(paths: list[str], folder: Path) -> np.ndarray:
+    """(V,) str: for each photo stored sideways or flipped (EXIF orientation), an upright PNG copy written into
+    `folder` (Blender shows images as stored, so a camera's background needs it); "" for photos stored upright."""
+    import cv2
+
+    from .photos import load_photo
+
+    copies = []
+    for index, path in enumerate(paths):
+        photo = load_photo(path)
+        if photo.orientation == 1:
+            copies.append("")
+            continue
+        copy = Path(folder) / f"upright_{index}_{Path(path).stem}.png"
+        cv2.imwrite(str(copy), np.ascontiguousarray(photo.rgb[..., ::-1]))
+        copies.append(str(copy))
+    return np.array(copies)
+
+
 def run_job(job_dir: Path) -> int:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / "job.json").read_text())
@@ -122,6 +141,7 @@ def run_job(job_dir: Path) -> int:
                                     [Path(p).name for p in settings.get("images", [])] or None,
                                     settings.get("images") or None)
             result["warnings"] = detection_notes + list(result["warnings"])
+            result["upright_photos"] = upright_copies(settings.get("images", []), job_dir)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "compare_to_scan":

@@ -34,7 +34,7 @@ def camera_to_object(rotvec: np.ndarray, translation: np.ndarray) -> np.ndarray:
 
 
 def add_photo_camera(mesh_obj: bpy.types.Object, name: str, rotvec, translation, focal_pixels: float,
-                     image_size, photo: Path | None = None) -> bpy.types.Object:
+                     image_size, photo: Path | None = None, upright_copy: Path | None = None) -> bpy.types.Object:
     """A camera object for one photo, placed relative to `mesh_obj` (its world transform included), with the
     photo's resolution set on the camera's own render size via sensor fit, and the photo as its background."""
     width, height = (int(round(s)) for s in image_size)
@@ -49,8 +49,14 @@ def add_photo_camera(mesh_obj: bpy.types.Object, name: str, rotvec, translation,
         collection.objects.link(camera)
     camera.matrix_world = mesh_obj.matrix_world @ Matrix(camera_to_object(rotvec, translation).tolist())
     camera["asm_image_size"] = [width, height]
-    if photo is not None:
+    image = None
+    if upright_copy is not None:  # a photo stored sideways (EXIF): its upright copy, packed (the copy is temporary)
+        image = bpy.data.images.load(str(upright_copy))
+        image.name = Path(photo).name if photo is not None else image.name
+        image.pack()
+    elif photo is not None:
         image = bpy.data.images.load(str(photo), check_existing=True)
+    if image is not None:
         data.show_background_images = True
         background = data.background_images.new()
         background.image = image

@@ -38,3 +38,20 @@ def test_blender_cameras_see_what_the_solver_projects(sample_head, tmp_path):
             seen.append((normalised.x * width, (1.0 - normalised.y) * height))
         assert np.abs(np.array(seen) - solver_pixels[v].numpy()).max() < 0.01 * max(width, height) / 1000
         assert camera.data.background_images[0].image.filepath_raw.endswith("photo.png")
+
+
+def test_a_sideways_photo_shows_upright_behind_its_camera(sample_head, tmp_path):
+    """The worker's upright copy of an EXIF-turned photo becomes the camera's background, packed into the file
+    (the copy lives in a temporary job folder), named after the photo."""
+    upright_copy = tmp_path / "upright_0_phone.png"
+    image = bpy.data.images.new("copy", 90, 60)
+    image.filepath_raw = str(upright_copy)
+    image.file_format = 'PNG'
+    image.save()
+    bpy.data.images.remove(image)
+    rotvec, translation, focal, size = camera_set(np.zeros(3), 5.0)
+    camera = add_photo_camera(sample_head, "Photo", rotvec[0], translation[0], focal[0], (90, 60),
+                              tmp_path / "phone.jpg", upright_copy)
+    background = camera.data.background_images[0].image
+    assert background.packed_file is not None and background.name == "phone.jpg"
+    assert tuple(background.size) == (90, 60)

@@ -356,3 +356,20 @@ def test_the_lens_is_read_from_exif_when_present(tmp_path):
     exif.get_ifd(0x8769)[0xA405] = 0  # "unknown" in the EXIF standard
     assert load_photo(_save(pixels, tmp_path / "zero.jpg", quality=90, exif=exif)).focal_px is None
     assert load_photo(_save(pixels, tmp_path / "plain.jpg", quality=90)).focal_px is None
+
+
+def test_photos_stored_sideways_get_an_upright_copy_for_blender(tmp_path):
+    """Blender shows an image as stored: the worker writes an upright PNG of each photo an EXIF tag turns (for the
+    photo camera's background) and nothing for a photo stored upright."""
+    import cv2
+
+    from solver.worker import upright_copies
+
+    upright = np.zeros((60, 90, 3), dtype=np.uint8)
+    upright[:20, :30] = (255, 0, 0)  # a red corner at the top left, as displayed
+    plain = _save(upright, tmp_path / "plain.jpg", quality=95)
+    sideways = _save(_stored(upright, 6), tmp_path / "sideways.jpg", quality=95, exif=_exif(6))
+    copies = upright_copies([str(plain), str(sideways)], tmp_path)
+    assert copies[0] == ""
+    copy = cv2.imread(copies[1])[..., ::-1]
+    assert copy.shape == (60, 90, 3) and copy[5, 5, 0] > 200 and copy[5, 5, 2] < 60 and copy[50, 80].max() < 60
