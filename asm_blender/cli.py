@@ -320,6 +320,9 @@ def run_fit(argv: list[str]) -> int:
     parser.add_argument("--expressions", choices=("per_photo", "shared"), default="per_photo",
                         help="per_photo (default): each photo may show its own expression (one Action per photo); "
                              "shared: one pose for all photos")
+    parser.add_argument("--same-lens", action="store_true",
+                        help="the photos come from one camera and lens (their focal length over the photo's size is "
+                             "shared)")
     parser.add_argument("--no-texture", action="store_true",
                         help="landmarks only: leave out the last stage that compares patches of the face between the "
                              "photos (for photos without texture or with strongly different lighting)")
@@ -368,10 +371,11 @@ def _fit(args, output: Path) -> dict:
         arm = existing_rig(head)
     head.asm.fit_quality, head.asm.expressions, head.asm.bake_identity = args.quality, args.expressions, \
         args.bake_identity
-    head.asm.match_texture = not args.no_texture
+    head.asm.match_texture, head.asm.same_lens = not args.no_texture, args.same_lens
     with tempfile.TemporaryDirectory(prefix="asm_fit_") as workdir:
         summary = run_to_completion(fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity,
-                                              Path(workdir), match_texture=not args.no_texture))
+                                              Path(workdir), match_texture=not args.no_texture,
+                                              same_lens=args.same_lens))
     output.parent.mkdir(parents=True, exist_ok=True)
     bpy.ops.wm.save_as_mainfile(filepath=str(output))
     summary.update(blend=str(output), notes=notes)

@@ -173,9 +173,10 @@ def _photo_status(detected: dict) -> dict:
 
 def fit_steps(arm: bpy.types.Object, photos: list[Path], quality: str = "balanced", expressions: str = "per_photo",
               bake_identity: bool = False, workdir: Path | None = None, *,
-              match_texture: bool = True) -> Generator[Step, None, dict]:
+              match_texture: bool = True, same_lens: bool = False) -> Generator[Step, None, dict]:
     """The photo fit of `arm`'s rig (see the module docstring); returns a summary dict. `workdir`: where the jobs'
-    folders go (a new temporary folder each when None). match_texture False: landmarks only (no patch term)."""
+    folders go (a new temporary folder each when None). match_texture False: landmarks only (no patch term);
+    same_lens: every photo from one camera and lens."""
     started = time.perf_counter()
     if quality not in QUALITIES:
         raise SceneInputError(f"unknown fit quality {quality!r}; use one of {list(QUALITIES)}")
@@ -186,7 +187,8 @@ def fit_steps(arm: bpy.types.Object, photos: list[Path], quality: str = "balance
     arm_name = arm.name
     yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02)
     settings, inputs = rebake.rig_job_inputs(arm)
-    fit = {"quality": quality, "expressions": expressions, **({} if match_texture else {"photometric": 0.0})}
+    fit = {"quality": quality, "expressions": expressions, "same_lens": same_lens,
+           **({} if match_texture else {"photometric": 0.0})}
     job = jobs.Job("fit_photos", {**settings, "fit": fit,
                                   "images": [str(p.resolve()) for p in photos]}, inputs,
                    folder=_folder(workdir, "fit"))

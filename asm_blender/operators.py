@@ -510,7 +510,7 @@ class ASM_OT_fit_photos(_StepsOperator, bpy.types.Operator):
         photos = fit_flow.enabled_photos(mesh_obj)
         settings = mesh_obj.asm
         return fit_flow.fit_steps(arm, photos, settings.fit_quality, settings.expressions, settings.bake_identity,
-                                  workdir, match_texture=settings.match_texture)
+                                  workdir, match_texture=settings.match_texture, same_lens=settings.same_lens)
 
     def _finish(self, summary: dict) -> None:
         for warning in summary["warnings"]:

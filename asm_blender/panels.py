@@ -176,6 +176,7 @@ class VIEW3D_PT_asm_photos(bpy.types.Panel):
         column.enabled = not running
         column.prop(settings, "fit_quality")
         column.prop(settings, "expressions")
+        column.prop(settings, "same_lens")
         column.prop(settings, "match_texture")
         column.prop(settings, "bake_identity")
         if running:

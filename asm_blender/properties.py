@@ -91,6 +91,9 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         name="Bake Identity into Mesh", description="After the fit, make the fitted face the mesh's rest shape and "
         "bind the rig again on it (rest pose = the person). Off: the mesh keeps its shape and the fitted identity is "
         "the armature's pose", default=False)
+    same_lens: bpy.props.BoolProperty(
+        name="Same Lens for All Photos", description="The photos come from one camera and lens (their focal length "
+        "over the photo's size is shared): steadier lenses and depth than each photo's own", default=False)
     match_texture: bpy.props.BoolProperty(
         name="Match Skin Texture", description="Last, compare small patches of the face between the photos (skin "
         "texture, lid and lip edges) to refine the shape. Turn off for photos without texture or with strongly "

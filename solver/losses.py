@@ -171,6 +171,13 @@ def focal_prior(context: FitContext) -> torch.Tensor:
     return (ratio ** 2 * (1.0 if trust is None else trust.to(ratio))).mean()
 
 
+def focal_agreement(context: FitContext) -> torch.Tensor:
+    """One lens for every photo: the spread of the focal lengths over each photo's larger side
+    (targets["image_side"] (V,) pixels), as the variance of their logs."""
+    relative = context.cameras.log_focal - torch.log(context.targets["image_side"].to(context.cameras.log_focal))
+    return ((relative - relative.mean()) ** 2).mean()
+
+
 def expression_prior(context: FitContext) -> torch.Tensor:
     """Small per-photo expression offsets (the shared pose explains what all photos have in common)."""
     offsets = context.expressions
@@ -285,7 +292,7 @@ def weight_smoothness(context: FitContext) -> torch.Tensor:
 
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
 WEIGHT_LOSSES = ("weight_smoothness",)  # losses that need FitContext.weights
-CAMERA_LOSSES = ("landmarks_2d", "photometric", "focal_prior", "silhouette")  # losses that need FitContext.cameras
+CAMERA_LOSSES = ("landmarks_2d", "photometric", "focal_prior", "silhouette", "focal_agreement")  # losses that need FitContext.cameras
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """(N, 3) unit area-weighted vertex normals (zero for vertices on no triangle)."""
@@ -313,6 +320,7 @@ LOSSES = {
     "expression_prior": expression_prior,
     "focal_prior": focal_prior,
     "silhouette": silhouette_loss,
+    "focal_agreement": focal_agreement,
 }
 
 

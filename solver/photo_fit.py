@@ -34,6 +34,7 @@ OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark 
 # landmark placed wrongly on the mesh, a detection on hair)
 PHOTOMETRIC_FACE_PIXELS = 256.0  # the photometric term works on photos scaled so the face is about this wide
 TYPICAL_FOCAL = 1.4  # of the photo's larger side: a 50 mm lens on a full-frame (36 mm) camera
+SAME_LENS_WEIGHT = 10.0  # the focal lengths' log spread against the landmarks: one lens, within a percent
 EXIF_FOCAL_TRUST = 100.0  # the focal prior is this much stronger where the photo's EXIF gives the lens
 SINGLE_PHOTO_PRIOR = 3.0  # one photo shows the face from one side only: priors this much stronger
 
@@ -52,6 +53,7 @@ class PhotoFitSettings:
     # a prior of 1e-3 2.70-2.84 mm (fast), 0.1 2.63 (fast) / 2.54 (balanced); one shared pose 2.60 / 2.45.
     expression_prior: float = 0.1
     focal_prior: float = 1e-5
+    same_lens: bool = False  # every photo from one camera and lens (its focal length over the photo's size shared)
     photometric: float = 1e-2  # weight of the multi-view patch term (0: landmarks only; 3e-2 measured 2.72 fast,
     # 2.49 balanced; 0.1 2.77 fast with a weaker expression prior)
     photometric_points: int = 4000  # points on the face compared between photos
@@ -74,6 +76,8 @@ class PhotoFitSettings:
         priors = {name: weight * strength for name, weight in (("pose_prior", self.pose_prior),
                                                                 ("smoothness", self.smoothness)) if weight > 0}
         lens = {"focal_prior": self.focal_prior} if self.focal_prior > 0 else {}
+        if self.same_lens and photos >= 2:
+            lens["focal_agreement"] = SAME_LENS_WEIGHT
         per_photo = self.per_photo_expressions(photos)
         moving = ALL_GROUPS + ("cameras",) + (("expressions",) if per_photo else ())
         refine_losses = {"landmarks_2d": 1.0, **priors, **lens, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5,
@@ -216,6 +220,10 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v],
                            (known[v] / larger_side[v],) if np.isfinite(known[v]) else FOCAL_SEARCH)
               for v in range(len(detections))]
+    if settings.same_lens and len(detections) >= 2:  # start every photo at the lens the photos agree on most
+        shared = float(np.median([s["focal"] / side for s, side in zip(starts, larger_side)]))
+        starts = [solve_camera(rest_points[usable[v]], detections[v, which][usable[v]], image_sizes[v], (shared,))
+                  for v in range(len(detections))]
     cameras = Cameras.from_arrays([s["rotvec"] for s in starts], [s["translation"] for s in starts],
                                   [s["focal"] for s in starts], image_sizes)
     face_size = torch.as_tensor([float(np.nanmax(np.ptp(d[:, 0][np.isfinite(d[:, 0])]))) for d in detections[:, which]])
@@ -223,7 +231,8 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     targets = {"landmark_vertices": ids, "landmark_bary": bary.to(model.vertices.dtype), "landmarks_2d": detected,
                "landmark_confidence": confidence, "face_size_2d": face_size,
                "typical_focal": torch.as_tensor(np.where(np.isfinite(known), known, TYPICAL_FOCAL * larger_side)),
-               "focal_trust": torch.as_tensor(np.where(np.isfinite(known), EXIF_FOCAL_TRUST, 1.0))}
+               "focal_trust": torch.as_tensor(np.where(np.isfinite(known), EXIF_FOCAL_TRUST, 1.0)),
+               "image_side": torch.as_tensor(larger_side)}
     before = _pixel_rms(model, cameras, ids, bary, detected, confidence)
     if settings.smoothness > 0:
         from .losses import uniform_laplacian

@@ -58,7 +58,8 @@ def photo_targets(model, cameras, posed, ids, bary, with_images=False):
         pixels, _ = cameras.project((bary.unsqueeze(-1) * posed[ids].double()).sum(-2))
     targets = {"landmarks_2d": pixels, "landmark_confidence": torch.ones(pixels.shape[:2], dtype=torch.float64),
                "face_size_2d": torch.full((pixels.shape[0],), 200.0, dtype=torch.float64),
-               "typical_focal": torch.exp(cameras.log_focal.detach()).clone()}
+               "typical_focal": torch.exp(cameras.log_focal.detach()).clone(),
+               "image_side": cameras.image_size.max(-1).values}
     if not with_images:
         return targets
     from solver.photo_fit import prepared_photos
@@ -346,6 +347,7 @@ LOSS_SETUPS = {  # loss: (groups it is fitted with, how the start differs from i
     "weight_smoothness": (("gaussian_means", "gaussian_covariances", "gaussian_weights"), "as generated"),
     "landmarks_2d": (("pose",), "target"), "photometric": (("pose",), "target"), "silhouette": (("pose",), "target"),
     "focal_prior": (("cameras",), "long lens"), "expression_prior": (("expressions",), "expressions"),
+    "focal_agreement": (("cameras",), "two lenses"),
 }
 IMAGE_LOSSES = ("photometric", "silhouette")
 
@@ -373,6 +375,8 @@ def test_each_loss_decreases_under_the_engine(model, name):
     expressions = None
     if start == "long lens":
         targets["typical_focal"] = 2.0 * targets["typical_focal"]
+    elif start == "two lenses":
+        cameras.log_focal[1] += 0.5
     elif start == "expressions":
         from solver.fitting import ExpressionOffsets
         from solver.photo_fit import expression_bones

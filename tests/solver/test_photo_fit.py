@@ -15,7 +15,7 @@ from tests.synthetic_cameras import camera_set
 pytest.importorskip("cv2", reason="the camera start uses OpenCV's PnP (main environment)")
 
 
-def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0)):
+def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0), focals=(900.0, 1500.0, 2400.0)):
     """Three photos of the sample rig posed as one person (brows, cheeks) with the jaw opened by `jaw_degrees` in
     each photo: landmarks detected to half a pixel."""
     truth = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
@@ -28,7 +28,7 @@ def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0)):
         pose.translation[:, names.index(f"cheek.{side}"), 1] = 0.03 * unit
     landmarks, valid = sample_mesh["landmarks"], sample_mesh["landmark_valid"]
     which, ids, bary = landmark_surface(sample_mesh["vertices"], sample_mesh["triangles"], landmarks, valid)
-    rotvec, translation, focal, size = camera_set(sample_mesh["vertices"].mean(0), 0.0)
+    rotvec, translation, focal, size = camera_set(sample_mesh["vertices"].mean(0), 0.0, focals=focals)
     translation[:, 2] = focal / 1000.0 * 5.0 * unit
     cameras = Cameras.from_arrays(rotvec, translation, focal, size)
     with torch.no_grad():
@@ -151,3 +151,18 @@ def test_a_lens_from_exif_pins_the_long_lens(photos, sample_mesh, sample_rig):
                            photos["size"], PhotoFitSettings("fast", expressions="shared"), exif_focal=known)
     found = torch.exp(fitted.cameras.log_focal).detach().numpy()
     assert abs(found[2] / photos["focal"][2] - 1) < 0.05, found
+
+
+def test_photos_from_one_lens_share_it(sample_mesh, sample_rig):
+    """Three photos from one camera and lens (the focal length 1.2 times each photo's larger side; the photos
+    differ in size only): with same_lens the three lenses agree and are found, the long-lens ambiguity of
+    each photo alone is gone."""
+    sizes = np.array([[1000, 800], [1200, 1600], [2000, 1500]], dtype=float)
+    photos = photographed(sample_mesh, sample_rig, focals=tuple(1.2 * sizes.max(1)))
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
+                           photos["size"], PhotoFitSettings("fast", expressions="shared", same_lens=True))
+    relative = torch.exp(fitted.cameras.log_focal).detach().numpy() / sizes.max(1)
+    assert np.ptp(relative) < 0.02 * relative.mean(), relative
+    # found 1.40 (the lens prior's 50 mm equivalent pulls; each photo alone found its long lens 70 % long)
+    assert np.all(np.abs(relative / 1.2 - 1) < 0.2), relative
