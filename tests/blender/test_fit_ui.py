@@ -471,7 +471,7 @@ def test_undo_after_a_fit_restores_the_scene(sample_head, tmp_path, monkeypatch)
     bpy.ops.ed.undo_push(message="before the fit")
     before = fit_state(head)
     # The operator as the sidebar runs it, with the stored result in place of the solver's fit job.
-    monkeypatch.setattr(fit_flow, "fit_steps", lambda arm, photos, quality, expressions, bake, workdir:
+    monkeypatch.setattr(fit_flow, "fit_steps", lambda arm, photos, quality, expressions, bake, workdir, **options:
                         fit_flow.finish_fit_steps(arm, photos, result, bake, workdir, expressions))
     assert bpy.ops.asm.fit_photos('EXEC_DEFAULT', True) == {'FINISHED'}  # True: push an undo step, as the UI does
     head = bpy.data.objects["Head"]
