@@ -46,12 +46,16 @@ def _draw_running(layout) -> None:
     box.operator("asm.cancel_job", icon='CANCEL')
 
 
-class VIEW3D_PT_asm_info(bpy.types.Panel):
-    bl_label = "ASM Face Rig"
-    bl_idname = "VIEW3D_PT_asm_info"
+class _SidebarTab:
+    """Where every ASM panel lives: the 3D View's sidebar (N), tab "ASM"."""
     bl_space_type = 'VIEW_3D'
     bl_region_type = 'UI'
     bl_category = "ASM"
+
+
+class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
+    bl_label = "ASM Face Rig"
+    bl_idname = "VIEW3D_PT_asm_info"
 
     def draw(self, context):
         layout = self.layout
@@ -129,13 +133,10 @@ class ASM_UL_photos(bpy.types.UIList):
         row.label(text=detail, icon=STATUS_ICONS[status])
 
 
-class VIEW3D_PT_asm_photos(bpy.types.Panel):
+class VIEW3D_PT_asm_photos(_SidebarTab, bpy.types.Panel):
     """Fit the rig to photos of a person: the photo list, its check, the fit's settings and result."""
     bl_label = "ASM Photos"
     bl_idname = "VIEW3D_PT_asm_photos"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "ASM"
 
     @classmethod
     def poll(cls, context):
@@ -209,13 +210,10 @@ def _draw_fit_summary(layout, summary_json: str) -> None:
         box.label(text=warning, icon='ERROR')
 
 
-class VIEW3D_PT_asm_bone(bpy.types.Panel):
+class VIEW3D_PT_asm_bone(_SidebarTab, bpy.types.Panel):
     """The active bone's ASM parameters: editing them re-bakes its weights."""
     bl_label = "ASM Bone"
     bl_idname = "VIEW3D_PT_asm_bone"
-    bl_space_type = 'VIEW_3D'
-    bl_region_type = 'UI'
-    bl_category = "ASM"
 
     @classmethod
     def poll(cls, context):
