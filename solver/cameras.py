@@ -48,6 +48,16 @@ class Cameras:
             + size[:, None] / 2
         return pixels, depth
 
+    def centres(self) -> torch.Tensor:
+        """(V, 3) each camera's position in object space."""
+        rotation = rotvec_to_matrix(self.rotvec)
+        return -(rotation.transpose(-1, -2) @ self.translation.unsqueeze(-1)).squeeze(-1)
+
+    def one(self, v: int) -> "Cameras":
+        """Camera `v` alone (sharing its tensors)."""
+        return Cameras(self.rotvec[v:v + 1], self.translation[v:v + 1], self.log_focal[v:v + 1],
+                       self.image_size[v:v + 1])
+
     def as_arrays(self) -> dict[str, np.ndarray]:
         with torch.no_grad():
             return {"camera_rotvec": self.rotvec.cpu().numpy(), "camera_translation": self.translation.cpu().numpy(),

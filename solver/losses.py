@@ -132,13 +132,12 @@ def silhouette_loss(context: FitContext) -> torch.Tensor:
     per original pixel, "silhouette_candidates" (C,) the face's vertex ids, "face_size_2d" (V,). Which vertices
     are on the outline is refreshed with the correspondences (cache "contours")."""
     from .photometric import _normals
-    from .rotations import rotvec_to_matrix
     from .silhouette import INSIDE_BAND, contour_vertices, sample_field
 
     posed = _photo_posed(context)
     cameras = context.cameras
     views = len(cameras.image_size)
-    centres = -(rotvec_to_matrix(cameras.rotvec).transpose(-1, -2) @ cameras.translation.unsqueeze(-1)).squeeze(-1)
+    centres = cameras.centres()
     if context.refresh or "contours" not in context.cache:
         with torch.no_grad():
             normals = _normals(posed.detach(), context.triangles)

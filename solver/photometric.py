@@ -89,7 +89,7 @@ def visibility(posed: torch.Tensor, triangles: torch.Tensor, sample_ids: torch.T
     occluder_bary = torch.as_tensor(OCCLUDER_BARYCENTRICS, dtype=posed.dtype, device=posed.device)
     weights = []
     for v in range(views):
-        camera = _one_camera(cameras, v)
+        camera = cameras.one(v)
         surface = posed[v]
         occluders = (occluder_bary[None, :, :, None] * surface[triangles][:, None]).sum(-2).reshape(-1, 3)
         pixels, depth = camera.project(occluders)
@@ -111,7 +111,7 @@ def visibility(posed: torch.Tensor, triangles: torch.Tensor, sample_ids: torch.T
         nearest = buffer[point_index.clamp_min(0)]
         unhidden = point_depth <= nearest + DEPTH_TOLERANCE * head_unit
         normals = _points(_normals(surface, triangles), sample_ids, sample_bary)
-        centre = -_rotation(camera)[0].T.to(posed.dtype) @ camera.translation[0].to(posed.dtype)
+        centre = camera.centres()[0].to(posed.dtype)
         facing = (F.normalize(normals, dim=-1) * F.normalize(centre - points, dim=-1)).sum(-1)
         weights.append(torch.where(inside & unhidden & (facing > FACING_LIMIT), facing, torch.zeros_like(facing)))
     return torch.stack(weights)
@@ -122,17 +122,6 @@ def _cell_index(pixels: torch.Tensor, cell: float, columns: int, rows: int) -> t
     column, row = (pixels[:, 0] / cell).floor().long(), (pixels[:, 1] / cell).floor().long()
     outside = (column < 0) | (row < 0) | (column >= columns) | (row >= rows)
     return torch.where(outside, torch.full_like(column, -1), row * columns + column)
-
-
-def _one_camera(cameras, v: int):
-    return type(cameras)(cameras.rotvec[v:v + 1], cameras.translation[v:v + 1], cameras.log_focal[v:v + 1],
-                         cameras.image_size[v:v + 1])
-
-
-def _rotation(camera) -> torch.Tensor:
-    from .rotations import rotvec_to_matrix
-
-    return rotvec_to_matrix(camera.rotvec)
 
 
 def sample_colours(images: list[torch.Tensor], pixels: torch.Tensor, image_scale: torch.Tensor) -> torch.Tensor:

@@ -100,3 +100,15 @@ def test_cameras_and_bones_are_fitted_together_to_photo_landmarks(photo_setup, s
     assert result.history[-1]["landmarks_2d"] < result.history[0]["landmarks_2d"]
     with pytest.raises(ASMInputError, match="no cameras were given"):
         fit(model, targets, stages)
+
+
+def test_camera_centres_sit_at_depth_zero_and_one_camera_is_its_slice():
+    from tests.synthetic_cameras import camera_set
+
+    rotvec, translation, focal, size = camera_set(np.array([0.1, 0.2, 0.3]), 5.0)
+    cameras = Cameras.from_arrays(rotvec, translation, focal, size)
+    centres = cameras.centres()
+    for v in range(len(focal)):
+        _, depth = cameras.one(v).project(centres[v:v + 1])
+        assert abs(float(depth[0, 0])) < 1e-9
+    assert torch.equal(cameras.one(1).translation[0], cameras.translation[1])
