@@ -294,12 +294,12 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
 
 
 def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[str], fit_settings: dict,
-                   progress, photo_names: list[str] | None = None, image_paths: list[str] | None = None) -> dict:
+                   progress, photo_names: list[str] | None = None, photos: list | None = None) -> dict:
     """The worker's "fit_photos" task: the rig as it stands in the scene (solver.generate.restore_model, with the
     edited parameters in `inputs`, or as generated when there are none), fitted to the photos' landmarks
     ("detections" (V, 478, 2), "found" (V,), "image_size" (V, 2)). Returns the fitted rig as scene arrays plus
     the fitted pose ("fit_*"), each photo's own pose with its expression ("photo_*", (V, J, 3)), the cameras
-    ("camera_*") and each photo's landmark error in pixels. With `image_paths` the photos' colours are fitted too."""
+    ("camera_*") and each photo's landmark error in pixels. With `photos` (solver.photos.Photo, as loaded for their landmarks) their colours are fitted too."""
     from .generate import EDITABLE, GenerateSettings, place_rig, restore_model, rig_arrays
 
     settings = PhotoFitSettings(**fit_settings)
@@ -315,10 +315,7 @@ def fit_photos_job(inputs: dict[str, np.ndarray], generate: dict, names: list[st
         model = ASMModel(rig, inputs["vertices"], inputs["triangles"], rig_settings.weight_config())
     views = len(inputs["detections"])
     images = scale = None
-    if image_paths and views >= 2 and settings.photometric > 0:
-        from .photos import load_photo
-
-        photos = [load_photo(path) for path in image_paths]
+    if photos and views >= 2 and settings.photometric > 0:
         images, scale = [photo.rgb for photo in photos], [photo.scale for photo in photos]
     total_steps = sum(stage.iterations for stage in settings.stages(model.rig.names, views, images is not None))
     done = {"steps": 0}

@@ -36,23 +36,35 @@ def _write_json_line(path: Path, record: dict) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
-def detect_in_images(paths: list[str], progress) -> dict:
-    """MediaPipe landmarks on each photo, loaded upright (EXIF orientation applied) by solver.photos: points
-    (V, 478, 2) in the photo's original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size
-    (V, 2) width, height as the user sees the photo, focal_px (V,) from EXIF (NaN where absent) and warnings (list of
-    str: downscaled photos, several faces, no face). An unreadable photo raises ASMInputError naming it."""
-    from .landmarks import LANDMARK_COUNT
-    from .photos import detect_photo, load_photo
+def load_photos(paths: list[str]) -> list:
+    """The photos as solver.photos.Photo (upright, 8-bit RGB, at most 2048 px); an unreadable one raises
+    ASMInputError naming it."""
+    from .photos import load_photo
 
-    points = np.full((len(paths), LANDMARK_COUNT, 2), np.nan)
-    found = np.zeros(len(paths), dtype=bool)
-    faces_found = np.zeros(len(paths), dtype=np.int64)
-    sizes = np.zeros((len(paths), 2))
-    focal = np.full(len(paths), np.nan)
+    return [load_photo(path) for path in paths]
+
+
+def detect_in_images(paths: list[str], progress) -> dict:
+    """`detect_in_photos` of the photo files `paths`."""
+    return detect_in_photos(load_photos(paths), progress)
+
+
+def detect_in_photos(photos: list, progress) -> dict:
+    """MediaPipe landmarks on each photo (solver.photos.Photo, loaded upright): points (V, 478, 2) in the photo's
+    original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size (V, 2) width, height as
+    the user sees the photo, focal_px (V,) from EXIF (NaN where absent) and warnings (list of str: downscaled
+    photos, several faces, no face)."""
+    from .landmarks import LANDMARK_COUNT
+    from .photos import detect_photo
+
+    points = np.full((len(photos), LANDMARK_COUNT, 2), np.nan)
+    found = np.zeros(len(photos), dtype=bool)
+    faces_found = np.zeros(len(photos), dtype=np.int64)
+    sizes = np.zeros((len(photos), 2))
+    focal = np.full(len(photos), np.nan)
     notes: list[str] = []
-    for index, path in enumerate(paths):
-        progress("landmarks", index / max(len(paths), 1))
-        photo = load_photo(path)
+    for index, photo in enumerate(photos):
+        progress("landmarks", index / max(len(photos), 1))
         detection = detect_photo(photo)
         points[index], found[index], faces_found[index] = detection.landmarks, detection.found, detection.faces_found
         sizes[index] = photo.original_size
@@ -63,20 +75,18 @@ def detect_in_images(paths: list[str], progress) -> dict:
             "warnings": notes}
 
 
-def upright_copies(paths: list[str], folder: Path) -> np.ndarray:
-    """(V,) str: for each photo stored sideways or flipped (EXIF orientation), an upright PNG copy written into
-    `folder` (Blender shows images as stored, so a camera's background needs it); "" for photos stored upright."""
+def upright_copies(photos: list, folder: Path) -> np.ndarray:
+    """(V,) str: for each photo (solver.photos.Photo) stored sideways or flipped (EXIF orientation), an upright PNG
+    copy written into `folder` (Blender shows images as stored, so a camera's background needs it); "" for photos
+    stored upright."""
     import cv2
 
-    from .photos import load_photo
-
     copies = []
-    for index, path in enumerate(paths):
-        photo = load_photo(path)
+    for index, photo in enumerate(photos):
         if photo.orientation == 1:
             copies.append("")
             continue
-        copy = Path(folder) / f"upright_{index}_{Path(path).stem}.png"
+        copy = Path(folder) / f"upright_{index}_{photo.path.stem}.png"
         cv2.imwrite(str(copy), np.ascontiguousarray(photo.rgb[..., ::-1]))
         copies.append(str(copy))
     return np.array(copies)
@@ -130,18 +140,18 @@ def run_job(job_dir: Path) -> int:
             from .photo_fit import fit_photos_job
 
             settings = spec.get("settings", {})
+            photos = load_photos(settings.get("images", []))  # once: landmarks, colours and upright copies
             detection_notes = []
             if "detections" not in inputs:  # photos as files: find their landmarks first
-                found = detect_in_images(settings.get("images", []), progress)
+                found = detect_in_photos(photos, progress)
                 inputs.update(detections=found["points"], found=found["found"], image_size=found["image_size"],
                               exif_focal=found["focal_px"])
                 detection_notes = found["warnings"]
             result = fit_photos_job(inputs, settings.get("generate", {}), settings.get("names", []),
-                                    settings.get("fit", {}), progress,
-                                    [Path(p).name for p in settings.get("images", [])] or None,
-                                    settings.get("images") or None)
+                                    settings.get("fit", {}), progress, [p.name for p in photos] or None,
+                                    photos or None)
             result["warnings"] = detection_notes + list(result["warnings"])
-            result["upright_photos"] = upright_copies(settings.get("images", []), job_dir)
+            result["upright_photos"] = upright_copies(photos, job_dir)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
         elif spec["task"] == "compare_to_scan":

@@ -369,7 +369,7 @@ def test_photos_stored_sideways_get_an_upright_copy_for_blender(tmp_path):
     upright[:20, :30] = (255, 0, 0)  # a red corner at the top left, as displayed
     plain = _save(upright, tmp_path / "plain.jpg", quality=95)
     sideways = _save(_stored(upright, 6), tmp_path / "sideways.jpg", quality=95, exif=_exif(6))
-    copies = upright_copies([str(plain), str(sideways)], tmp_path)
+    copies = upright_copies([load_photo(plain), load_photo(sideways)], tmp_path)
     assert copies[0] == ""
     copy = cv2.imread(copies[1])[..., ::-1]
     assert copy.shape == (60, 90, 3) and copy[5, 5, 0] > 200 and copy[5, 5, 2] < 60 and copy[50, 80].max() < 60
