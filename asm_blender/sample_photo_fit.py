@@ -22,16 +22,6 @@ ERROR_LIMIT_MM = 4.0
 GLTF_TO_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # Blender's glTF import: (x, -z, y)
 
 
-def _stored_landmarks(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(478, 3) positions (NaN where missing) and (478,) valid from a samples' landmarks.json (no solver import:
-    the Blender side reads the file itself)."""
-    import json
-
-    points = json.loads(path.read_text())["points"]
-    positions = np.array([p if p is not None else [np.nan] * 3 for p in points], dtype=float)
-    return positions, np.isfinite(positions).all(1)
-
-
 def fit_sample_to_photos(output: Path, mesh_path: Path, head, arrays, landmarks: np.ndarray, valid: np.ndarray,
                          preset: str, cap: int, quality: str, log) -> dict:
     """Fit the rig of `head` (imported from `mesh_path`) to the sample photos in the worker and write the result
@@ -137,7 +127,9 @@ def _compare_with_scan(output: Path, fitted_head, arrays, landmarks, valid, resu
     scan, _ = open_head(SCAN_MESH)
     scan.name = "Lee Perry-Smith scan (photographed)"
     scan_arrays = mesh_arrays(scan)
-    scan_landmarks, scan_valid = _stored_landmarks(SCAN_DIR / "landmarks.json")
+    from solver.landmarks import load_landmarks  # as the sample command reads its landmarks (see cli.py)
+
+    scan_landmarks, scan_valid = load_landmarks(SCAN_DIR / "landmarks.json")
     scan_landmarks = scan_landmarks @ GLTF_TO_BLENDER.T  # glTF file coordinates -> the imported object's
     compared = jobs.run_blocking("compare_to_scan", {}, {
         "surfaces": np.stack([arrays.vertices, result["fit_vertices"]]), "triangles": arrays.triangles,
