@@ -148,6 +148,7 @@ class Job:
         """Write the job's folder (a new temporary one unless `folder` is given); JobError naming the folder when
         it cannot be written."""
         self.task = task
+        self.owns_folder = folder is None  # a temporary folder of its own: `discard` removes it
         self.folder = Path(folder) if folder is not None else make_folder("asm_job_")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -225,6 +226,11 @@ class Job:
             result = {k: npz[k] for k in npz.files}
         result["warnings"] = json.loads(str(result["warnings"]))
         return result
+
+    def discard(self) -> None:
+        """Remove the job's own temporary folder once its result is read (a caller's folder stays)."""
+        if self.owns_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     def _stopped_error(self) -> JobError:
         """The worker process ended (killed, crashed, out of memory) before this job's result: say so plainly, with

@@ -80,7 +80,10 @@ def apply_rebake(arm: bpy.types.Object, result: dict) -> list[str]:
 def rebake_now(arm: bpy.types.Object) -> list[str]:
     """Re-bake and wait (scripts, background mode, the Re-bake button)."""
     job = start_rebake(arm)
-    return apply_rebake(arm, job.result())
+    try:
+        return apply_rebake(arm, job.result())
+    finally:
+        job.discard()
 
 
 def parameter_edited(arm: bpy.types.Object) -> None:
@@ -111,7 +114,10 @@ def _tick(arm_name: str) -> float | None:
             return POLL_SECONDS
         if not state["job"].done():
             return POLL_SECONDS
-        moved = apply_rebake(arm, state["job"].result())
+        try:
+            moved = apply_rebake(arm, state["job"].result())
+        finally:
+            state["job"].discard()  # every edit re-bakes: its folders would pile up
         last_message = f"re-baked{'; moved ' + ', '.join(moved[:3]) if moved else ''}"
     except (SceneInputError, jobs.JobError) as error:
         last_message = f"re-bake failed: {error}"

@@ -93,3 +93,13 @@ def test_rebake_without_the_landmarks_says_what_to_do(sample_head):
     markers_io.remove_markers(sample_head)
     with pytest.raises(SceneInputError, match="'Head' has lost its landmark markers.*generate the rig again"):
         rebake.rebake_now(arm)
+
+
+def test_a_rebake_leaves_no_job_folder_behind(sample_head):
+    import tempfile
+    from pathlib import Path
+
+    arm, _ = generated(sample_head)
+    before = set(Path(tempfile.gettempdir()).glob("asm_job_*"))
+    rebake.rebake_now(arm)
+    assert set(Path(tempfile.gettempdir()).glob("asm_job_*")) <= before
