@@ -36,6 +36,7 @@ def fit_sample_to_photos(output: Path, mesh_path: Path, head, arrays, landmarks:
     from .scene_io.overlay import render_photo_overlay
     from .scene_io.rig import apply_rig
     from .scene_io.sample import import_obj
+    from .scene_io.views import tile_images
 
     started = time.perf_counter()
     photos = sorted(PHOTO_DIR.glob("photo_*.jpg"))
@@ -75,7 +76,7 @@ def fit_sample_to_photos(output: Path, mesh_path: Path, head, arrays, landmarks:
                           "landmark_error_of_face_width": round(error / face_width, 4),
                           "focal_px": round(float(result["camera_focal"][index]), 1)})
         armature_io.set_pose(arm, names, result["fit_log_scale"], result["fit_rotvec"], result["fit_translation"])
-        picture = _tile_row(overlays, output / "sample_photo_fit.png")
+        picture = tile_images([overlays], (output / "sample_photo_fit.png").resolve())
     exactness = float(np.abs(armature_io.evaluated_vertices(fitted_head) - result["fit_vertices"]).max())
     log(f"wrote {picture}")
     comparison = _compare_with_scan(output, fitted_head, arrays, landmarks, valid, result, log)
@@ -83,34 +84,6 @@ def fit_sample_to_photos(output: Path, mesh_path: Path, head, arrays, landmarks:
             "stage_seconds": json.loads(str(result["stage_seconds"])),
             "fit_seconds": round(float(result["seconds"]), 1), "seconds": round(time.perf_counter() - started, 1),
             "blender_vs_solver_max_difference": exactness, **comparison, "notes": list(result["warnings"])}
-
-
-def _tile_row(paths: list[Path], output: Path) -> Path:
-    """Photos of different shapes side by side: pad each to the tallest, through Blender's image I/O."""
-    import bpy
-
-    loaded = [bpy.data.images.load(str(p)) for p in paths]
-    try:
-        height = max(image.size[1] for image in loaded)
-        tiles = []
-        for image in loaded:
-            width, rows = image.size
-            pixels = np.empty(width * rows * 4, dtype=np.float32)
-            image.pixels.foreach_get(pixels)
-            tile = np.ones((height, width, 4), dtype=np.float32)
-            tile[height - rows:] = pixels.reshape(rows, width, 4)  # Blender's rows start at the bottom
-            tiles.append(tile)
-        grid = np.concatenate(tiles, axis=1)
-        out = bpy.data.images.new("ASM overlays", grid.shape[1], grid.shape[0], alpha=True)
-        loaded.append(out)
-        out.pixels.foreach_set(grid.reshape(-1))
-        out.filepath_raw = str(output.resolve())
-        out.file_format = 'PNG'
-        out.save()
-    finally:
-        for image in loaded:
-            bpy.data.images.remove(image)
-    return output.resolve()
 
 
 def _compare_with_scan(output: Path, fitted_head, arrays, landmarks, valid, result, log) -> dict:

@@ -215,7 +215,8 @@ def frontalness(points: np.ndarray) -> float:
 
 
 def tile_images(paths: list[list[Path]], output: Path) -> Path:
-    """Write a grid (rows of image paths, all the same size) as one PNG, through Blender's image I/O."""
+    """Write a grid (rows of image paths) as one PNG, through Blender's image I/O. Images of different sizes sit
+    at the top left of their cell, the rest of it white."""
     rows = []
     for row in paths:
         tiles = []
@@ -224,13 +225,19 @@ def tile_images(paths: list[list[Path]], output: Path) -> Path:
             width, height = image.size
             pixels = np.empty(width * height * 4, dtype=np.float32)
             image.pixels.foreach_get(pixels)
-            tiles.append(pixels.reshape(height, width, 4))
+            tiles.append(pixels.reshape(height, width, 4)[::-1])  # top row first
             bpy.data.images.remove(image)
-        rows.append(np.concatenate(tiles, axis=1))
-    grid = np.concatenate(rows[::-1], axis=0)  # Blender's pixel rows start at the bottom
+        rows.append(tiles)
+    heights = [max(t.shape[0] for t in row) for row in rows]
+    widths = [max(row[c].shape[1] for row in rows if c < len(row)) for c in range(max(map(len, rows)))]
+    grid = np.ones((sum(heights), sum(widths), 4), dtype=np.float32)
+    for r, row in enumerate(rows):
+        for c, tile in enumerate(row):
+            top, left = sum(heights[:r]), sum(widths[:c])
+            grid[top:top + tile.shape[0], left:left + tile.shape[1]] = tile
     out = bpy.data.images.new("ASM tiles", grid.shape[1], grid.shape[0], alpha=True)
     try:
-        out.pixels.foreach_set(grid.reshape(-1))
+        out.pixels.foreach_set(np.ascontiguousarray(grid[::-1]).reshape(-1))  # Blender's rows start at the bottom
         out.filepath_raw = str(output)
         out.file_format = 'PNG'
         out.save()
