@@ -12,6 +12,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from .geometry import closest_points_on_mesh
+from .photometric import barycentric_points
 from .weights import Mixture, cholesky_factor
 
 # iod: correspondences further apart than these are ignored. A scan point is real surface, so it may pull
@@ -85,7 +86,7 @@ def landmark_2d_loss(context: FitContext) -> torch.Tensor:
     not detected), "face_size_2d" (V,) the face's size in each photo in pixels (residuals are measured in it, so
     a small photo weighs as much as a large one)."""
     ids, bary = context.targets["landmark_vertices"], context.targets["landmark_bary"]
-    points = (bary.unsqueeze(-1) * _photo_posed(context)[..., ids, :]).sum(-2)
+    points = barycentric_points(_photo_posed(context), ids, bary)
     pixels, _ = context.cameras.project(points)
     squared = ((pixels - context.targets["landmarks_2d"]) ** 2).sum(-1) / context.targets["face_size_2d"][:, None] ** 2
     scale = LANDMARK_2D_SCALE ** 2
@@ -111,10 +112,9 @@ def photometric_loss(context: FitContext) -> torch.Tensor:
         context.cache["photo_seen"] = visibility(posed.detach(), context.triangles, ids, bary, context.cameras,
                                                  context.head_unit)
     seen = context.cache["photo_seen"]
-    weights = bary.to(posed.dtype).unsqueeze(-1)
-    points = (weights * posed[..., ids, :]).sum(-2)
+    points = barycentric_points(posed, ids, bary)
     with torch.no_grad():
-        normals = (weights * _normals(posed.detach(), context.triangles)[..., ids, :]).sum(-2)
+        normals = barycentric_points(_normals(posed.detach(), context.triangles), ids, bary)
     spacing = PATCH_SPACING * context.head_unit
     if points.ndim == 2:
         patches = patch_points(points, normals, spacing).reshape(-1, 3)  # (S*K, 3)

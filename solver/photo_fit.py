@@ -22,6 +22,7 @@ from .fitting import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .geometry import closest_points_on_mesh
 from .landmarks import FACE_OVAL, SURFACE_LANDMARKS
 from .model import ASMModel, Pose
+from .photometric import barycentric_points
 from .skeleton import load_skeleton
 
 QUALITY_STEPS = {"fast": (100, 200, 200, 100), "balanced": (150, 300, 500, 200), "best": (200, 500, 1000, 400)}
@@ -138,7 +139,7 @@ def _photo_posed(model: ASMModel, expressions: ExpressionOffsets | None) -> torc
 def _pixel_rms(model: ASMModel, cameras: Cameras, ids, bary, detected, confidence,
                expressions: ExpressionOffsets | None = None) -> np.ndarray:
     with torch.no_grad():
-        points = (bary.to(model.vertices.dtype).unsqueeze(-1) * _photo_posed(model, expressions)[..., ids, :]).sum(-2)
+        points = barycentric_points(_photo_posed(model, expressions), ids, bary)
         pixels, _ = cameras.project(points)
         squared = ((pixels - detected.to(pixels.dtype)) ** 2).sum(-1) * confidence
         return torch.sqrt(squared.sum(-1) / confidence.sum(-1).clamp_min(1)).cpu().numpy()
@@ -208,7 +209,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     confidence = (torch.isfinite(detected).all(-1) & ~torch.as_tensor(np.isin(which, FACE_OVAL))).double()
     detected = torch.nan_to_num(detected)
     with torch.no_grad():
-        rest_points = (bary.to(model.vertices.dtype).unsqueeze(-1) * model.forward()[ids]).sum(-2).double().numpy()
+        rest_points = barycentric_points(model.forward(), ids, bary).double().numpy()
     usable = confidence.numpy() > 0
     larger_side = np.asarray(image_sizes, float).max(-1)
     known = np.full(len(detections), np.nan) if exif_focal is None else np.asarray(exif_focal, float).copy()
@@ -287,7 +288,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     notes += identity_warnings(after, [photo_face_size(d) for d in detections], names)
     with torch.no_grad():
         posed = _photo_posed(model, expressions)
-        fitted_px, _ = cameras.project((bary.to(posed.dtype).unsqueeze(-1) * posed[..., ids, :]).sum(-2))
+        fitted_px, _ = cameras.project(barycentric_points(posed, ids, bary))
     return PhotoFit(result, cameras, before, after, time.perf_counter() - started, notes + list(result.notes),
                     expressions, stage_seconds, which, detections[:, which], fitted_px.double().cpu().numpy(),
                     confidence.numpy() > 0)

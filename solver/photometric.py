@@ -62,7 +62,7 @@ def prepared_image(rgb: np.ndarray, blur_pixels: float, dtype=torch.float32) -> 
     return torch.as_tensor(image, dtype=dtype).permute(2, 0, 1).contiguous()
 
 
-def _points(vertices: torch.Tensor, ids: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
+def barycentric_points(vertices: torch.Tensor, ids: torch.Tensor, bary: torch.Tensor) -> torch.Tensor:
     """(..., N, 3) vertices -> (..., S, 3) points at barycentrics `bary` (S, 3) of the triangles `ids` (S, 3)."""
     return (bary.to(vertices.dtype).unsqueeze(-1) * vertices[..., ids, :]).sum(-2)
 
@@ -103,14 +103,14 @@ def visibility(posed: torch.Tensor, triangles: torch.Tensor, sample_ids: torch.T
         index = _cell_index(pixels, cell, columns, rows)
         keep = (index >= 0) & (depth > 0)
         buffer = buffer.scatter_reduce(0, index[keep], depth[keep], reduce="amin")
-        points = _points(surface, sample_ids, sample_bary)
+        points = barycentric_points(surface, sample_ids, sample_bary)
         point_pixels, point_depth = camera.project(points)
         point_pixels, point_depth = point_pixels[0], point_depth[0]
         point_index = _cell_index(point_pixels, cell, columns, rows)
         inside = (point_index >= 0) & (point_depth > 0)
         nearest = buffer[point_index.clamp_min(0)]
         unhidden = point_depth <= nearest + DEPTH_TOLERANCE * head_unit
-        normals = _points(_normals(surface, triangles), sample_ids, sample_bary)
+        normals = barycentric_points(_normals(surface, triangles), sample_ids, sample_bary)
         centre = camera.centres()[0].to(posed.dtype)
         facing = (F.normalize(normals, dim=-1) * F.normalize(centre - points, dim=-1)).sum(-1)
         weights.append(torch.where(inside & unhidden & (facing > FACING_LIMIT), facing, torch.zeros_like(facing)))
