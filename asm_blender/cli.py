@@ -1,9 +1,16 @@
-"""Headless commands. Each command is a plain function `argv -> exit code` so tests can call it directly.
+"""Headless commands. Each command is a plain function `(argv, prog) -> exit code` so tests can call it directly;
+the same commands run as `python -m asm_blender ...` (the bpy module) and as `blender -b [FILE.blend] -c asm ...`
+(registered with bpy.utils.register_cli_command when the add-on is enabled, see `blender_command`).
 
-    python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
     python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|game] [--cap 4|8] [--json]
     python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best]
                               [--expressions per_photo|shared] [--bake-identity] [--glb OUT.glb] [--json]
+    python -m asm_blender export [FILE.blend] -o OUT.glb|OUT.gltf|OUT.fbx [--object HEAD] [--influences 4|8] [--json]
+    python -m asm_blender info [FILE.blend] [--json]
+    python -m asm_blender sample [--output DIR] [--preset full|game] [--cap 4|8] [--fit fast|balanced|best|none]
+                                 (a checkout only: the samples are not in the extension)
+
+export and info read FILE.blend, or the file Blender has open (`blender -b FILE.blend -c asm info`).
 """
 from __future__ import annotations
 
@@ -19,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+PYTHON_PROG = "python -m asm_blender"
+BLENDER_PROG = "blender -b [FILE.blend] -c asm"
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "samples" / "makehuman_head"
 SAMPLE_MESH = SAMPLE_DIR / "base_head.obj"
 SCAN_DIR = Path(__file__).resolve().parents[1] / "samples" / "fran_scan"
@@ -81,11 +90,11 @@ def _report(summary: dict, as_json: bool, done: str) -> int:
     return 0
 
 
-def run_sample(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asm_blender sample",
+def run_sample(argv: list[str], prog: str = f"{PYTHON_PROG} sample") -> int:
+    parser = argparse.ArgumentParser(prog=prog,
                                      description="Build the ASM rig on the bundled sample head and show it posed.")
     parser.add_argument("--output", "-o", type=Path, default=Path("out"), help="output folder (default: out)")
-    parser.add_argument("--preset", choices=("full", "game"), default="full")
+    parser.add_argument("--preset", choices=("full", "standard", "game"), default="full")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
     parser.add_argument("--fit", choices=("fast", "balanced", "best", "none"), default="fast",
                         help="fit the rig to the bundled Fran scan and to the bundled photos of Lee Perry-Smith at "
@@ -247,15 +256,15 @@ def _output_blend(args, default_suffix: str) -> Path:
     return output
 
 
-def run_generate(argv: list[str]) -> int:
+def run_generate(argv: list[str], prog: str = f"{PYTHON_PROG} generate") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m asm_blender generate",
+        prog=prog,
         description="Generate an ASM face rig on a head mesh and save it as a .blend. Progress goes to stderr.")
     parser.add_argument("mesh", type=Path, help="a .blend (its active mesh, or --object) or a .obj/.ply/.glb/.gltf/.fbx")
     parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _asm.blend "
                                                           "in the current folder; the input is never overwritten)")
     parser.add_argument("--object", help="the mesh object to rig when the file holds several")
-    parser.add_argument("--preset", choices=("full", "game"), default="full")
+    parser.add_argument("--preset", choices=("full", "standard", "game"), default="full")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="influences per vertex")
     parser.add_argument("--gaussians", type=int, default=3, choices=range(1, 7), metavar="1-6",
                         help="Gaussians per bone (default 3)")
@@ -305,9 +314,9 @@ def _generate(args, output: Path) -> dict:
     return summary
 
 
-def run_fit(argv: list[str]) -> int:
+def run_fit(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m asm_blender fit",
+        prog=prog,
         description="Fit a head's ASM rig (generated first when it has none) to photos of a person: one camera per "
                     "photo, the fitted rig and pose; saved as a .blend. Progress goes to stderr.")
     parser.add_argument("mesh", type=Path, help="a .blend (its active mesh, or --object) or a mesh file")
@@ -315,7 +324,7 @@ def run_fit(argv: list[str]) -> int:
     parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _fit.blend)")
     parser.add_argument("--object", help="the mesh object when the file holds several")
     parser.add_argument("--quality", choices=("fast", "balanced", "best"), default="balanced")
-    parser.add_argument("--preset", choices=("full", "game"), default="full", help="for a head without a rig")
+    parser.add_argument("--preset", choices=("full", "standard", "game"), default="full", help="for a head without a rig")
     parser.add_argument("--cap", type=int, choices=(4, 8), default=4, help="for a head without a rig")
     parser.add_argument("--expressions", choices=("per_photo", "shared"), default="per_photo",
                         help="per_photo (default): each photo may show its own expression (one Action per photo); "

@@ -63,6 +63,8 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
     preset: bpy.props.EnumProperty(
         name="Preset", description="Which skeleton the rig uses",
         items=[("full", "Full (83 bones)", "Paper-like rig: brows, lids, eyes, nose, cheeks, lips, jaw, ears, neck"),
+               ("standard", "Standard (52 bones)", "The game bones plus nose tip and wings, cheekbones, lip sides, "
+                "eye corners, temples and ears"),
                ("game", "Game (24 bones)", "Fewer, wider bones for game engines")],
         default="full")
     influence_cap: bpy.props.EnumProperty(

@@ -127,7 +127,7 @@ def run_head(key: str, remove_uv: bool, preset: str, pictures: bool) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--preset", choices=("full", "game"), default="full")
+    parser.add_argument("--preset", choices=("full", "standard", "game"), default="full")
     parser.add_argument("--heads", nargs="+", choices=list(HEADS), default=list(HEADS))
     parser.add_argument("--no-uv-runs", action="store_true", help="skip the runs with the UV maps removed")
     parser.add_argument("--no-pictures", action="store_true")

@@ -18,7 +18,7 @@ DEFAULT_TEMPLATE = TEMPLATE_DIR / "skeleton.json"
 PARAMETER_GROUPS = ("scale", "rotation", "translation")
 BONE_FIELDS = {
     "name", "parent", "anchor", "reach", "offset", "y_axis", "z_axis", "length", "free", "presets",
-    "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale",
+    "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale",
 }
 MAX_DEPTH_BELOW_HEAD = 3
 
@@ -137,7 +137,7 @@ def _topological_order(names: list[str], parent_of: dict[str, str | None]) -> li
 
 
 def load_skeleton(preset: str = "full", path: Path | str | None = None) -> Skeleton:
-    """Load and validate the template file and resolve it for `preset` ("full" or "game")."""
+    """Load and validate the template file and resolve it for `preset` ("full", "standard" or "game")."""
     path = Path(path) if path is not None else DEFAULT_TEMPLATE
     try:
         data = json.loads(Path(path).read_text())
@@ -263,8 +263,8 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         sigma = _vector(name, "sigma", bone.get("sigma", [0.05, 0.05]), 2)
         if (sigma <= 0).any():
             raise TemplateError(f"bone {name!r}: sigma must be positive, got {list(sigma)}")
-        if preset == "game":
-            sigma = sigma * float(bone.get("game_sigma_scale", 1.0))
+        if preset != "full":  # a smaller preset widens the Gaussians of bones whose neighbours it leaves out
+            sigma = sigma * float(bone.get(f"{preset}_sigma_scale", 1.0))
         columns["deform"].append(deform)
         columns["gauss"].append(has_gaussians)
         columns["sigma"].append(sigma)

@@ -51,6 +51,14 @@ def error_colours(errors: np.ndarray, limit: float) -> np.ndarray:
     return (1 - t) * ERROR_RAMP[low] + t * ERROR_RAMP[low + 1]
 
 
-def write_error_colours(mesh_obj: bpy.types.Object, errors: np.ndarray, limit: float) -> str:
-    """Colour each vertex of `mesh_obj` by its error (see error_colours); becomes the active colour attribute."""
-    return _write_point_colours(mesh_obj, ERROR_ATTRIBUTE, error_colours(errors, limit))
+UNMEASURED_GREY = (0.55, 0.55, 0.55)
+
+
+def write_error_colours(mesh_obj: bpy.types.Object, errors: np.ndarray, limit: float,
+                        measured: np.ndarray | None = None) -> str:
+    """Colour each vertex of `mesh_obj` by its error (see error_colours), grey where `measured` (N,) bool is
+    False (outside the measured crop); becomes the active colour attribute."""
+    colours = error_colours(errors, limit)
+    if measured is not None:
+        colours[~np.asarray(measured, dtype=bool)] = UNMEASURED_GREY
+    return _write_point_colours(mesh_obj, ERROR_ATTRIBUTE, colours)

@@ -67,6 +67,20 @@ def test_free_masks_and_rest_frames():
     assert not skeleton.deform[skeleton.index("root")]
 
 
+def test_standard_preset_sits_between_game_and_full():
+    full, standard, game = (load_skeleton(p) for p in ("full", "standard", "game"))
+    assert 48 <= standard.bone_count <= 56
+    assert set(game.names) < set(standard.names) < set(full.names)
+    for name in standard.names:  # left and right come in pairs
+        if name.endswith((".L", ".R")):
+            assert name[:-1] + ("R" if name.endswith(".L") else "L") in standard.names
+    # Bones whose neighbours the preset leaves out cover their part with wider Gaussians.
+    cheek = standard.index("cheek.L")
+    assert (standard.sigma[cheek] > full.sigma[full.index("cheek.L")]).all()
+    assert np.allclose(standard.sigma[standard.index("nose_tip")], full.sigma[full.index("nose_tip")])
+    assert standard.names[standard.parents[standard.index("nostril.L")]] == "nose"
+
+
 def test_game_preset_reparents_to_nearest_kept_ancestor():
     game = load_skeleton("game")
     assert game.names[game.parents[game.index("brow_inner.L")]] == "head"
