@@ -34,10 +34,11 @@ def test_a_surface_against_itself_is_zero_and_the_crops_are_exact(fran):
     assert abs(measured["alignment"].scale - 1) < 1e-5
 
 
-def test_icp_recovers_a_known_similarity(fran):
+@pytest.mark.parametrize("scale", [1.0, 7.5], ids=["rigid", "similarity"])
+def test_icp_recovers_a_known_similarity(fran, scale):
     vertices, triangles, landmarks, valid = fran
     rotation = Rotation.from_euler("xyz", [8.0, -15.0, 5.0], degrees=True).as_matrix()
-    scale, shift = 7.5, np.array([0.3, -1.2, 0.8])
+    shift = np.array([0.3, -1.2, 0.8])
     moved = scale * vertices @ rotation.T + shift  # the surface in other units, turned and moved
     scan = prepare_scan(vertices, triangles, landmarks, valid, samples=0)
     measured = compare_to_scan(moved, triangles, scale * landmarks @ rotation.T + shift, valid, scan)
