@@ -1,14 +1,25 @@
-"""Build the extension zip: asm_blender (the add-on) with the solver package inside it.
+"""Build the extension: one zip per platform with asm_blender (the add-on), the solver package inside it and the
+solver worker's wheels that blender_manifest.toml lists.
 
-    .venv/bin/python build.py [--output-dir dist]
+    python build.py                        # this machine's platform (linux-x64 here)
+    python build.py --platform all         # every platform in the manifest (downloads their wheels)
+    python build.py --platform windows-x64 --platform macos-arm64
+    python build.py --no-wheels            # the add-on and solver only (the worker then needs its own Python)
+    python build.py --list                 # what each platform needs and whether its wheels are here
 
-Uses Blender's own extension builder (blender_ext.py, shipped in the bpy wheel) on a staging folder, so
-the manifest is validated the way Blender validates it; falls back to zipfile when it is not available.
-Bundling the worker's wheels (torch, mediapipe, OpenCV) per platform comes with the packaging issue.
+The manifest's `wheels` are the one list of what is bundled: each file is downloaded by name and version with
+`pip download --no-deps --only-binary :all:` for the tags in its own file name into ./wheels (kept out of git;
+pip's own sources are used, so a machine with a local wheel source, such as the CPU build of torch, takes it from
+there). Blender's own extension builder (blender_ext.py, shipped with the bpy module) validates the manifest and
+writes the zips with --split-platforms; without it a zipfile fallback writes the same layout. Prints each zip's
+size. Exit code 1 names the wheels that could not be had (no network, a wheel missing from the index).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform as platform_module
+import re
 import shutil
 import subprocess
 import sys
@@ -18,46 +29,206 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+MANIFEST = ROOT / "blender_manifest.toml"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
+PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0
 
 
-def find_extension_builder() -> Path | None:
-    """Blender's extension builder script, shipped with the bpy module (None without bpy)."""
-    try:
-        import bpy
-    except ImportError:
-        return None
-    builder = Path(bpy.utils.system_resource('SCRIPTS')) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
-    return builder if builder.is_file() else None
+def wheel_platforms(filename: str, known: list[str]) -> list[str]:
+    """The Blender platforms (of `known`) a wheel file serves, from its platform tags (as Blender's builder reads
+    them: `any` serves all, universal2 both macOS kinds)."""
+    tags = Path(filename).stem.split("-")[-1].split(".")
+    found = set()
+    for tag in tags:
+        if tag == "any":
+            return list(known)
+        system = ("linux" if tag.startswith(("manylinux", "musllinux", "linux")) else
+                  "macos" if tag.startswith("macosx") else "windows" if tag.startswith("win") else None)
+        machine = ("x64" if tag.endswith(("x86_64", "amd64")) else
+                   "arm64" if tag.endswith(("arm64", "aarch64")) else
+                   "universal2" if tag.endswith("universal2") else None)
+        if system is None or machine is None:
+            continue
+        found |= {f"{system}-x64", f"{system}-arm64"} if machine == "universal2" else {f"{system}-{machine}"}
+    return [p for p in known if p in found]
 
 
-def stage(folder: Path) -> None:
+def this_platform() -> str:
+    system = {"darwin": "macos"}.get(sys.platform, "windows" if sys.platform.startswith("win") else "linux")
+    machine = platform_module.machine().lower()
+    return f"{system}-{'arm64' if machine in ('arm64', 'aarch64') else 'x64'}"
+
+
+def pip_download_command(filename: str, folder: Path) -> list[str]:
+    """The `pip download` that fetches exactly this wheel file (its name, version, ABI and platform tags)."""
+    parts = Path(filename).stem.split("-")
+    name, version, abi, platforms = parts[0], parts[1], parts[-2], parts[-1].split(".")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--disable-pip-version-check",
+               "--python-version", PYTHON_VERSION, "--implementation", "cp", "--abi", abi, "--dest", str(folder)]
+    for tag in platforms:
+        command += ["--platform", tag]
+    return command + [f"{name.replace('_', '-')}=={version}"]
+
+
+def fetch_wheels(filenames: list[str], folder: Path) -> list[str]:
+    """Download the wheels not yet in `folder`; returns the ones that could not be had."""
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = []
+    for filename in filenames:
+        if (folder / filename).is_file():
+            continue
+        print(f"downloading {filename}", file=sys.stderr, flush=True)
+        completed = subprocess.run(pip_download_command(filename, folder), capture_output=True, text=True)
+        if not (folder / filename).is_file():
+            last = (completed.stderr.strip().splitlines() or ["pip found another file"])[-1]
+            print(f"  could not get {filename}: {last}", file=sys.stderr)
+            missing.append(filename)
+    return missing
+
+
+def find_extension_builder() -> tuple[str, Path] | None:
+    """(a Python that can run it, Blender's extension builder script): from this interpreter's bpy module, else
+    from the project's .venv; None without either."""
+    probe = ("import bpy, pathlib; print(pathlib.Path(bpy.utils.system_resource('SCRIPTS')) / 'addons_core' / "
+             "'bl_pkg' / 'cli' / 'blender_ext.py')")
+    for python in (sys.executable, str(ROOT / ".venv" / "bin" / "python")):
+        if not Path(python).is_file():
+            continue
+        completed = subprocess.run([python, "-c", probe], capture_output=True, text=True)
+        builder = Path(completed.stdout.strip().splitlines()[-1]) if completed.returncode == 0 and completed.stdout.strip() else None
+        if builder is not None and builder.is_file():
+            return python, builder
+    return None
+
+
+def staged_manifest(text: str, platforms: list[str], wheels: list[str]) -> str:
+    """The manifest with `platforms` and `wheels` narrowed to what this build bundles (none: both left out)."""
+    def listing(key: str, values: list[str]) -> str:
+        return f"{key} = [\n" + "".join(f'  "{v}",\n' for v in values) + "]" if values else ""
+
+    for key, values in (("platforms", platforms), ("wheels", wheels)):
+        text, count = re.subn(rf"^{key} = \[.*?\]", lambda _m: listing(key, values), text, flags=re.S | re.M)
+        if count != 1:
+            raise SystemExit(f"error: {MANIFEST.name} must hold one `{key} = [...]` list")
+    return text
+
+
+def stage(folder: Path, manifest_text: str, wheels: list[str], wheels_dir: Path) -> None:
     shutil.copytree(ROOT / "asm_blender", folder, ignore=IGNORE)
     shutil.copytree(ROOT / "solver", folder / "solver", ignore=IGNORE)
-    shutil.copy(ROOT / "blender_manifest.toml", folder / "blender_manifest.toml")
+    (folder / "blender_manifest.toml").write_text(manifest_text)
     shutil.copy(ROOT / "LICENSE", folder / "LICENSE")
+    if wheels:
+        (folder / "wheels").mkdir()
+    for wheel in wheels:
+        source, target = wheels_dir / Path(wheel).name, folder / "wheels" / Path(wheel).name
+        try:
+            os.link(source, target)  # no copy of several hundred MB where the file system allows it
+        except OSError:
+            shutil.copy(source, target)
+
+
+def zip_fallback(folder: Path, manifest: dict, platforms: list[str], output_dir: Path) -> list[Path]:
+    """What `blender_ext.py build --split-platforms` writes, without Blender: one zip per platform with that
+    platform's wheels and the generated build section in its manifest."""
+    written = []
+    wheels = manifest.get("wheels", [])
+    for platform in platforms or [None]:
+        suffix = f"-{platform.replace('-', '_')}" if platform else ""
+        output = output_dir / f"{manifest['id']}-{manifest['version']}{suffix}.zip"
+        own = [w for w in wheels if platform is None or platform in wheel_platforms(w, [platform])]
+        with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                relative = path.relative_to(folder).as_posix()
+                if path.is_dir() or (relative.startswith("wheels/") and f"./{relative}" not in own):
+                    continue
+                if relative == "blender_manifest.toml" and platform:
+                    generated = (f'\n\n[build.generated]\nplatforms = ["{platform}"]\nwheels = ['
+                                 + ", ".join(f'"{w}"' for w in own) + "]\n")
+                    archive.writestr(relative, path.read_text() + generated)
+                else:
+                    archive.write(path, relative, zipfile.ZIP_STORED if path.suffix == ".whl" else zipfile.ZIP_DEFLATED)
+        written.append(output)
+    return written
+
+
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output-dir", type=Path, default=ROOT / "dist", help="where the zips go (default: dist)")
+    parser.add_argument("--wheels-dir", type=Path, default=ROOT / "wheels",
+                        help="the wheel cache (default: wheels, kept out of git)")
+    parser.add_argument("--platform", action="append", metavar="NAME",
+                        help="a platform of the manifest, or all (default: this machine's); repeat for several")
+    parser.add_argument("--no-wheels", action="store_true", help="build one zip of the add-on and solver only")
+    parser.add_argument("--list", action="store_true", help="list each platform's wheels and whether they are here")
     args = parser.parse_args(argv)
-    manifest = tomllib.loads((ROOT / "blender_manifest.toml").read_text())
+
+    text = MANIFEST.read_text()
+    manifest = tomllib.loads(text)
+    known = manifest.get("platforms", [])
+    wheels = manifest.get("wheels", [])
+    requested = args.platform or [this_platform()]
+    platforms = known if "all" in requested else requested
+    unknown = [p for p in platforms if p not in known]
+    if args.list:
+        for platform in known:
+            own = [Path(w).name for w in wheels if platform in wheel_platforms(w, known)]
+            here = sum((args.wheels_dir / w).is_file() for w in own)
+            print(f"{platform}: {len(own)} wheels, {here} already in {shown(args.wheels_dir)}")
+            for wheel in own:
+                print(f"  {'here   ' if (args.wheels_dir / wheel).is_file() else 'missing'} {wheel}")
+        return 0
+    if args.no_wheels:
+        platforms, bundled = [], []
+    elif unknown:
+        print(f"error: no wheels listed for {', '.join(unknown)}; the manifest's platforms are {', '.join(known)} "
+              "(others lack a torch or mediapipe wheel)", file=sys.stderr)
+        return 2
+    else:
+        bundled = [w for w in wheels if set(wheel_platforms(w, known)) & set(platforms)]
+        missing = fetch_wheels([Path(w).name for w in bundled], args.wheels_dir)
+        if missing:
+            print("error: these wheels could not be downloaded (the network or the package index is needed for "
+                  "them, see above):\n  " + "\n  ".join(missing), file=sys.stderr)
+            return 1
+
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    output = (args.output_dir / f"{manifest['id']}-{manifest['version']}.zip").resolve()
+    output_dir = args.output_dir.resolve()
+    staged_text = staged_manifest(text, platforms, bundled)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / manifest["id"]
-        stage(folder)
+        stage(folder, staged_text, bundled, args.wheels_dir)
         builder = find_extension_builder()
         if builder is not None:
-            subprocess.run([sys.executable, str(builder), "build", "--source-dir", str(folder),
-                            "--output-filepath", str(output)], check=True)
+            python, script = builder
+            command = [python, str(script), "build", "--source-dir", str(folder), "--output-dir", str(output_dir)]
+            completed = subprocess.run(command + (["--split-platforms"] if platforms else []), capture_output=True,
+                                       text=True)
+            if completed.returncode != 0:
+                print(completed.stdout + completed.stderr, file=sys.stderr)
+                return 1
+            suffixes = [f"-{p.replace('-', '_')}" for p in platforms] or [""]
+            written = [output_dir / f"{manifest['id']}-{manifest['version']}{s}.zip" for s in suffixes]
+            for archive in written:  # the archive as Blender reads it when installing
+                completed = subprocess.run([python, str(script), "validate", str(archive)], capture_output=True,
+                                           text=True)
+                if completed.returncode != 0:
+                    print(f"error: {archive.name} does not validate:\n{completed.stdout}{completed.stderr}",
+                          file=sys.stderr)
+                    return 1
         else:
-            print("Blender's extension builder not found; writing the zip with zipfile", file=sys.stderr)
-            with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted(folder.rglob("*")):
-                    archive.write(path, path.relative_to(folder))
-    print(f"{output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}: {output.stat().st_size / 1e6:.2f} MB")
+            print("Blender's extension builder not found (no bpy module here or in .venv); writing the zips with "
+                  "zipfile, not validated by Blender", file=sys.stderr)
+            written = zip_fallback(folder, tomllib.loads(staged_text), platforms, output_dir)
+    for archive in written:
+        with zipfile.ZipFile(archive) as opened:
+            inside = [i for i in opened.infolist() if i.filename.startswith("wheels/")]
+        print(f"{shown(archive)}: {archive.stat().st_size / 1e6:.1f} MB ({len(inside)} wheels, "
+              f"{sum(i.file_size for i in inside) / 1e6:.1f} MB of them)")
     return 0
 
 

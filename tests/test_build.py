@@ -1,25 +1,116 @@
-"""build.py makes an extension zip that Blender's own builder accepts."""
+"""build.py and blender_manifest.toml: the zip Blender's own builder accepts, and a wheel list that gives every
+platform the worker's packages once (the install itself is tests/packaging, marked slow)."""
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
+import tomllib
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import PROJECT_ROOT
 
+sys.path.insert(0, str(PROJECT_ROOT))
+import build  # noqa: E402
 
-def test_build_writes_a_valid_extension_zip(tmp_path):
+MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
+PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+# distribution -> the import name it provides, for what the worker imports (asm_blender/dependencies.py)
+BUNDLED = {"torch": "torch", "scipy": "scipy", "mediapipe": "mediapipe", "opencv_contrib_python_headless": "cv2",
+           "pillow": "PIL", "matplotlib": "matplotlib", "attrs": "attr", "protobuf": "google.protobuf"}
+
+
+def wheel_name(path: str) -> tuple[str, str]:
+    name, version = Path(path).name.split("-")[:2]
+    return name.lower(), version
+
+
+def test_build_writes_a_valid_extension_zip_without_wheels(tmp_path):
     pytest.importorskip("bpy", reason="the extension builder ships with the bpy module")
-    completed = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--output-dir", str(tmp_path)],
-                               capture_output=True, text=True)
+    completed = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--output-dir", str(tmp_path),
+                                "--no-wheels"], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "builder not found" not in completed.stderr  # validated by Blender's own extension builder
     archives = list(tmp_path.glob("asm_face_rig-*.zip"))
     assert len(archives) == 1
-    names = zipfile.ZipFile(archives[0]).namelist()
+    with zipfile.ZipFile(archives[0]) as archive:
+        names = archive.namelist()
+        manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
     for required in ("blender_manifest.toml", "__init__.py", "scene_io/armature.py", "solver/weights.py",
-                     "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe", "LICENSE"):
+                     "dependencies.py", "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe",
+                     "LICENSE"):
         assert required in names
-    assert not [n for n in names if "__pycache__" in n]
+    assert not [n for n in names if "__pycache__" in n or n.startswith("wheels/")]
+    assert "wheels" not in manifest and "platforms" not in manifest  # nothing promised that is not there
+    assert f"{archives[0].name}: " in completed.stdout  # the size is printed
+
+
+def test_every_platform_gets_each_worker_package_once():
+    platforms = MANIFEST["platforms"]
+    assert "linux-x64" in platforms
+    for platform in platforms:
+        own = [wheel_name(w)[0] for w in MANIFEST["wheels"] if platform in build.wheel_platforms(w, platforms)]
+        assert sorted(own) == sorted(set(own)), (platform, own)  # one wheel per package: one cv2, one torch
+        assert set(BUNDLED) <= set(own), (platform, set(BUNDLED) - set(own))
+        assert not {"numpy", "opencv_contrib_python", "opencv_python", "jax", "jaxlib"} & set(own)
+
+
+def test_bundled_versions_are_the_ones_the_project_is_tested_with():
+    pins = {}
+    for requirement in PYPROJECT["project"]["dependencies"]:
+        name, _, version = requirement.partition("==")
+        pins[name.lower().replace("-", "_")] = version
+    for path in MANIFEST["wheels"]:
+        name, version = wheel_name(path)
+        key = "opencv_contrib_python" if name == "opencv_contrib_python_headless" else name
+        if key in pins:
+            assert version.split("+")[0] == pins[key], (path, pins[key])
+
+
+def test_wheel_platforms_agree_with_blenders_builder():
+    bpy = pytest.importorskip("bpy", reason="the extension builder ships with the bpy module")
+    script = Path(bpy.utils.system_resource('SCRIPTS')) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    spec = importlib.util.spec_from_file_location("blender_ext_for_test", script)
+    blender_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(blender_ext)
+    platforms = MANIFEST["platforms"]
+    for wheel in MANIFEST["wheels"]:
+        theirs = [p for p in platforms
+                  if blender_ext.blender_platform_compatible_with_wheel_platform_from_filepath(p, wheel)]
+        assert build.wheel_platforms(wheel, platforms) == theirs, wheel
+
+
+def test_each_wheel_is_downloaded_by_its_own_tags(tmp_path):
+    command = build.pip_download_command(
+        "opencv_contrib_python_headless-4.11.0.86-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl", tmp_path)
+    assert command[-1] == "opencv-contrib-python-headless==4.11.0.86"
+    assert command[command.index("--abi") + 1] == "abi3" and "--no-deps" in command
+    platforms = [command[i + 1] for i, part in enumerate(command) if part == "--platform"]
+    assert platforms == ["manylinux_2_17_x86_64", "manylinux2014_x86_64"]
+    torch = build.pip_download_command("torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl", tmp_path)
+    assert torch[-1] == "torch==2.13.0+cpu"  # the CPU build, never the CUDA one
+
+
+def test_wheel_paths_are_relative_and_out_of_git():
+    for wheel in MANIFEST["wheels"]:
+        assert wheel.startswith("./wheels/") and re.fullmatch(r"[\w.+\-/]+\.whl", wheel)
+    ignored = (PROJECT_ROOT / ".gitignore").read_text().split()
+    assert "wheels/" in ignored and "dist/" in ignored
+
+
+def test_list_shows_each_platform_and_an_unknown_platform_is_refused(tmp_path):
+    listed = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--list", "--wheels-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    for platform in MANIFEST["platforms"]:
+        assert f"{platform}: " in listed.stdout
+    assert "missing torch-" in listed.stdout  # an empty wheel folder: everything to download
+    refused = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--platform", "macos-x64",
+                              "--wheels-dir", str(tmp_path), "--output-dir", str(tmp_path)],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "macos-x64" in refused.stderr
+    assert not list(tmp_path.glob("*.whl")) and not list(tmp_path.glob("*.zip"))
