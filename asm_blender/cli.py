@@ -413,46 +413,208 @@ def _write_overlays(head, arm, summary: dict, folder: Path) -> list[str]:
     return written
 
 
-def _export_glb(head, arm, path: Path) -> Path:
-    """The rigged head alone (mesh and armature, skinned, at most 4 influences per vertex) as a binary glTF that
-    shows the fitted face: the armature's current pose (the fitted identity, when it was not baked) is the
-    skeleton's pose in the file. No animations (the photos' expressions stay in the .blend)."""
+def _select_only(objects) -> None:
     import bpy
-
-    from .scene_io.mesh import SceneInputError
 
     view_layer = bpy.context.view_layer
     for obj in view_layer.objects:
         obj.select_set(False)
-    for obj in (head, arm):
+    for obj in objects:
         obj.hide_set(False)
         obj.select_set(True)
-    view_layer.objects.active = head
+    view_layer.objects.active = objects[0]
+
+
+def _export_glb(head, arm, path: Path, influences: int = 4) -> Path:
+    """The rigged head alone (mesh and armature, skinned, at most `influences` (4 or 8) influences per vertex,
+    weights normalised by the exporter) as glTF (.glb binary or .gltf with its .bin) that shows the fitted face: the
+    armature's current pose (the fitted identity, when it was not baked) is the skeleton's pose in the file. No
+    animations (the photos' expressions stay in the .blend)."""
+    import bpy
+
+    from .scene_io.mesh import SceneInputError
+
+    _select_only((head, arm))
     path.parent.mkdir(parents=True, exist_ok=True)
-    finished = bpy.ops.export_scene.gltf(filepath=str(path), export_format='GLB', use_selection=True,
-                                         export_skins=True, export_influence_nb=4, export_all_influences=False,
-                                         export_rest_position_armature=False, export_animations=False)
+    finished = bpy.ops.export_scene.gltf(
+        filepath=str(path), export_format='GLB' if path.suffix.lower() == ".glb" else 'GLTF_SEPARATE',
+        use_selection=True, export_skins=True, export_influence_nb=influences, export_all_influences=False,
+        export_rest_position_armature=False, export_animations=False)
     if finished != {'FINISHED'} or not path.is_file():
         raise SceneInputError(f"the glTF export to {path} did not finish")
     return path
 
 
-COMMANDS = {"sample": run_sample, "generate": run_generate, "fit": run_fit}
+def _export_fbx(head, arm, path: Path) -> Path:
+    """The rigged head alone as FBX (mesh, armature and every vertex group; FBX keeps all influences, so the cap
+    stays the rig's own), for engines that take FBX: no leaf bones, deform bones only, the armature's current pose
+    as the rest of the file's scene. Units as Blender writes them (1 unit = 1 m)."""
+    import addon_utils
+    import bpy
+
+    from .scene_io.mesh import SceneInputError
+
+    addon_utils.enable("io_scene_fbx", default_set=False)
+    _select_only((head, arm))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    finished = bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True, object_types={'ARMATURE', 'MESH'},
+                                        add_leaf_bones=False, use_armature_deform_only=True, bake_anim=False)
+    if finished != {'FINISHED'} or not path.is_file():
+        raise SceneInputError(f"the FBX export to {path} did not finish")
+    return path
 
 
-def main(argv: list[str] | None = None) -> int:
+def _open_blend(path: Path | None) -> str:
+    """Open `path` (a .blend) unless it is None (then the file Blender has open is used); its name for messages."""
+    import bpy
+
+    from .scene_io.mesh import SceneInputError
+
+    if path is None:
+        return bpy.data.filepath or "the open file"
+    if not path.is_file():
+        raise SceneInputError(f"file not found: {path}")
+    if path.suffix.lower() != ".blend":
+        raise SceneInputError(f"{path.name}: give a .blend (rig a mesh file with the generate command first)")
+    bpy.ops.wm.open_mainfile(filepath=str(path))
+    return str(path)
+
+
+def rigged_heads() -> list:
+    """The mesh objects of the open file that an ASM rig deforms, by name."""
+    import bpy
+
+    from .scene_io.rig import existing_rig
+
+    return sorted((o for o in bpy.data.objects if o.type == 'MESH' and existing_rig(o) is not None),
+                  key=lambda o: o.name)
+
+
+def head_info(head) -> dict:
+    """A rigged head's summary: its armature, bones, vertices, influences, landmarks and fit."""
+    from .scene_io import armature as armature_io
+    from .scene_io.markers import find_markers
+    from .scene_io.rig import RIG_PROPERTY, existing_rig
+
+    arm = existing_rig(head)
+    record = json.loads(arm[RIG_PROPERTY])
+    names = record["names"]
+    weights = armature_io.read_weights(head, names)
+    influences = (weights > 0).sum(axis=1)
+    fit = json.loads(head.asm.fit_summary) if hasattr(head, "asm") and head.asm.fit_summary else {}
+    markers = find_markers(head)
+    return {
+        "head": head.name, "armature": arm.name, "bones": len(arm.data.bones),
+        "deforming_bones": int(np.sum(record["deform"])), "vertices": len(head.data.vertices),
+        "vertex_groups": len(head.get(armature_io.GROUPS_PROPERTY, [])),
+        "max_influences": int(influences.max()) if len(influences) else 0,
+        "unweighted_vertices": int((influences == 0).sum()),
+        "preset": head.asm.preset if hasattr(head, "asm") else None,
+        "influence_cap": int(head.asm.influence_cap) if hasattr(head, "asm") else None,
+        "landmark_markers": markers.name if markers is not None else None,
+        "photos": [p.filepath for p in head.asm.photos] if hasattr(head, "asm") else [],
+        "fitted": bool(fit), "fit_cameras": fit.get("cameras", []),
+    }
+
+
+def run_info(argv: list[str], prog: str = f"{PYTHON_PROG} info") -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="List the ASM rigs in a .blend: each rigged head, its armature, bones, vertex groups, "
+                               "influences per vertex, landmarks and photo fit.")
+    parser.add_argument("blend", type=Path, nargs="?", help="the .blend (default: the file Blender has open)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    args = parser.parse_args(argv)
+    with stdout_to_stderr(), addon_registered():
+        source = _open_blend(args.blend)
+        heads = [head_info(head) for head in rigged_heads()]
+    summary = {"file": source, "rigs": heads}
+    if args.json:
+        print(json.dumps(summary, indent=1), flush=True)
+        return 0
+    if not heads:
+        _log(f"{source}: no ASM rig (generate one with the generate command)")
+    for item in heads:
+        _log(f"{item['head']}: armature {item['armature']!r}, {item['bones']} bones ({item['deforming_bones']} "
+             f"deforming), {item['vertices']} vertices, at most {item['max_influences']} influences per vertex, "
+             f"preset {item['preset']}, {'fitted to ' + str(len(item['fit_cameras'])) + ' photos' if item['fitted'] else 'not fitted'}")
+    return 0
+
+
+EXPORT_SUFFIXES = (".glb", ".gltf", ".fbx")
+
+
+def run_export(argv: list[str], prog: str = f"{PYTHON_PROG} export") -> int:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Export a rigged head (mesh and ASM armature, skinned) for game engines: glTF with at "
+                               "most 4 (or 8) normalised influences per vertex, or FBX.")
+    parser.add_argument("blend", type=Path, nargs="?", help="the .blend (default: the file Blender has open)")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="OUT.glb, OUT.gltf (+ .bin) or OUT.fbx")
+    parser.add_argument("--object", help="the rigged head to export when the file holds several")
+    parser.add_argument("--influences", type=int, choices=(4, 8), default=4,
+                        help="glTF: influences per vertex (4: one JOINTS/WEIGHTS set, what every engine reads)")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    args = parser.parse_args(argv)
+    from .scene_io.mesh import SceneInputError
+
+    suffix = args.output.suffix.lower()
+    if suffix not in EXPORT_SUFFIXES:
+        raise SceneInputError(f"--output {args.output.name}: use one of {', '.join(EXPORT_SUFFIXES)}")
+    started = time.perf_counter()
+    with stdout_to_stderr(), addon_registered():
+        from .scene_io.rig import existing_rig
+
+        source = _open_blend(args.blend)
+        heads = rigged_heads()
+        names = [h.name for h in heads]
+        if not heads:
+            raise SceneInputError(f"{source} holds no ASM rig (generate one with the generate command)")
+        if args.object is not None:
+            heads = [h for h in heads if h.name == args.object]
+            if not heads:
+                raise SceneInputError(f"{source} has no rigged head named {args.object!r}; it has {names}")
+        elif len(heads) > 1:
+            raise SceneInputError(f"{source} holds {len(heads)} rigged heads {names}: choose one with --object")
+        head = heads[0]
+        output = args.output.resolve()
+        if suffix == ".fbx":
+            _export_fbx(head, existing_rig(head), output)
+        else:
+            _export_glb(head, existing_rig(head), output, args.influences)
+        summary = {"file": source, "head": head.name, "output": str(output), "format": suffix[1:],
+                   "influences": None if suffix == ".fbx" else args.influences,
+                   "bytes": output.stat().st_size, "seconds": round(time.perf_counter() - started, 2)}
+    return _report(summary, args.json, f"exported {head.name!r} to {output}")
+
+
+COMMANDS = {"generate": run_generate, "fit": run_fit, "export": run_export, "info": run_info, "sample": run_sample}
+
+
+def commands() -> dict:
+    """The commands this copy has: `sample` needs the repository's samples, which the extension does not carry."""
+    return {name: run for name, run in COMMANDS.items() if name != "sample" or SAMPLE_MESH.is_file()}
+
+
+def main(argv: list[str] | None = None, prog: str = PYTHON_PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        known = ", ".join(COMMANDS)
-        print(f"usage: python -m asm_blender <command> [options]   (commands: {known}; each has --help)", file=sys.stderr)
+    available = commands()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in available:
+        known = ", ".join(available)
+        print(f"usage: {prog} <command> [options]   (commands: {known}; each has --help)", file=sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     from .jobs import JobError
     from .scene_io.mesh import SceneInputError
 
     try:
-        return COMMANDS[argv[0]](argv[1:])
+        return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
     except SystemExit as exit_:  # argparse: --help or a usage error
         return int(exit_.code or 0)
     except (JobError, SceneInputError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+
+
+def blender_command(argv: list[str]) -> int:
+    """`blender -b [FILE.blend] -c asm <command> ...`: registered on the add-on's register()."""
+    return main(list(argv), BLENDER_PROG)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,13 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-def _solver_parent() -> Path:
-    """The folder that holds the `solver` package: inside the built extension, or the repository root."""
-    here = Path(__file__).resolve().parent
-    return here if (here / "solver").is_dir() else here.parent
+from . import dependencies
+from .dependencies import worker_python
 
-
-PROJECT_ROOT = _solver_parent()
+PROJECT_ROOT = dependencies.solver_parent()
 
 
 class JobError(RuntimeError):
@@ -43,11 +39,6 @@ class Progress:
     loss: float | None = None  # the fit's current total loss, for fitting stages
 
 
-def worker_python() -> str:
-    """The interpreter that runs the solver: ASM_WORKER_PYTHON when set, else this process's Python."""
-    return os.environ.get("ASM_WORKER_PYTHON") or sys.executable
-
-
 class WorkerServer:
     """One long-lived solver process that runs the queued jobs one after another, so that torch and MediaPipe
     are imported once per Blender session rather than once per job (about two seconds each).
@@ -61,10 +52,11 @@ class WorkerServer:
     _current: "WorkerServer | None" = None
 
     def __init__(self):
+        missing = dependencies.missing_packages()
+        if missing:  # say which wheel is missing rather than let the worker die on an import
+            raise JobError("input", dependencies.missing_message(missing))
         self.queue = make_folder("asm_worker_")
-        env = dict(os.environ)
-        paths = [str(PROJECT_ROOT)] + [p for p in sys.path if p.endswith("site-packages")]
-        env["PYTHONPATH"] = os.pathsep.join(paths + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else paths)
+        env = dependencies.worker_environment()
         try:
             self._log = open(self.queue / "worker.log", "w")
         except OSError as error:

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import bpy
 
-from . import fit_flow, operators, rebake
+from . import dependencies, fit_flow, operators, rebake
 from .scene_io import markers as markers_io
 from .scene_io.rig import existing_rig
 
+MISSING_PACKAGES: list[str] = []  # the worker's packages found missing on register (see dependencies.py)
 STATUS_ICONS = {"UNCHECKED": 'QUESTION', "OK": 'CHECKMARK', "WARNING": 'INFO', "NO_FACE": 'ERROR',
                 "MISSING": 'LIBRARY_DATA_BROKEN', "ERROR": 'CANCEL'}
 
@@ -59,6 +60,14 @@ class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
 
     def draw(self, context):
         layout = self.layout
+        if MISSING_PACKAGES:
+            box = layout.box()
+            box.alert = True
+            message = dependencies.missing_message(MISSING_PACKAGES)
+            box.label(text="The solver's packages are missing:", icon='ERROR')
+            for name in MISSING_PACKAGES:
+                box.label(text=f"  {dependencies.WORKER_PACKAGES[name]}")
+            box.label(text=message.split("; ", 1)[-1][:120])
         state = rig_state(context)
         mesh_obj = operators.target_mesh(context)
         if state == "no_mesh":

@@ -92,6 +92,27 @@ def upright_copies(photos: list, folder: Path) -> np.ndarray:
     return np.array(copies)
 
 
+WORKER_MODULES = ("numpy", "torch", "scipy", "cv2", "mediapipe", "PIL", "matplotlib")
+
+
+def environment() -> dict:
+    """Where this worker's packages come from (the `environment` task, for the add-on's checks and the install
+    test): modules (M,) str, files (M,) str, versions (M,) str, python (the interpreter); mediapipe's face mesh and
+    selfie segmentation solutions are loaded too (they import more than mediapipe itself)."""
+    import importlib
+
+    files, versions = [], []
+    for name in WORKER_MODULES:
+        module = importlib.import_module(name)
+        files.append(str(Path(module.__file__).resolve()))
+        versions.append(str(getattr(module, "__version__", "")))
+    import mediapipe as mp
+
+    _ = mp.solutions.face_mesh.FaceMesh, mp.solutions.selfie_segmentation.SelfieSegmentation
+    return {"modules": np.array(WORKER_MODULES), "files": np.array(files), "versions": np.array(versions),
+            "python": np.array(sys.executable), "warnings": []}
+
+
 def run_job(job_dir: Path) -> int:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / "job.json").read_text())
@@ -154,6 +175,8 @@ def run_job(job_dir: Path) -> int:
             result["upright_photos"] = upright_copies(photos, job_dir)
         elif spec["task"] == "detect":
             result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
+        elif spec["task"] == "environment":
+            result = environment()
         elif spec["task"] == "compare_to_scan":
             from .scan_fit import compare_job
 
@@ -176,6 +199,14 @@ def run_job(job_dir: Path) -> int:
     except ASMInputError as error:
         (job_dir / "error.json").write_text(json.dumps({"kind": "input", "message": str(error)}))
         return 2
+    except ImportError as error:  # a package missing from the worker's Python, or built for another platform
+        (job_dir / "error.json").write_text(json.dumps({
+            "kind": "internal", "traceback": traceback.format_exc(),
+            "message": f"the solver's Python ({sys.executable}) cannot load {error.name or 'a package'}: {error}. "
+                       "The extension's bundled packages are missing or built for another platform: install the zip "
+                       "built for this platform again (or set ASM_WORKER_PYTHON to a Python with the solver's "
+                       "packages)"}))
+        return 1
     except Exception as error:  # noqa: BLE001 - reported to the client with its traceback
         (job_dir / "error.json").write_text(json.dumps({
             "kind": "internal", "message": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}))

@@ -1,0 +1,103 @@
+"""Packaging tests: the built extension zips, installed into a fresh Blender (the bpy module in a subprocess).
+
+Marked `packaging` and `slow` (they build a 340 MB zip and fit a rig through the bundled wheels):
+    .venv/bin/python -m pytest -m packaging tests/packaging
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+
+pytest.importorskip("bpy", reason="the install test needs the bpy module (Blender's extension installer)")
+
+MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
+DRIVER = Path(__file__).with_name("install_driver.py")
+
+
+def run_build(output_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--output-dir", str(output_dir), *arguments],
+                          capture_output=True, text=True, timeout=1800)
+
+
+@pytest.fixture(scope="session")
+def built_zip(tmp_path_factory) -> Path:
+    """The extension zip for this platform (linux-x64 here), made by build.py with its wheels."""
+    output = tmp_path_factory.mktemp("dist")
+    completed = run_build(output)
+    if completed.returncode != 0 and "could not be downloaded" in completed.stderr:
+        pytest.skip(f"the wheels could not be downloaded (no package index here): {completed.stderr[-500:]}")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    archives = sorted(output.glob(f"{MANIFEST['id']}-{MANIFEST['version']}-*.zip"))
+    assert len(archives) == 1, archives
+    return archives[0]
+
+
+@pytest.fixture(scope="session")
+def old_zip_without_wheels(tmp_path_factory) -> Path:
+    """An older version (0.0.1) of the extension without its wheels: the upgrade's start, and the missing-packages
+    case."""
+    output = tmp_path_factory.mktemp("dist_old")
+    completed = run_build(output, "--no-wheels")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    built = output / f"{MANIFEST['id']}-{MANIFEST['version']}.zip"
+    old = output / f"{MANIFEST['id']}-0.0.1.zip"
+    with zipfile.ZipFile(built) as source, zipfile.ZipFile(old, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "blender_manifest.toml":
+                data = data.decode().replace(f'version = "{MANIFEST["version"]}"', 'version = "0.0.1"', 1).encode()
+            target.writestr(item, data)
+    return old
+
+
+@pytest.fixture(scope="session")
+def stock_python(tmp_path_factory) -> Path:
+    """A Python like the one inside Blender: the standard library and numpy (Blender ships numpy 1.26), nothing
+    else, so that a worker run with it can only find the solver's other packages in the extension's wheels."""
+    import numpy
+
+    folder = tmp_path_factory.mktemp("stock_python")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
+    python = folder / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    numpy_dir = Path(numpy.__file__).parent
+    for entry in numpy_dir.parent.iterdir():
+        if entry.name == "numpy" or entry.name.startswith(("numpy-", "numpy.libs")):
+            os.symlink(entry, site / entry.name)
+    probe = subprocess.run([str(python), "-c", "import numpy\ntry:\n import torch\nexcept ImportError:\n print('ok')"],
+                           capture_output=True, text=True, timeout=120)
+    assert probe.stdout.strip() == "ok", probe.stdout + probe.stderr  # numpy there, torch not
+    return python
+
+
+def run_driver(scenario: str, spec: dict, home: Path, stock_python: Path, user: int | None = None,
+               timeout: float = 1500) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run install_driver.py in a fresh bpy process with Blender's user folders in `home` and the worker on the
+    stock Python; optionally as another user (file permissions do not stop root)."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDER_USER_", "PYTHON"))}
+    for variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
+                     "BLENDER_USER_DATAFILES", "BLENDER_USER_EXTENSIONS"):
+        env[variable] = str(home / variable.lower())
+    env.update(ASM_WORKER_PYTHON=str(stock_python), HOME=str(home), TMPDIR=str(home))
+    spec_path, report_path = home / "spec.json", home / "report.json"
+    spec_path.write_text(json.dumps(spec))
+    command = [sys.executable, str(DRIVER), scenario, str(spec_path), str(report_path)]
+    if user is not None:
+        shutil.chown(home, user, user)
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=home)
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    return report, completed
