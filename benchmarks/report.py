@@ -13,7 +13,7 @@ Parts, each in its own process (a part that fails is reported as failed, the oth
               vertices; full: 1 / 4 / 8 photos on 5k / 25k / 100k)
   forward     benchmarks.forward_speed: sparse (fast path) vs dense LBS forward
   writeback   benchmarks.writeback_speed: weights into Blender vertex groups
-CSV files go to benchmarks/results/, plots and figures to docs/results/. When docs/results/results.json from an
+CSV files go to benchmarks/results/ (not kept in git) and are copied beside the plots and figures in docs/results/. When docs/results/results.json from an
 earlier run exists, the report compares its accuracy numbers with this run's (the re-run check).
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -326,7 +327,7 @@ def speed_section(generate, fit, forward, writeback) -> str:
                          [[r["N"], r["k"], number(r["new_fresh_ms"], 1), number(r["new_rewrite_ms"], 1),
                            number(r["old_fresh_ms"], 1), number(r["new_read_ms"], 1)] for r in writeback]))
     out.append("\n![time vs vertices](results/speed.png)\n")
-    out.append("\nCSV: `benchmarks/results/generate_speed.csv`, `fit_speed.csv`, `forward_speed.csv`, "
+    out.append("\nCSV: `docs/results/generate_speed.csv`, `fit_speed.csv`, `forward_speed.csv`, "
                "`writeback_speed.csv`.")
     return "\n".join(out)
 
@@ -348,6 +349,9 @@ def main(argv=None) -> int:
     started_at = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runs = [run_part(name, args.full, logs) for name in args.parts]
 
+    for name in PARTS:  # the report's numbers stay in git beside it
+        if (RESULTS / CSV_OF[name]).is_file():
+            shutil.copy(RESULTS / CSV_OF[name], FIGURES / CSV_OF[name])
     multiview, capacity = read_csv("multiview"), read_csv("capacity")
     generate, fit, forward, writeback = (read_csv(n) for n in ("generate", "fit", "forward", "writeback"))
     plot_views(multiview, FIGURES / "error_vs_views.png")
@@ -363,8 +367,8 @@ def main(argv=None) -> int:
         "# ASM Face Rig: evaluation results", "",
         f"Made by `.venv/bin/python -m benchmarks.report{' --full' if args.full else ''}` ({mode} mode) from commit "
         f"`{commit}`{' with uncommitted changes' if dirty else ''} on {started_at}, in {total_minutes:.1f} minutes.",
-        f"Machine: {machine()}; {versions()}. Every number below was measured in that run; the CSV files are in "
-        "`benchmarks/results/`.", "",
+        f"Machine: {machine()}; {versions()}. Every number below was measured in that run; its CSV files are in "
+        "`docs/results/`.", "",
         "Parts run: " + ", ".join(f"{r['name']} ({r['seconds'] / 60:.1f} min{', FAILED' if r['exit'] != 0 else ''})"
                                   for r in runs) + ".", "",
         "## Multi-view accuracy against ground-truth scans", "",
