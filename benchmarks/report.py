@@ -13,8 +13,9 @@ Parts, each in its own process (a part that fails is reported as failed, the oth
               vertices; full: 1 / 4 / 8 photos on 5k / 25k / 100k)
   forward     benchmarks.forward_speed: sparse (fast path) vs dense LBS forward
   writeback   benchmarks.writeback_speed: weights into Blender vertex groups
-CSV files go to benchmarks/results/ (not kept in git) and are copied beside the plots and figures in docs/results/. When docs/results/results.json from an
-earlier run exists, the report compares its accuracy numbers with this run's (the re-run check).
+CSV files go to benchmarks/results/ (not kept in git) and are copied beside the plots and figures in docs/results/.
+When docs/results/results.json from an earlier run exists, the report compares its accuracy numbers with this run's
+(the re-run check).
 """
 from __future__ import annotations
 
