@@ -54,3 +54,28 @@ def test_the_rerun_check_reports_the_largest_differences():
     assert "2 accuracy numbers in common" in text and "| a | 2.000 | 2.100 | 0.100 |" in text
     assert "No earlier report" in rerun_check(None, {"a": 1.0})
     assert table(["x", "y"], [[1, 2]]).splitlines() == ["| x | y |", "|---|---|", "| 1 | 2 |"]
+
+
+def test_a_dropped_in_scan_folder_joins_the_set(tmp_path, monkeypatch):
+    from benchmarks.multiview import scans
+
+    drop_in = tmp_path / "scans"
+    complete = drop_in / "my_scan"
+    complete.mkdir(parents=True)
+    for name in ("head.obj", "skin.png", "SOURCE.md"):
+        (complete / name).write_text("x")
+    described = drop_in / "described"
+    described.mkdir()
+    (described / "multiview.json").write_text('{"mesh": "a.glb", "colour": "b.jpg", "flip_v": true, '
+                                              '"face_direction": [0, -1, 0]}')
+    lacking = drop_in / "no_source"
+    lacking.mkdir()
+    (lacking / "head.obj").write_text("x")
+    monkeypatch.setattr(scans, "DROP_IN", drop_in)
+    specs, notes = scans.available_scans()
+    by_name = {spec.name: spec for spec in specs}
+    assert by_name["my_scan"].mesh == "head.obj" and by_name["my_scan"].colour == "skin.png"
+    assert by_name["my_scan"].face_direction is None  # found on renders, as Generate Rig finds it
+    assert by_name["described"].flip_v and by_name["described"].face_direction == (0.0, -1.0, 0.0)
+    assert "no_source" not in by_name and any(note.startswith("no_source: needs") for note in notes)
+    assert "Lee Perry-Smith" in by_name  # the bundled scan is always there
