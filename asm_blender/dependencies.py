@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-# import name -> the wheel that provides it (numpy ships with Blender and is never bundled)
+# import name -> the wheel that provides it (numpy ships with Blender and is never bundled); every job needs the
+# first three, the photo tasks (face detection, photo fits) all of them
 WORKER_PACKAGES = {
     "numpy": "numpy (ships with Blender)",
     "torch": "torch",
@@ -23,6 +24,8 @@ WORKER_PACKAGES = {
     "matplotlib": "matplotlib (mediapipe imports it)",
     "attr": "attrs (mediapipe imports it)",
 }
+CORE_PACKAGES = ("numpy", "torch", "scipy")
+PHOTO_TASKS = ("detect", "fit_photos")
 
 
 def solver_parent() -> Path:
@@ -75,30 +78,39 @@ def worker_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def missing_packages() -> list[str]:
-    """The import names of WORKER_PACKAGES that the worker cannot find. When the worker is this interpreter, its
-    own path counts too (Blender's Python ships numpy); another interpreter (ASM_WORKER_PYTHON) is trusted for
-    numpy and checked for the rest in its PYTHONPATH."""
+def missing_packages(task: str | None = None) -> list[str]:
+    """The import names of WORKER_PACKAGES (of those `task` needs, when given) that the worker cannot find. When the
+    worker is this interpreter, its own path counts too (Blender's Python ships numpy); another interpreter
+    (ASM_WORKER_PYTHON) is trusted for numpy and checked for the rest in its PYTHONPATH."""
     search = worker_path()
     # by path, not by the file it links to: a virtual environment's python links to its base interpreter
     same = os.path.abspath(worker_python()) == os.path.abspath(sys.executable)
     if same:
         search += [p for p in sys.path if p not in search]
-    names = [n for n in WORKER_PACKAGES if same or n != "numpy"]
+    needed = WORKER_PACKAGES if task is None or task in PHOTO_TASKS else CORE_PACKAGES
+    names = [n for n in needed if same or n != "numpy"]
     # each is a package folder; looked up on disk each time (importlib's path cache would remember a wheel folder
     # that did not exist yet as empty)
     return [n for n in names if not any(Path(folder, n, "__init__.py").is_file() for folder in search if folder)]
 
 
-def missing_message(missing: list[str]) -> str:
-    """What to tell the user when the worker's packages are missing, naming each wheel."""
-    wheels = ", ".join(f"{WORKER_PACKAGES[n]} ({n})" for n in missing)
+def missing_parts(missing: list[str]) -> tuple[str, list[str], str]:
+    """(what cannot run, the missing wheels, what to do) for the packages `missing`."""
+    what = ("the solver cannot run" if set(missing) & set(CORE_PACKAGES) else
+            "face detection and photo fits cannot run")
+    wheels = [f"{WORKER_PACKAGES[n]} ({n})" for n in missing]
     if is_extension():
         where = (f"install the ASM Face Rig zip built for this platform ({_blender_platform()}) again "
                  "(Preferences > Get Extensions > Install from Disk)")
     else:
         where = f"install them into the Python that runs the solver ({worker_python()}) or set ASM_WORKER_PYTHON"
-    return f"the solver cannot run: missing {wheels}; {where}"
+    return what, wheels, where
+
+
+def missing_message(missing: list[str]) -> str:
+    """What to tell the user when the worker's packages are missing, naming each wheel."""
+    what, wheels, where = missing_parts(missing)
+    return f"{what}: missing {', '.join(wheels)}; {where}"
 
 
 def _blender_platform() -> str:

@@ -52,9 +52,6 @@ class WorkerServer:
     _current: "WorkerServer | None" = None
 
     def __init__(self):
-        missing = dependencies.missing_packages()
-        if missing:  # say which wheel is missing rather than let the worker die on an import
-            raise JobError("input", dependencies.missing_message(missing))
         self.queue = make_folder("asm_worker_")
         env = dependencies.worker_environment()
         try:
@@ -151,6 +148,9 @@ class Job:
         self.server: WorkerServer | None = None
 
     def start(self) -> "Job":
+        missing = dependencies.missing_packages(self.task)
+        if missing:  # say which wheel is missing rather than let the worker fail on an import
+            raise JobError("input", dependencies.missing_message(missing))
         self.server = WorkerServer.get()
         self.server.submit(self.folder)
         return self

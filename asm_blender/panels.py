@@ -63,11 +63,11 @@ class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
         if MISSING_PACKAGES:
             box = layout.box()
             box.alert = True
-            message = dependencies.missing_message(MISSING_PACKAGES)
-            box.label(text="The solver's packages are missing:", icon='ERROR')
-            for name in MISSING_PACKAGES:
-                box.label(text=f"  {dependencies.WORKER_PACKAGES[name]}")
-            box.label(text=message.split("; ", 1)[-1][:120])
+            what, wheels, where = dependencies.missing_parts(MISSING_PACKAGES)
+            box.label(text=f"{what[:1].upper()}{what[1:]}: missing", icon='ERROR')
+            for wheel in wheels:
+                box.label(text=f"  {wheel}")
+            box.label(text=where)
         state = rig_state(context)
         mesh_obj = operators.target_mesh(context)
         if state == "no_mesh":

@@ -1,6 +1,8 @@
 """Blender-side tests: the real bpy module, a fresh empty file per test, the add-on registered once."""
 from __future__ import annotations
 
+import atexit
+import typing
 import warnings
 
 import numpy as np
@@ -11,6 +13,17 @@ bpy = pytest.importorskip("bpy", reason="the Blender-side tests need the bpy mod
 from tests.conftest import SAMPLE_DIR  # noqa: E402
 
 pytestmark = pytest.mark.blender
+
+
+@atexit.register
+def _release_typing_caches() -> None:
+    """With torch imported in the process (the tests' own solver calls) and a glTF export run, the bpy 4.5 module can
+    hang after the tests, at exit: typing's caches keep the bpy module alive through the interpreter's teardown, so
+    Blender never stops its sound-device thread and a C++ destructor then waits on that thread's condition variable
+    forever (not seen with bpy 5.0.1; `python -m asm_blender fit --glb` imports no torch). Emptying the caches at exit
+    lets bpy shut down."""
+    for cleanup in getattr(typing, "_cleanups", []):
+        cleanup()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,12 +7,10 @@ main one) and skip elsewhere; the others write a stored fit result (the rig as i
 through the same last steps, so they run on every Blender."""
 from __future__ import annotations
 
-import atexit
 import json
 import math
 import tempfile
 import time
-import typing
 from pathlib import Path
 
 import bpy
@@ -31,17 +29,6 @@ from ..conftest import SAMPLE_DIR
 from .test_generate_rig import with_markers
 
 HEAD_SIZE = 2.6  # the sample head is about 2.6 dm tall
-
-
-@atexit.register
-def _release_typing_caches() -> None:
-    """With torch imported in the process (the tests' own solver calls) and a glTF export run, the bpy 4.5 module can
-    hang after the tests, at exit: typing's caches keep the bpy module alive through the interpreter's teardown, so
-    Blender never stops its sound-device thread and a C++ destructor then waits on that thread's condition variable
-    forever (not seen with bpy 5.0.1; `python -m asm_blender fit --glb` imports no torch). Emptying the caches at exit
-    lets bpy shut down."""
-    for cleanup in getattr(typing, "_cleanups", []):
-        cleanup()
 
 
 def needs_detector():

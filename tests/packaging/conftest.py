@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -62,11 +62,14 @@ def old_zip_without_wheels(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def stock_python(tmp_path_factory) -> Path:
+    return make_stock_python(tmp_path_factory.mktemp("stock_python"))
+
+
+def make_stock_python(folder: Path) -> Path:
     """A Python like the one inside Blender: the standard library and numpy (Blender ships numpy 1.26), nothing
     else, so that a worker run with it can only find the solver's other packages in the extension's wheels."""
     import numpy
 
-    folder = tmp_path_factory.mktemp("stock_python")
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
     python = folder / "bin" / "python"
@@ -82,10 +85,10 @@ def stock_python(tmp_path_factory) -> Path:
     return python
 
 
-def run_driver(scenario: str, spec: dict, home: Path, stock_python: Path, user: int | None = None,
+def run_driver(scenario: str, spec: dict, home: Path, stock_python: Path, own_mounts: bool = False,
                timeout: float = 1500) -> tuple[dict, subprocess.CompletedProcess]:
     """Run install_driver.py in a fresh bpy process with Blender's user folders in `home` and the worker on the
-    stock Python; optionally as another user (file permissions do not stop root)."""
+    stock Python; optionally in its own mount namespace (`unshare -m`), where it may mount folders read-only."""
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLENDER_USER_", "PYTHON"))}
     for variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
@@ -95,9 +98,20 @@ def run_driver(scenario: str, spec: dict, home: Path, stock_python: Path, user: 
     spec_path, report_path = home / "spec.json", home / "report.json"
     spec_path.write_text(json.dumps(spec))
     command = [sys.executable, str(DRIVER), scenario, str(spec_path), str(report_path)]
-    if user is not None:
-        shutil.chown(home, user, user)
-        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    if own_mounts:
+        command = ["unshare", "--mount", "--propagation", "private", *command]
     completed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, cwd=home)
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
     return report, completed
+
+
+def can_mount_read_only(folder: Path) -> bool:
+    """Whether this process may make a folder read-only in a mount namespace of its own (root, `unshare`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = ("mount --bind {0} {0} && mount -o remount,bind,ro {0} {0} && ! touch {0}/probe 2>/dev/null"
+             .format(shlex.quote(str(folder))))
+    try:
+        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", probe],
+                              capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False

@@ -7,7 +7,7 @@ saw as JSON. Blender's user folders must point at a temporary folder (environmen
 SCENARIO "lifecycle": old zip without wheels (missing packages), upgrade to the full zip, install it twice, the
 solver's packages, the `asm` command (generate, info, fit, export), disabling while a fit runs, uninstall.
 SCENARIO "read_only": install, then the extension folders read-only (re-enable, a job, uninstall refused cleanly),
-and an install into a read-only repository. Run it as a user that file permissions apply to.
+and an install into a read-only repository. Run it in its own mount namespace (`unshare -m`, as root).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import importlib
 import io
 import json
 import os
-import stat
+import subprocess
 import sys
 import time
 import traceback
@@ -176,9 +176,10 @@ def lifecycle(spec: dict) -> None:
 
 
 def _make_read_only(folder: Path) -> None:
-    for path in [folder, *folder.rglob("*")]:
-        if not path.is_symlink():
-            path.chmod(path.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    """`folder` on a read-only file system from now on (a bind mount; this process runs in its own mount namespace,
+    `unshare -m`), like an extension repository on a read-only share: file permissions would not stop root."""
+    subprocess.run(["mount", "--bind", str(folder), str(folder)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(folder), str(folder)], check=True)
 
 
 def read_only(spec: dict) -> None:
