@@ -165,6 +165,8 @@ def main(argv=None) -> int:
                         help="a platform of the manifest, or all (default: this machine's); repeat for several")
     parser.add_argument("--no-wheels", action="store_true", help="build one zip of the add-on and solver only")
     parser.add_argument("--list", action="store_true", help="list each platform's wheels and whether they are here")
+    parser.add_argument("--zipfile", action="store_true",
+                        help="write the zips with Python's zipfile even where Blender's builder is found")
     args = parser.parse_args(argv)
 
     text = MANIFEST.read_text()
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / manifest["id"]
         stage(folder, staged_text, bundled, args.wheels_dir)
-        builder = find_extension_builder()
+        builder = None if args.zipfile else find_extension_builder()
         if builder is not None:
             python, script = builder
             command = [python, str(script), "build", "--source-dir", str(folder), "--output-dir", str(output_dir)]
@@ -221,8 +223,8 @@ def main(argv=None) -> int:
                           file=sys.stderr)
                     return 1
         else:
-            print("Blender's extension builder not found (no bpy module here or in .venv); writing the zips with "
-                  "zipfile, not validated by Blender", file=sys.stderr)
+            why = "--zipfile" if args.zipfile else "Blender's extension builder not found (no bpy module here or in .venv)"
+            print(f"{why}: writing the zips with zipfile, not validated by Blender", file=sys.stderr)
             written = zip_fallback(folder, tomllib.loads(staged_text), platforms, output_dir)
     for archive in written:
         with zipfile.ZipFile(archive) as opened:

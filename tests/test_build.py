@@ -114,3 +114,16 @@ def test_list_shows_each_platform_and_an_unknown_platform_is_refused(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "macos-x64" in refused.stderr
     assert not list(tmp_path.glob("*.whl")) and not list(tmp_path.glob("*.zip"))
+
+
+def test_the_zipfile_fallback_writes_what_blenders_builder_accepts(tmp_path):
+    bpy = pytest.importorskip("bpy", reason="Blender's extension validator ships with the bpy module")
+    completed = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--output-dir", str(tmp_path),
+                                "--no-wheels", "--zipfile"], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr
+    (archive,) = tmp_path.glob("asm_face_rig-*.zip")
+    script = Path(bpy.utils.system_resource('SCRIPTS')) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    validated = subprocess.run([sys.executable, str(script), "validate", str(archive)], capture_output=True,
+                               text=True, timeout=120)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    assert "__init__.py" in zipfile.ZipFile(archive).namelist()
