@@ -120,6 +120,8 @@ if __name__ == "__main__":
     try:
         code = main()
     except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
         code = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:
         import traceback
