@@ -13,7 +13,6 @@ Needs ../shared/data. Writes capacity_sweep.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.capacity import (POSE, RESULTS, SHARED, errors_mm, ict_head, ict_landmarks, ict_targets,  # noqa: E402
                                  morphable_fit, parameter_count, refine)
+from benchmarks.common import write_csv  # noqa: E402
 from solver.config import WeightConfig  # noqa: E402
 from solver.fitting import ALL_GROUPS, fit  # noqa: E402
 from solver.generate import GenerateSettings, place_rig  # noqa: E402
@@ -95,11 +95,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     rows = run(args.targets, args.seed, args.fit_vertices, args.iterations,
                log=lambda message: print(message, file=sys.stderr, flush=True))
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "capacity_sweep.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "capacity_sweep.csv", rows)
     print(f"\n{'model':<42} {'bones':>5} {'K':>2} {'params':>7} {'mean mm':>8} {'RMS mm':>7} {'s':>5}")
     for r in rows:
         print(f"{r['model']:<42} {r['bones']:>5} {r['gaussians_per_bone']:>2} {r['parameters']:>7} {r['mean_mm']:8.3f} "

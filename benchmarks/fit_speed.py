@@ -13,9 +13,7 @@ as the solver worker's first fit is. Writes fit_speed.csv.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import resource
 import subprocess
 import sys
@@ -27,6 +25,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks.common import exit_after, write_csv  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "results"
 RENDERS = ROOT / "out" / "multiview" / "lee_perry_smith"
 
@@ -104,12 +104,8 @@ def main(argv=None) -> int:
                 return 1
             rows.append(json.loads(lines[-1]))
             print(rows[-1], file=sys.stderr, flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(args.out / "fit_speed.csv", rows)
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    with (args.out / "fit_speed.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
     print("  ".join(f"{c:>12}" for c in columns))
     for row in rows:
         print("  ".join(f"{str(row.get(c, '')):>12}" for c in columns))
@@ -117,17 +113,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            print(exit_.code, file=sys.stderr)
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the bpy module can hang at interpreter exit
+    exit_after(main)

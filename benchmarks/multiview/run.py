@@ -18,9 +18,7 @@ heat-map figure per scan.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import sys
 import tempfile
 import time
@@ -31,6 +29,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import exit_after, write_csv  # noqa: E402
 
 SAMPLE_DIR = ROOT / "samples" / "makehuman_head"
 MM_PER_RIG_UNIT = 100.0  # the MakeHuman head is in decimetres
@@ -237,12 +237,7 @@ def main(argv=None) -> int:
     rows = []
     for spec in specs:
         rows += run_scan(spec, sample, sorted(set(args.views)), args.quality, args.out, args.figures, args.samples)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with (args.out / "multiview.csv").open("w", newline="") as stream:
-        fields = list(dict.fromkeys(k for row in rows for k in row))
-        writer = csv.DictWriter(stream, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "multiview.csv", rows)
     (args.out / "multiview.json").write_text(json.dumps({"rows": rows, "left_out": missing, "quality": args.quality,
                                                          "samples": args.samples}, indent=1))
     print(f"\n{'scan':<16} {'views':>5} {'fit':<32} {'RMS 95':>7} {'RMS 60':>7} {'NME':>7} {'s':>5}")
@@ -253,17 +248,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            print(exit_.code, file=sys.stderr)
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    except BaseException:
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # the bpy module can hang at interpreter exit
+    exit_after(main)
