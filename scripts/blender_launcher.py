@@ -12,7 +12,8 @@ Python. Arguments are handled in order, as Blender does:
                              return value is the exit code (everything after ID belongs to the command)
     --version / -v           print Blender's version
     --                       stop: what follows is for the scripts (sys.argv)
-    --factory-startup, --debug*, -noaudio, --python-use-system-env, --disable-autoexec   accepted, ignored
+    --factory-startup        the factory preferences (otherwise the user's, with their add-ons and extensions)
+    --debug*, -noaudio, --python-use-system-env, --disable-autoexec   accepted, ignored
 
 Any other option is refused with exit code 2 (better than a run that silently does something else).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import runpy
 import sys
 import traceback
+from pathlib import Path
 
 import bpy
 
@@ -73,8 +75,19 @@ def _run_python(action, exit_code: int | None) -> int | None:
     return None
 
 
+def _load_user_preferences(args: list[str]) -> None:
+    """Blender starts with the user's preferences (and so their enabled add-ons and extensions); the bpy module
+    starts with factory settings. --factory-startup keeps those."""
+    before_scripts = args[:args.index("--")] if "--" in args else args
+    if "--factory-startup" in before_scripts:
+        return
+    if Path(bpy.utils.user_resource('CONFIG'), "userpref.blend").is_file():
+        bpy.ops.wm.read_userpref()
+
+
 def main(argv: list[str]) -> int:
     args = argv[1:]
+    _load_user_preferences(args)
     exit_code: int | None = None
     index = 0
     captured = False

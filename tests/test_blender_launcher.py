@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,8 +17,14 @@ pytest.importorskip("bpy", reason="the launcher runs the bpy module")
 LAUNCHER = PROJECT_ROOT / "scripts" / "blender"
 
 
-def blender(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ASM_BPY_PYTHON=sys.executable, PYTHONPATH=str(PROJECT_ROOT))
+def blender(*args: str, timeout: float = 300, home: Path | None = None, **extra: str) -> subprocess.CompletedProcess:
+    """scripts/blender ARGS; with `home`, Blender's user folders there (else the test session's)."""
+    env = dict(os.environ, ASM_BPY_PYTHON=sys.executable, PYTHONPATH=str(PROJECT_ROOT), **extra)
+    if home is not None:
+        env.pop("PYTHONPATH")  # the add-on comes from the installed extension only
+        for variable in ("BLENDER_USER_RESOURCES", "BLENDER_USER_CONFIG", "BLENDER_USER_SCRIPTS",
+                         "BLENDER_USER_DATAFILES", "BLENDER_USER_EXTENSIONS"):
+            env[variable] = str(home / variable.lower())
     return subprocess.run([str(LAUNCHER), *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -67,3 +74,29 @@ def test_pytest_blender_runs_tests_inside_the_launcher():
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert f"Running blender with: {LAUNCHER} -b --python" in run.stdout  # inside the launcher, not this process
     assert " passed" in run.stdout and " failed" not in run.stdout
+
+
+def test_an_extension_installed_with_blenders_own_command_gives_the_asm_command(tmp_path):
+    """As a pipeline does it: `blender -c extension install-file -e ZIP`, then `blender -b -c asm ...` in later runs
+    (the user's preferences enable it). This zip has no wheels and the solver runs on a Python with numpy only (as
+    Blender's own): the command that needs the solver says which packages are missing and exits 1."""
+    from tests.packaging.conftest import make_stock_python
+
+    built = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--no-wheels", "--output-dir",
+                            str(tmp_path / "dist")], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (archive,) = (tmp_path / "dist").glob("*.zip")
+    home = tmp_path / "home"
+    installed = blender("-b", "-c", "extension", "install-file", "-r", "user_default", "-e", str(archive), home=home)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    info = blender("-b", "-c", "asm", "info", "--json", home=home)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout[info.stdout.index("{"):])["rigs"] == []
+    mesh = PROJECT_ROOT / "samples" / "makehuman_head" / "base_head.obj"
+    generate = blender("-b", "-c", "asm", "generate", str(mesh), "-o", str(tmp_path / "head.blend"), home=home,
+                       ASM_WORKER_PYTHON=str(make_stock_python(tmp_path / "stock_python")))
+    assert generate.returncode == 1 and "missing torch (torch)" in generate.stderr
+    assert "install the ASM Face Rig zip built for this platform" in generate.stderr
+    assert not (tmp_path / "head.blend").exists()
+    factory = blender("-b", "--factory-startup", "-c", "asm", "info", home=home)
+    assert factory.returncode == 1 and "'asm' not found" in factory.stderr  # factory settings: no extensions
