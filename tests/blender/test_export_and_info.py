@@ -207,3 +207,19 @@ def test_the_blender_command_is_registered_and_has_help_for_each_command(capsys)
         assert f"usage: blender -b [FILE.blend] -c asm {command}" in capsys.readouterr().out
     assert cli.blender_command([]) == 2 and "commands: generate, fit, export, info" in capsys.readouterr().err
     assert cli.blender_command(["frobnicate"]) == 2 and "unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_a_gltf_with_8_influences_and_its_bin_passes_the_validator(rigged_blend, tmp_path, capsys, gltf_validator):
+    gltf = tmp_path / "head.gltf"
+    code, summary, err = run(capsys, "export", str(rigged_blend), "-o", str(gltf), "--influences", "8", "--json")
+    assert code == 0, err
+    assert summary["influences"] == 8 and summary["format"] == "gltf"
+    document = json.loads(gltf.read_text())
+    (buffer,) = document["buffers"]
+    binary = (tmp_path / buffer["uri"]).read_bytes()
+    for primitive in (p for mesh in document["meshes"] for p in mesh["primitives"]):
+        sets = [key for key in primitive["attributes"] if key.startswith("WEIGHTS_")]
+        total = sum(accessor(document, binary, primitive["attributes"][key]) for key in sets)
+        assert 1 <= len(sets) <= 2 and np.allclose(total.sum(axis=1), 1.0, atol=2e-3)
+    report = validate(gltf_validator, gltf)
+    assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:10]
