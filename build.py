@@ -6,6 +6,7 @@ solver worker's wheels that blender_manifest.toml lists.
     python build.py --platform windows-x64 --platform macos-arm64
     python build.py --no-wheels            # the add-on and solver only (the worker then needs its own Python)
     python build.py --list                 # what each platform needs and whether its wheels are here
+    python build.py --check                # whether the package index has every platform's wheels (no download)
 
 The manifest's `wheels` are the one list of what is bundled: each file is downloaded by name and version with
 `pip download --no-deps --only-binary :all:` for the tags in its own file name into ./wheels (kept out of git;
@@ -32,6 +33,11 @@ ROOT = Path(__file__).resolve().parent
 MANIFEST = ROOT / "blender_manifest.toml"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0
+UNSUPPORTED = {  # Blender platforms without a zip, and why
+    "macos-x64": "no torch 2.13 wheel for Intel macOS",
+    "linux-arm64": "no mediapipe 0.10.21 wheel for Linux on ARM",
+    "windows-arm64": "no mediapipe 0.10.21 wheel for Windows on ARM",
+}
 
 
 def wheel_platforms(filename: str, known: list[str]) -> list[str]:
@@ -68,6 +74,32 @@ def pip_download_command(filename: str, folder: Path) -> list[str]:
     for tag in platforms:
         command += ["--platform", tag]
     return command + [f"{name.replace('_', '-')}=={version}"]
+
+
+def check_wheels(filenames: list[str]) -> list[str]:
+    """Ask the package index (pip's resolver, metadata only: no wheel is downloaded) which file it would give for
+    each wheel; returns the ones it would not give (missing from the index, or another file)."""
+    import json
+
+    unavailable = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for filename in filenames:
+            command = pip_download_command(filename, Path(tmp))
+            at = command.index("download")
+            command[at:at + 1] = ["install", "--dry-run", "--ignore-installed", "--target", str(Path(tmp) / "t"),
+                                  "--quiet", "--report", str(Path(tmp) / "report.json")]
+            command.remove("--dest")
+            command.remove(str(Path(tmp)))
+            completed = subprocess.run(command, capture_output=True, text=True)
+            found = None
+            if completed.returncode == 0:
+                report = json.loads((Path(tmp) / "report.json").read_text())
+                found = report["install"][0]["download_info"]["url"].rsplit("/", 1)[-1].replace("%2B", "+")
+            print(f"  {'ok     ' if found == filename else 'MISSING'} {filename}"
+                  + ("" if found in (None, filename) else f" (the index gives {found})"), flush=True)
+            if found != filename:
+                unavailable.append(filename)
+    return unavailable
 
 
 def fetch_wheels(filenames: list[str], folder: Path) -> list[str]:
@@ -165,6 +197,8 @@ def main(argv=None) -> int:
                         help="a platform of the manifest, or all (default: this machine's); repeat for several")
     parser.add_argument("--no-wheels", action="store_true", help="build one zip of the add-on and solver only")
     parser.add_argument("--list", action="store_true", help="list each platform's wheels and whether they are here")
+    parser.add_argument("--check", action="store_true",
+                        help="ask the package index for every platform's wheels (metadata only) and say which it lacks")
     parser.add_argument("--zipfile", action="store_true",
                         help="write the zips with Python's zipfile even where Blender's builder is found")
     args = parser.parse_args(argv)
@@ -176,7 +210,14 @@ def main(argv=None) -> int:
     requested = args.platform or [this_platform()]
     platforms = known if "all" in requested else requested
     unknown = [p for p in platforms if p not in known]
+    if args.check:
+        unavailable = check_wheels([Path(w).name for w in wheels])
+        print(f"{len(wheels) - len(unavailable)} of {len(wheels)} wheels available"
+              + (": missing " + ", ".join(unavailable) if unavailable else ""))
+        return 1 if unavailable else 0
     if args.list:
+        for platform, why in UNSUPPORTED.items():
+            print(f"{platform}: no zip ({why})")
         for platform in known:
             own = [Path(w).name for w in wheels if platform in wheel_platforms(w, known)]
             here = sum((args.wheels_dir / w).is_file() for w in own)
@@ -187,8 +228,9 @@ def main(argv=None) -> int:
     if args.no_wheels:
         platforms, bundled = [], []
     elif unknown:
-        print(f"error: no wheels listed for {', '.join(unknown)}; the manifest's platforms are {', '.join(known)} "
-              "(others lack a torch or mediapipe wheel)", file=sys.stderr)
+        why = "; ".join(f"{p}: {UNSUPPORTED[p]}" for p in unknown if p in UNSUPPORTED)
+        print(f"error: no wheels listed for {', '.join(unknown)}; the manifest's platforms are {', '.join(known)}"
+              + (f" ({why})" if why else ""), file=sys.stderr)
         return 2
     else:
         bundled = [w for w in wheels if set(wheel_platforms(w, known)) & set(platforms)]

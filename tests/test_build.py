@@ -109,10 +109,12 @@ def test_list_shows_each_platform_and_an_unknown_platform_is_refused(tmp_path):
     for platform in MANIFEST["platforms"]:
         assert f"{platform}: " in listed.stdout
     assert "missing torch-" in listed.stdout  # an empty wheel folder: everything to download
+    for platform in build.UNSUPPORTED:  # and the platforms without a zip, with the reason
+        assert f"{platform}: no zip (" in listed.stdout and platform not in MANIFEST["platforms"]
     refused = subprocess.run([sys.executable, str(PROJECT_ROOT / "build.py"), "--platform", "macos-x64",
                               "--wheels-dir", str(tmp_path), "--output-dir", str(tmp_path)],
                              capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "macos-x64" in refused.stderr
+    assert refused.returncode == 2 and "macos-x64: no torch 2.13 wheel" in refused.stderr
     assert not list(tmp_path.glob("*.whl")) and not list(tmp_path.glob("*.zip"))
 
 
