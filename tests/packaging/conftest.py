@@ -18,8 +18,6 @@ import pytest
 
 from tests.conftest import PROJECT_ROOT
 
-pytest.importorskip("bpy", reason="the install test needs the bpy module (Blender's extension installer)")
-
 MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
 DRIVER = Path(__file__).with_name("install_driver.py")
 

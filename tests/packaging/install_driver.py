@@ -204,6 +204,12 @@ def read_only(spec: dict) -> None:
         result, error = [], str(exception)
     step("read_only_uninstall", result=result, error=error, state=state())
     step("read_only_install_again", install=install(spec["zip"]), state=state())
+    try:  # Blender disabled it before its refused removal: it enables again from the read-only folder
+        bpy.ops.preferences.addon_enable(module=PACKAGE)
+        error = None
+    except RuntimeError as exception:
+        error = str(exception)
+    step("read_only_enable_again", error=error, state=state())
     if PACKAGE in bpy.context.preferences.addons:  # leave nothing registered behind (a hang at exit otherwise)
         bpy.ops.preferences.addon_disable(module=PACKAGE)
     step("end", state=state())
