@@ -68,6 +68,7 @@ class WorkerServer:
                                        f"{error.strerror or error}); set ASM_WORKER_PYTHON to a Python with the "
                                        "solver's packages") from error
         self._tickets = 0
+        self._folders: list[Path] = []  # the jobs given to this server, so that stop() can cancel unfinished ones
 
     @classmethod
     def get(cls) -> "WorkerServer":
@@ -82,6 +83,7 @@ class WorkerServer:
 
     def submit(self, folder: Path) -> None:
         self._tickets += 1
+        self._folders.append(Path(folder))
         ticket = self.queue / f"{self._tickets:06d}.job"
         partial = ticket.with_suffix(".partial")
         try:
@@ -95,7 +97,15 @@ class WorkerServer:
         return path.read_text()[-characters:] if path.exists() else ""
 
     def stop(self, wait_seconds: float = 3.0) -> None:
+        """Ask the server to stop: unfinished jobs are cancelled (a fit stops at its next step), then the server
+        exits; one that does not within `wait_seconds` is killed."""
         if self.alive():
+            for folder in self._folders:
+                if folder.is_dir() and not (folder / "finished").exists():
+                    try:
+                        (folder / "cancel").touch()
+                    except OSError:  # the folder went away meanwhile: nothing to cancel
+                        pass
             (self.queue / "stop").touch()
             try:
                 self.process.wait(wait_seconds)
