@@ -1,6 +1,6 @@
 """The results report: runs the evaluation suite and writes docs/results.md with tables, plots and figures.
 
-    .venv/bin/python -m benchmarks.report            # the fast subset (about 12 minutes on 2 cores)
+    .venv/bin/python -m benchmarks.report            # the fast subset (10-11 minutes on 2 cores)
     .venv/bin/python -m benchmarks.report --full     # the full set (an hour or more)
 
 Parts, each in its own process (a part that fails is reported as failed, the others still run):
