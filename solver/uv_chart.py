@@ -46,11 +46,12 @@ def uv_islands(triangles: np.ndarray, corner_uv: np.ndarray) -> np.ndarray:
         (first[:, 1] < second[:, 1]) | ((first[:, 1] == second[:, 1]) & (first[:, 2] <= second[:, 2]))))
     low = np.where(first_is_smaller[:, None], first, second)
     high = np.where(first_is_smaller[:, None], second, first)
-    _, edge_id = np.unique(np.column_stack([low, high]), axis=0, return_inverse=True)
-    edge_id = edge_id.reshape(-1)
+    keys = np.column_stack([low, high])  # (3T, 6)
+    # Equal keys end up next to each other; a lexsort of the columns is several times faster than np.unique on rows.
+    order = np.lexsort(keys.T[::-1])
+    ordered = keys[order]
+    same = (ordered[1:] == ordered[:-1]).all(1)
     owner = np.tile(np.arange(t_count), 3)
-    order = np.argsort(edge_id, kind="stable")
-    same = edge_id[order][1:] == edge_id[order][:-1]
     rows, cols = owner[order][:-1][same], owner[order][1:][same]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(t_count, t_count))
     return connected_components(graph, directed=False)[1]
