@@ -46,11 +46,10 @@ def measure_one(size: int, photos: int, quality: str, threads: int) -> dict:
 
     from asm_blender.scene_io.mesh import mesh_arrays
     from benchmarks.generate_speed import head_with_vertices
-    from benchmarks.multiview.run import detect_views
+    from benchmarks.multiview.run import detect_views, fit_photos
     from solver.generate import GenerateSettings, place_rig
     from solver.landmarks import load_landmarks
     from solver.model import ASMModel
-    from solver.photo_fit import PhotoFitSettings, fit_to_photos
 
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
@@ -66,11 +65,7 @@ def measure_one(size: int, photos: int, quality: str, threads: int) -> dict:
     detect_seconds = time.perf_counter() - began
     model = ASMModel(rig, arrays.vertices, arrays.triangles)
     began = time.perf_counter()
-    fitted = fit_to_photos(model, landmarks, valid, np.stack([d.landmarks for d in detections]),
-                           np.array([d.found for d in detections]),
-                           np.array([p.original_size for p in loaded], dtype=float), PhotoFitSettings(quality),
-                           photo_names=[p.name for p in loaded], images=[p.rgb for p in loaded],
-                           image_scale=[p.scale for p in loaded])
+    fitted = fit_photos(model, landmarks, valid, loaded, detections, quality)
     fit_seconds = time.perf_counter() - began
     return {"target_vertices": size, "vertices": len(arrays.vertices), "photos": photos, "quality": quality,
             "place_rig_s": round(place_seconds, 2), "detect_s": round(detect_seconds, 2),

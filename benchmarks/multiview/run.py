@@ -95,16 +95,16 @@ def detect_views(paths: list[Path]):
     return photos, [detect_photo(photo) for photo in photos]
 
 
-def fit_views(sample: SampleRig, photos, detections, quality: str, overrides: dict):
+def fit_photos(model, landmarks: np.ndarray, valid: np.ndarray, photos, detections, quality: str,
+               overrides: dict | None = None):
+    """The product's photo fit of `model` (in place) to loaded photos and their detections; returns the PhotoFit."""
     from solver.photo_fit import PhotoFitSettings, fit_to_photos
 
-    model = sample.model()
-    fitted = fit_to_photos(model, sample.landmarks, sample.valid, np.stack([d.landmarks for d in detections]),
-                           np.array([d.found for d in detections]),
-                           np.array([p.original_size for p in photos], dtype=float),
-                           PhotoFitSettings(quality, **overrides), photo_names=[p.name for p in photos],
-                           images=[p.rgb for p in photos], image_scale=[p.scale for p in photos])
-    return model, fitted
+    return fit_to_photos(model, landmarks, valid, np.stack([d.landmarks for d in detections]),
+                         np.array([d.found for d in detections]),
+                         np.array([p.original_size for p in photos], dtype=float),
+                         PhotoFitSettings(quality, **(overrides or {})), photo_names=[p.name for p in photos],
+                         images=[p.rgb for p in photos], image_scale=[p.scale for p in photos])
 
 
 def heat_map_figure(scan, sample: SampleRig, surfaces: dict, photo: Path, output: Path) -> Path:
@@ -150,7 +150,7 @@ def heat_map_figure(scan, sample: SampleRig, surfaces: dict, photo: Path, output
         return tile_images(rows, output)
 
 
-def run_scan(spec, sample: SampleRig, view_counts: list[int], quality: str, out: Path, figures: Path,
+def run_scan(spec, sample: SampleRig, view_counts: list[int], quality: str, figures: Path | None,
              samples: int) -> list[dict]:
     from benchmarks.multiview.render import render_views, view_sequence
     from benchmarks.multiview.scans import load_scan
@@ -184,7 +184,8 @@ def run_scan(spec, sample: SampleRig, view_counts: list[int], quality: str, out:
         chosen_photos, chosen = [photos[i] for i in faces], [detections[i] for i in faces]
         for name, overrides in FITS.items():
             began = time.perf_counter()
-            model, fitted = fit_views(sample, chosen_photos, chosen, quality, overrides)
+            model = sample.model()
+            fitted = fit_photos(model, sample.landmarks, sample.valid, chosen_photos, chosen, quality, overrides)
             seconds = time.perf_counter() - began
             posed = shown_surface(model, fitted)
             measured = sample.measure(posed, target)
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
     sample = SampleRig()
     rows = []
     for spec in specs:
-        rows += run_scan(spec, sample, sorted(set(args.views)), args.quality, args.out, args.figures, args.samples)
+        rows += run_scan(spec, sample, sorted(set(args.views)), args.quality, args.figures, args.samples)
     write_csv(args.out / "multiview.csv", rows)
     (args.out / "multiview.json").write_text(json.dumps({"rows": rows, "left_out": missing, "quality": args.quality,
                                                          "samples": args.samples}, indent=1))
