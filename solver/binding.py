@@ -81,10 +81,13 @@ def locate(points: np.ndarray, uv: np.ndarray, triangles: np.ndarray, what: str 
     triangle = np.empty(len(points), dtype=np.int64)
     located = points.copy()
     clamped = np.zeros(len(points), dtype=bool)
+    boxes = None
     for p in range(len(points)):
         found = _containing(points[p], corners, nearest[p])
-        if found is None and k < len(triangles):
-            found = _containing(points[p], corners, np.arange(len(triangles)))  # large triangles far away
+        if found is None and k < len(triangles):  # large triangles far away: any whose box holds the point
+            if boxes is None:
+                boxes = _boxes(corners)
+            found = _containing(points[p], corners, _boxes_holding(boxes, points[p]))
         if found is not None:
             triangle[p] = found
             continue
@@ -103,6 +106,19 @@ def locate(points: np.ndarray, uv: np.ndarray, triangles: np.ndarray, what: str 
     bary = barycentric_2d(torch.from_numpy(located), torch.from_numpy(corners[triangle])).numpy()
     bary = np.clip(bary, 0.0, None)
     return Location(triangle, bary / bary.sum(-1, keepdims=True), located, clamped)
+
+
+def _boxes(corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounding boxes (T, 2) low and high of triangles (T, 3, 2), grown so that every point `_containing` accepts
+    (barycentric coordinates down to -INSIDE_TOLERANCE, at most two of them negative) lies in its triangle's box."""
+    low, high = corners.min(1), corners.max(1)
+    margin = 3 * INSIDE_TOLERANCE * (high - low).max(1, keepdims=True)
+    return low - margin, high + margin
+
+
+def _boxes_holding(boxes: tuple[np.ndarray, np.ndarray], point: np.ndarray) -> np.ndarray:
+    low, high = boxes
+    return np.flatnonzero(((low <= point) & (point <= high)).all(1))
 
 
 def _containing(point: np.ndarray, corners: np.ndarray, candidates: np.ndarray) -> int | None:

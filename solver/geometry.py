@@ -78,18 +78,26 @@ def closest_point_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray,
     return closest, bary
 
 
+def triangle_centre_tree(vertices: np.ndarray, triangles: np.ndarray) -> cKDTree:
+    """A KD-tree over the centroids of triangles (T, 3) of vertices (N, 3), for `closest_points_on_mesh`."""
+    return cKDTree(vertices[triangles].mean(1))
+
+
 def closest_points_on_mesh(points: np.ndarray, vertices: np.ndarray, triangles: np.ndarray,
-                           candidates: int = 24) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                           candidates: int = 24, centre_tree: cKDTree | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """For each point (P, 3): closest surface point (P, 3), triangle (P,), barycentric (P, 3), distance (P,).
 
     Candidate triangles are the `candidates` nearest by centroid, enough for meshes without slivers much
     longer than their neighbours; exactness on such meshes is not needed by the callers (landmark lifting).
+    `centre_tree`: `triangle_centre_tree(vertices, triangles)`, for callers that ask several times.
     """
     if len(triangles) == 0:
         raise ASMInputError("the mesh has no faces")
     corners = vertices[triangles]
     k = min(candidates, len(triangles))
-    _, nearest = cKDTree(corners.mean(1)).query(points, k=k)
+    tree = centre_tree if centre_tree is not None else triangle_centre_tree(vertices, triangles)
+    _, nearest = tree.query(points, k=k)
     nearest = nearest.reshape(len(points), k)
     cand = corners[nearest]  # (P, k, 3, 3)
     closest, bary = closest_point_on_triangles(points[:, None, :], cand[..., 0, :], cand[..., 1, :], cand[..., 2, :])

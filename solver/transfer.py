@@ -23,7 +23,7 @@ from .binding import locate
 from .canonical import canonical_face
 from .config import WeightConfig
 from .errors import ASMInputError
-from .geometry import Similarity, closest_points_on_mesh, similarity_transform
+from .geometry import Similarity, closest_points_on_mesh, similarity_transform, triangle_centre_tree
 from .skeleton import Skeleton
 from .uv_chart import Chart
 
@@ -155,7 +155,8 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
 
     # Landmarks on the chart: closest chart triangle.
     chart_tris = triangles[chart.triangles]
-    _, hit, bary, distance = closest_points_on_mesh(landmarks[valid], vertices, chart_tris)
+    chart_tree = triangle_centre_tree(vertices, chart_tris)
+    _, hit, bary, distance = closest_points_on_mesh(landmarks[valid], vertices, chart_tris, centre_tree=chart_tree)
     landmark_triangle = chart.triangles[hit]
     face_triangles = _face_island(chart, landmark_triangle)
     on_face = np.isin(landmark_triangle, face_triangles) & (distance < 0.1 * head_unit)
@@ -216,7 +217,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         targets = np.stack([skeleton.anchor_weights[j] @ _filled(landmarks, landmark_valid, skeleton.anchor_landmarks[j], alignment)
                             for j in reach_bones])
         targets += (skeleton.reach[reach_bones] @ rotation.T) * head_unit
-        closest, hit, bary, distance = closest_points_on_mesh(targets, vertices, chart_tris)
+        closest, hit, bary, distance = closest_points_on_mesh(targets, vertices, chart_tris, centre_tree=chart_tree)
         for n, j in enumerate(reach_bones):
             tri = chart.triangles[hit[n]]
             bind_triangle[j] = tri

@@ -33,26 +33,22 @@ class Chart:
 def uv_islands(triangles: np.ndarray, corner_uv: np.ndarray) -> np.ndarray:
     """Island id per triangle: triangles sharing an edge with identical UVs on both ends are connected."""
     t_count = len(triangles)
-    quantized = np.round(corner_uv * 1e6).astype(np.int64)
-    ends = []
-    for corner in range(3):
-        nxt = (corner + 1) % 3
-        ends.append((np.column_stack([triangles[:, corner], quantized[:, corner]]),
-                     np.column_stack([triangles[:, nxt], quantized[:, nxt]])))
-    first = np.concatenate([e[0] for e in ends])  # (3T, 3): vertex, u, v
-    second = np.concatenate([e[1] for e in ends])
-    # An undirected edge key: its two (vertex, u, v) ends in lexicographic order.
-    first_is_smaller = (first[:, 0] < second[:, 0]) | ((first[:, 0] == second[:, 0]) & (
-        (first[:, 1] < second[:, 1]) | ((first[:, 1] == second[:, 1]) & (first[:, 2] <= second[:, 2]))))
-    low = np.where(first_is_smaller[:, None], first, second)
-    high = np.where(first_is_smaller[:, None], second, first)
-    keys = np.column_stack([low, high])  # (3T, 6)
-    # Equal keys end up next to each other; a lexsort of the columns is several times faster than np.unique on rows.
-    order = np.lexsort(keys.T[::-1])
-    ordered = keys[order]
-    same = (ordered[1:] == ordered[:-1]).all(1)
+    quantized = np.round(corner_uv.reshape(-1, 2) * 1e6).astype(np.int64)
+    corner_vertex = np.asarray(triangles, dtype=np.int64).reshape(-1)
+    # One id per distinct (vertex, u, v): the corners of a UV map's own vertices. Sorting three columns once here
+    # lets the edges below be single numbers, sorted several times faster than rows.
+    order = np.lexsort((quantized[:, 1], quantized[:, 0], corner_vertex))
+    keys = np.column_stack([corner_vertex, quantized])[order]
+    new_key = np.r_[True, (keys[1:] != keys[:-1]).any(1)]
+    uv_vertex = np.empty(len(order), dtype=np.int64)
+    uv_vertex[order] = np.cumsum(new_key) - 1
+    uv_vertex = uv_vertex.reshape(t_count, 3)
+    ends = uv_vertex, np.roll(uv_vertex, -1, axis=1)  # each triangle's edges (corner c to corner c + 1)
+    edge = (np.minimum(*ends) * (int(uv_vertex.max()) + 1) + np.maximum(*ends)).T.reshape(-1)  # corner-major
+    by_edge = np.argsort(edge, kind="stable")
+    same = edge[by_edge][1:] == edge[by_edge][:-1]
     owner = np.tile(np.arange(t_count), 3)
-    rows, cols = owner[order][:-1][same], owner[order][1:][same]
+    rows, cols = owner[by_edge][:-1][same], owner[by_edge][1:][same]
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(t_count, t_count))
     return connected_components(graph, directed=False)[1]
 
@@ -100,21 +96,25 @@ def outermost(corners: np.ndarray, distance: np.ndarray, candidates: np.ndarray)
     depth = distance[index].mean(1)
     tree = cKDTree(centre)
     kept_corners, kept_distance = corners[index], distance[index]
+    highest = kept_distance.max(1)  # a triangle's distance inside it is at most its highest corner's
     covered = np.zeros(len(index), dtype=bool)
-    for start in range(0, len(index), LAYER_CHUNK):  # in chunks: (chunk, K, 3, 2) arrays stay small
-        rows = slice(start, start + LAYER_CHUNK)
-        _, near = tree.query(centre[rows], k=min(LAYER_NEIGHBOURS, len(index)))
-        around = kept_corners[near]  # (M, K, 3, 2)
-        a, b, c = around[:, :, 0], around[:, :, 1], around[:, :, 2]
-        e0, e1, ep = b - a, c - a, centre[rows, None, :] - a
-        det = e0[..., 0] * e1[..., 1] - e0[..., 1] * e1[..., 0]
+    for start in range(0, len(index), LAYER_CHUNK):  # in chunks: the (chunk, K) arrays stay small
+        rows = np.arange(start, min(start + LAYER_CHUNK, len(index)))
+        _, near = tree.query(centre[rows], k=min(LAYER_NEIGHBOURS, len(index)), workers=-1)
+        # Only a neighbour reaching LAYER_DEPTH above the centre can cover it: on most of a head none does,
+        # so the containment test runs on those few pairs alone.
+        row, column = np.nonzero(highest[near] > depth[rows, None] + LAYER_DEPTH)
+        row, other = rows[row], near[row, column]
+        a, b, c = kept_corners[other, 0], kept_corners[other, 1], kept_corners[other, 2]
+        e0, e1, ep = b - a, c - a, centre[row] - a
+        det = e0[:, 0] * e1[:, 1] - e0[:, 1] * e1[:, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            beta = (ep[..., 0] * e1[..., 1] - ep[..., 1] * e1[..., 0]) / det
-            gamma = (e0[..., 0] * ep[..., 1] - e0[..., 1] * ep[..., 0]) / det
+            beta = (ep[:, 0] * e1[:, 1] - ep[:, 1] * e1[:, 0]) / det
+            gamma = (e0[:, 0] * ep[:, 1] - e0[:, 1] * ep[:, 0]) / det
         alpha = 1 - beta - gamma
         inside = (alpha >= 0) & (beta >= 0) & (gamma >= 0) & np.isfinite(det) & (det != 0)
-        there = (np.stack([alpha, beta, gamma], -1) * kept_distance[near]).sum(-1)  # (M, K)
-        covered[rows] = (inside & (there > depth[rows, None] + LAYER_DEPTH)).any(1)
+        there = (np.stack([alpha, beta, gamma], -1) * kept_distance[other]).sum(-1)
+        covered[row[inside & (there > depth[row] + LAYER_DEPTH)]] = True
     # Seen through an opening (the back of an eye socket between the lids, the mouth's inside between the
     # lips) nothing covers a cavity's floor, but it lies far below the skin around it.
     envelope = _neighbourhood_max(centre, depth, CAVITY_RADIUS)

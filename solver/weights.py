@@ -100,6 +100,21 @@ class CappedWeights:
         return dense.scatter_add(-1, self.bones, self.values)
 
 
+DENSE_KEYS_LIMIT = 50_000_000  # key ranges up to this are deduplicated in a table (50 MB + 200 MB), not sorted
+
+
+def _unique_keys(keys: np.ndarray, key_range: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(keys, return_inverse=True) for integer keys in [0, key_range): the sorted distinct keys (E,) and
+    each key's index among them (P,). Marks the keys in a table and counts them off, several times faster than the
+    sort np.unique does, where the range is small enough for a table."""
+    if key_range > DENSE_KEYS_LIMIT:
+        return np.unique(keys, return_inverse=True)
+    present = np.zeros(key_range, dtype=bool)
+    present[keys] = True
+    rank = np.cumsum(present, dtype=np.int32 if key_range < 2**31 else np.int64) - 1
+    return np.flatnonzero(present), rank[keys].astype(np.int64)
+
+
 class SparseWeights:
     """The fast path: each bone's Gaussians are evaluated only on the vertices inside their support.
 
@@ -173,14 +188,14 @@ class SparseWeights:
                 self.slack = max(0.5 * self.slack, self.config.support_slack)
         self._calls_since_rebuild = 0
         padded = np.where(radius > 0, radius * (1 + self.slack), -1.0)
-        lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0))
+        lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0), workers=-1)
         vertex_count = len(self.uv_numpy)
         supports = {g: np.asarray(members, dtype=np.int64) for g, members in enumerate(lists)
                     if padded[g] > 0 and len(members)}
         # Each (vertex, bone) entry gets a slot in its vertex's row of the padded table; slot 0 = remainder.
         pair_vertex = np.concatenate(list(supports.values())) if supports else np.zeros(0, np.int64)
         pair_bone = np.repeat(np.array(list(supports), dtype=np.int64) // k, [len(v) for v in supports.values()])
-        entry_key, pair_entry = np.unique(pair_vertex * self.bone_count + pair_bone, return_inverse=True)
+        entry_key, pair_entry = _unique_keys(pair_vertex * self.bone_count + pair_bone, vertex_count * self.bone_count)
         entry_vertex, entry_bone = entry_key // self.bone_count, entry_key % self.bone_count
         slot = np.arange(len(entry_key)) - np.searchsorted(entry_vertex, entry_vertex, side="left") + 1
         width = max(int(slot.max()) + 1 if len(slot) else 1, self.config.influence_cap)
