@@ -26,12 +26,14 @@ from . import jobs
 from .scene_io import markers as markers_io
 from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
 from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, SETTINGS_PROPERTY, apply_rig, existing_rig
-from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, facing_direction, frontalness, lift_to_surface,
-                             render_direction_candidates, render_views)
+from .scene_io import views as views_io
+from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, detection_views, facing_direction, frontalness,
+                             lift_to_surface, render_direction_candidates, surface_tree)
 
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
 VIEW_YAWS = (0.0, -15.0, 15.0, -30.0, 30.0)  # the views whose landmarks are combined on the surface
 FRONTAL_ENOUGH = 0.7  # frontalness of the -Y render that spares the renders from the other directions
+SAME_VIEW_DEGREES = 5.0  # a direction render this close to the face's direction serves as its front view
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
 def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Path):
     """Steps that find the landmarks with the detector; returns ((478, 3) object-space positions, (478,) valid),
     or None when no face is found and options.geometry_fallback allows going on without one."""
-    no_face = None
+    no_face, tree = None, None
     if options.face_direction == "AUTO":
         yield Status("finding which way the face looks", 0.05)
         # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
@@ -128,16 +130,17 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
         points_found, faces_found = list(found["points"]), list(found["found"])
         if not (faces_found[0] and frontalness(points_found[0]) >= FRONTAL_ENOUGH):
             yield Status("the face is not towards -Y: looking around it", 0.1)
-            others = []
+            around = []
             for yaw in CANDIDATE_YAWS[1:]:  # one render per step: a modal operator stays responsive between
-                others += render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))
-                yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(others) / 7)
-            job = _detect_job(others, workdir / "detect_around")
-            yield job
-            found = job.result()
-            candidates += others
-            points_found += list(found["points"])
-            faces_found += list(found["found"])
+                view = render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))[0]
+                around.append((view, _detect_job([view], workdir / f"detect_around_{yaw:03d}")))
+                yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(around) / 7)
+            for view, job in around:
+                yield job
+                found = job.result()
+                candidates.append(view)
+                points_found.append(found["points"][0])
+                faces_found.append(bool(found["found"][0]))
         scores = [frontalness(points) if ok else -1.0 for points, ok in zip(points_found, faces_found)]
         best = int(np.argmax(scores))
         if scores[best] < 0:
@@ -147,7 +150,8 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
         else:
             # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
             # exactly where the face looks.
-            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]])
+            tree = surface_tree(mesh_obj)
+            points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]], tree=tree)
             to_world = np.array(mesh_obj.matrix_world)
             forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))
             fallback = candidates[best].camera_to_world[:3, 2]  # the camera's backward axis points at it
@@ -161,18 +165,33 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
                               f"use AUTO or one of {list(FACE_DIRECTIONS)}")
     if no_face is None:
         yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
-        views = []
-        for yaw in VIEW_YAWS:
-            views += render_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)
-            yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}",
-                         0.25 + 0.2 * len(views) / len(VIEW_YAWS))
-        job = _detect_job(views, workdir / "detect_views")
-        yield job
-        found = job.result()
-        if found["found"][0]:
+        views, jobs_started, points_known = [], [], []
+        if options.face_direction == "AUTO" and _angle_degrees(candidates[best].camera_to_world[:3, 2],
+                                                                direction) < SAME_VIEW_DEGREES:
+            # The direction render already is the front view, its landmarks already found.
+            views.append(candidates[best])
+            points_known.append((points_found[best], faces_found[best]))
+        try:
+            for yaw in VIEW_YAWS[len(views):]:
+                view = detection_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)[0]
+                # Each view's detection starts at once: the solver process finds its landmarks on the other core
+                # while Blender renders the next view.
+                jobs_started.append(_detect_job([view], workdir / f"detect_view_{len(views):02d}"))
+                views.append(view)
+                yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}",
+                             0.25 + 0.2 * len(views) / len(VIEW_YAWS))
+            for job in jobs_started:
+                yield job
+                found = job.result()
+                points_known.append((found["points"][0], bool(found["found"][0])))
+        finally:
+            for job in jobs_started:  # cancelled part way: the queued detections are not needed any more
+                if not job.done():
+                    job.cancel()
+        if points_known[0][1]:
             yield Status("placing the landmarks on the surface", 0.5)
-            detections = [points if ok else None for points, ok in zip(found["points"], found["found"])]
-            landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections)
+            detections = [points if ok else None for points, ok in points_known]
+            landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, views, detections, tree=tree)
             return landmarks, valid
         no_face = (f"no face was found on the front render of {mesh_obj.name!r} (facing {direction_key}); set "
                    "Face Direction to where the face looks, or allow landmarks from the geometry")
@@ -210,7 +229,14 @@ def _describe(direction: Vector) -> str:
 
 
 def _detect_job(views, folder: Path) -> jobs.Job:
-    return jobs.Job("detect", {"images": [str(view.image_path) for view in views]}, {}, folder=folder).start()
+    return jobs.Job("detect", {"images": [str(view.image_path) for view in views],
+                               "max_side": views_io.DETECTOR_SIZE}, {}, folder=folder).start()
+
+
+def _angle_degrees(first, second) -> float:
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    cosine = first @ second / (np.linalg.norm(first) * np.linalg.norm(second))
+    return float(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))))
 
 
 def solver_status(progress: jobs.Progress, start: float = 0.5, end: float = 0.95) -> Status:
@@ -219,7 +245,7 @@ def solver_status(progress: jobs.Progress, start: float = 0.5, end: float = 0.95
     return Status(f"solver: {progress.stage}{loss}", start + (end - start) * progress.fraction)
 
 
-def run_to_completion(steps: Generator[Step, None, dict], report=None, poll_seconds: float = 0.1) -> dict:
+def run_to_completion(steps: Generator[Step, None, dict], report=None, poll_seconds: float = 0.02) -> dict:
     """Drive `steps` to the end, waiting for each job; `report(status)` sees every change (stderr by default).
     Ctrl+C cancels the running job and leaves the scene unchanged."""
     report = report or (lambda status: print(f"  {status.fraction:4.0%} {status.text}", file=sys.stderr, flush=True))

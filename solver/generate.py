@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,6 +62,15 @@ def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray
     alignment, _ = robust_alignment(face.vertices[:face.surface_count], landmarks[:face.surface_count],
                                     valid[:face.surface_count], skeleton.iod_canonical)
     progress("chart", 0.3)
+    to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
+    projected = None
+    if settings.chart != "uv":
+        # The projected chart is made on a second thread while the mesh's own UV map is tried (numpy and the
+        # KD-trees release the GIL): where the UV map does not qualify, it is ready sooner; where it does, the
+        # thread's work is dropped.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asm_chart")
+        projected = pool.submit(cylindrical_chart, vertices, triangles, to_canonical)
+        pool.shutdown(wait=False)
     notes: list[str] = []
     if settings.chart in ("auto", "uv"):
         if corner_uv is None:
@@ -75,9 +85,7 @@ def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray
                 return rig, "uv"
             notes.append(f"the mesh's UV island of the face ends before the bones {outside[:4]} reach: "
                          "the rig uses a projected chart (the UV maps are unchanged)")
-    to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
-    rig = _transfer(skeleton, vertices, triangles, cylindrical_chart(vertices, triangles, to_canonical),
-                    landmarks, valid, config)
+    rig = _transfer(skeleton, vertices, triangles, projected.result(), landmarks, valid, config)
     rig.warnings[:0] = notes
     return rig, "projected"
 

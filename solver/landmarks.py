@@ -4,6 +4,7 @@ Uses the legacy `solutions.face_mesh` model that ships inside the mediapipe whee
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +30,21 @@ class Detection:
         return self.faces_found > 0
 
 
-def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) -> Detection:
-    """image_rgb (H, W, 3) uint8 -> Detection of the largest face (by landmark extent)."""
+@functools.lru_cache(maxsize=2)
+def _face_mesh(min_confidence: float):
+    """One MediaPipe graph per confidence, kept for the worker's life: building it costs more than running it on an
+    image, and in static image mode every image is processed on its own."""
     import mediapipe as mp  # heavy import, only in the worker
 
+    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4, refine_landmarks=True,
+                                           min_detection_confidence=min_confidence)
+
+
+def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) -> Detection:
+    """image_rgb (H, W, 3) uint8 -> Detection of the largest face (by landmark extent)."""
     image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
     height, width = image.shape[:2]
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4, refine_landmarks=True,
-                                         min_detection_confidence=min_confidence) as face_mesh:
-        result = face_mesh.process(image)
+    result = _face_mesh(min_confidence).process(image)
     faces = result.multi_face_landmarks or []
     if not faces:
         return Detection(np.zeros((0, 2)), 0)
@@ -46,12 +53,13 @@ def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) ->
     return Detection(largest, len(faces))
 
 
-def detect_face_landmarks_in_file(path: Path) -> Detection:
-    """Detection on an image file, loaded by solver.photos.load_photo (upright, downscaled when huge): points in the
-    file's own upright pixels. Raises ASMInputError (a ValueError) naming an unreadable file."""
-    from .photos import detect_photo, load_photo
+def detect_face_landmarks_in_file(path: Path, max_side: int | None = None) -> Detection:
+    """Detection on an image file, loaded by solver.photos.load_photo (upright, downscaled to `max_side` pixels, by
+    default only when huge): points in the file's own upright pixels. Raises ASMInputError (a ValueError) naming an
+    unreadable file."""
+    from .photos import MAX_WORKING_SIDE, detect_photo, load_photo
 
-    detection = detect_photo(load_photo(path))
+    detection = detect_photo(load_photo(path, max_side or MAX_WORKING_SIDE))
     return Detection(detection.landmarks if detection.found else np.zeros((0, 2)), detection.faces_found)
 
 

@@ -12,6 +12,7 @@ Job folder protocol (shared with asm_blender/jobs.py, which never imports torch)
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -36,17 +37,18 @@ def _write_json_line(path: Path, record: dict) -> None:
         stream.write(json.dumps(record) + "\n")
 
 
-def load_photos(paths: list[str]) -> list:
-    """The photos as solver.photos.Photo (upright, 8-bit RGB, at most 2048 px); an unreadable one raises
-    ASMInputError naming it."""
-    from .photos import load_photo
+def load_photos(paths: list[str], max_side: int | None = None) -> list:
+    """The photos as solver.photos.Photo (upright, 8-bit RGB, at most `max_side` px, 2048 by default); an unreadable
+    one raises ASMInputError naming it."""
+    from .photos import MAX_WORKING_SIDE, load_photo
 
-    return [load_photo(path) for path in paths]
+    return [load_photo(path, max_side or MAX_WORKING_SIDE) for path in paths]
 
 
-def detect_in_images(paths: list[str], progress) -> dict:
-    """`detect_in_photos` of the photo files `paths`."""
-    return detect_in_photos(load_photos(paths), progress)
+def detect_in_images(paths: list[str], progress, max_side: int | None = None) -> dict:
+    """`detect_in_photos` of the photo files `paths`, each read at most `max_side` pixels wide and high (points are
+    still in the files' own pixels)."""
+    return detect_in_photos(load_photos(paths, max_side), progress)
 
 
 def detect_in_photos(photos: list, progress) -> dict:
@@ -174,7 +176,8 @@ def run_job(job_dir: Path) -> int:
             result["warnings"] = detection_notes + list(result["warnings"])
             result["upright_photos"] = upright_copies(photos, job_dir)
         elif spec["task"] == "detect":
-            result = detect_in_images(spec.get("settings", {}).get("images", []), progress)
+            settings = spec.get("settings", {})
+            result = detect_in_images(settings.get("images", []), progress, settings.get("max_side"))
         elif spec["task"] == "environment":
             result = environment()
         elif spec["task"] == "compare_to_scan":
@@ -234,10 +237,13 @@ def serve(queue: Path, idle_seconds: float = IDLE_SECONDS, poll_seconds: float =
             continue
         folder = Path(tickets[0].read_text())
         tickets[0].unlink()
+        if not (folder / "job.json").is_file():  # its client cancelled and removed it before its turn came
+            continue
         try:
             run_job(folder)
         finally:
-            (folder / "finished").touch()
+            with contextlib.suppress(OSError):  # the client may remove a cancelled job's folder while it runs
+                (folder / "finished").touch()
         sys.stdout.flush()
         last_work = time.monotonic()
     return 0

@@ -15,6 +15,16 @@ from .mesh import MeshArrays, SceneInputError
 
 SENSOR_WIDTH_MM = 36.0
 FOCAL_MM = 50.0
+# Renders for the detector: drawn once without anti-aliasing at twice the size the detector reads, which the
+# worker shrinks (Lanczos). Workbench draws the whole mesh once per anti-aliasing sample, so this is about 5 times
+# faster than its 8 samples at 512 pixels on a 100k-vertex head, and the landmarks are as good: on the shared heads
+# they agree with those of the 8-sample renders to 0.5-1 % of the eye distance (median), and on the MediaPipe
+# canonical face, whose landmarks are its vertices, they are closer to the truth (median 4 % of the eye distance
+# against 10 %). benchmarks/detection_renders.py measures both.
+DETECTION_RENDER_SIZE = 768
+DETECTION_ANTI_ALIASING = "OFF"
+DETECTOR_SIZE = 384  # the longest side the detector reads the renders at (solver worker's `max_side`)
+DETECTION_PNG_COMPRESSION = 0  # the files live a few seconds: compressing them costs more than writing them
 
 
 @dataclass(frozen=True)
@@ -31,12 +41,15 @@ def _look_at(position: Vector, target: Vector) -> Matrix:
 
 def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.0, 15.0, -30.0, 30.0), size: int = 512,
                  face_direction: Vector = Vector((0.0, -1.0, 0.0)), extra_objects=(), label: str = "",
-                 colour_attribute: bool = False, name_prefix: str = "view") -> list[View]:
+                 colour_attribute: bool = False, name_prefix: str = "view", anti_aliasing: str = "8",
+                 png_compression: int = 15) -> list[View]:
     """Workbench renders of `obj` from the front (along face_direction, in world space) and turned by yaw.
 
     Renders in a temporary scene so that the user's scene settings (engine, resolution, camera) are
     never changed. `extra_objects` join the scene (e.g. the armature that deforms `obj`); a `label` is
-    stamped into the images; `colour_attribute` shades with the mesh's active colour attribute.
+    stamped into the images; `colour_attribute` shades with the mesh's active colour attribute. `anti_aliasing` is
+    Workbench's render sample count ("OFF", "FXAA", "5", "8", ...): each sample draws the scene once more, so
+    renders for the detector take DETECTION_ANTI_ALIASING (see `detection_views`).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -72,9 +85,11 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
         camera_data.clip_start, camera_data.clip_end = distance * 0.01, distance * 10
         scene.camera = camera
         scene.render.engine = 'BLENDER_WORKBENCH'
+        scene.display.render_aa = anti_aliasing
         scene.render.resolution_x = scene.render.resolution_y = size
         scene.render.resolution_percentage = 100
         scene.render.image_settings.file_format = 'PNG'
+        scene.render.image_settings.compression = png_compression
         scene.display.shading.light = 'STUDIO'
         scene.display.shading.color_type = 'VERTEX' if colour_attribute else 'SINGLE'
         scene.display.shading.single_color = (0.8, 0.8, 0.8)
@@ -98,8 +113,18 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
         bpy.data.worlds.remove(world)
 
 
+def surface_tree(obj: bpy.types.Object) -> BVHTree:
+    """A ray-casting tree of the mesh's rest surface (no modifiers), built in C: fast on a million vertices."""
+    bm = bmesh.new()
+    try:
+        bm.from_mesh(obj.data)
+        return BVHTree.FromBMesh(bm)
+    finally:
+        bm.free()
+
+
 def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View], points_per_view: list[np.ndarray | None],
-                    agreement: float = 0.03) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    agreement: float = 0.03, tree: BVHTree | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cast each view's 2D landmarks onto the mesh and combine the views robustly.
 
     points_per_view: per view (L, 2) pixels or None when the view found no face. Returns object-space
@@ -109,13 +134,9 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
     slide along the side of the head or pass it and hit an ear. So the reference hit is the one most
     other views agree with (ties: the one whose surface faces its camera best), and the hits within
     `agreement` x the mesh size of it are averaged, weighted by how squarely they face their cameras.
+    `tree`: `surface_tree(obj)`, for callers that lift several times.
     """
-    bm = bmesh.new()  # the rest mesh (no modifiers), built in C: fast on a million vertices
-    try:
-        bm.from_mesh(obj.data)
-        tree = BVHTree.FromBMesh(bm)
-    finally:
-        bm.free()
+    tree = tree if tree is not None else surface_tree(obj)
     world_to_object = obj.matrix_world.inverted()
     size = float(np.ptp(arrays.vertices, axis=0).max())
     count = max(len(p) for p in points_per_view if p is not None)
@@ -147,6 +168,14 @@ def lift_to_surface(obj: bpy.types.Object, arrays: MeshArrays, views: list[View]
     return positions, found, agreeing
 
 
+def detection_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees,
+                    face_direction: Vector = Vector((0.0, -1.0, 0.0)), name_prefix: str = "view") -> list[View]:
+    """`render_views` as the detector wants them: see DETECTION_RENDER_SIZE; read them at DETECTOR_SIZE."""
+    return render_views(obj, output_dir, tuple(float(y) for y in yaw_degrees), DETECTION_RENDER_SIZE,
+                        face_direction=face_direction, name_prefix=name_prefix,
+                        anti_aliasing=DETECTION_ANTI_ALIASING, png_compression=DETECTION_PNG_COMPRESSION)
+
+
 @dataclass(frozen=True)
 class RenderedLandmarks:
     views: list[View]
@@ -158,13 +187,13 @@ class RenderedLandmarks:
 
 def landmarks_from_renders(obj: bpy.types.Object, arrays: MeshArrays, detect, output_dir: Path,
                            face_direction: Vector = Vector((0.0, -1.0, 0.0))) -> RenderedLandmarks:
-    """Render `obj`, run `detect(image_path)` (returns an object with .found and .points in pixels) on every
-    view and cast the landmarks onto the surface. The detector is passed in, so that this module needs
-    nothing beyond Blender."""
-    views = render_views(obj, output_dir, face_direction=face_direction)
+    """Render `obj`, run `detect(image_path, max_side=DETECTOR_SIZE)` (returns an object with .found and .points in
+    the file's pixels; solver.landmarks.detect_face_landmarks_in_file) on every view and cast the landmarks onto the
+    surface. The detector is passed in, so that this module needs nothing beyond Blender."""
+    views = detection_views(obj, output_dir, (0.0, -15.0, 15.0, -30.0, 30.0), face_direction=face_direction)
     detections = []
     for view in views:
-        detection = detect(view.image_path)
+        detection = detect(view.image_path, max_side=DETECTOR_SIZE)
         detections.append(detection.points if detection.found else None)
     if detections[0] is None:
         raise SceneInputError(f"no face was found on the front render of {obj.name!r}; check which way it faces")
@@ -179,12 +208,11 @@ NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)
 CANDIDATE_YAWS = tuple(range(0, 360, 45))  # the detector finds faces turned up to about 30 degrees
 
 
-def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, size: int = 512,
-                                yaws=CANDIDATE_YAWS) -> list[View]:
-    """Renders from horizontal directions `yaws` (degrees around world +Z from -Y; default every 45 degrees),
-    to find where the face looks. Full size: at 256 px the detector misses the low-polygon MediaPipe canonical
-    face."""
-    return render_views(obj, Path(output_dir), tuple(float(y) for y in yaws), size, name_prefix="direction")
+def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, yaws=CANDIDATE_YAWS) -> list[View]:
+    """Detection renders from horizontal directions `yaws` (degrees around world +Z from -Y; default every 45
+    degrees), to find where the face looks. Full size: at 256 px the detector misses the low-polygon MediaPipe
+    canonical face."""
+    return detection_views(obj, Path(output_dir), yaws, name_prefix="direction")
 
 
 MIRRORED_PAIRS = ((33, 263), (133, 362), (61, 291), (105, 334), (70, 300), (98, 327), (159, 386), (145, 374))

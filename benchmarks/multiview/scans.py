@@ -130,11 +130,11 @@ def _texture(obj, spec: ScanSpec) -> None:
 def _find_face_direction(obj, arrays, workdir: Path, detect) -> np.ndarray:
     """Where the face looks, found as Generate Rig finds it: renders from eight directions, the most frontal
     detection lifted onto the surface."""
-    from asm_blender.scene_io.views import (CANDIDATE_YAWS, facing_direction, frontalness, lift_to_surface,
-                                            render_direction_candidates)
+    from asm_blender.scene_io.views import (CANDIDATE_YAWS, DETECTOR_SIZE, facing_direction, frontalness,
+                                            lift_to_surface, render_direction_candidates)
 
     candidates = render_direction_candidates(obj, workdir / "directions", yaws=CANDIDATE_YAWS)
-    detections = [detect(view.image_path) for view in candidates]
+    detections = [detect(view.image_path, max_side=DETECTOR_SIZE) for view in candidates]
     scores = [frontalness(d.points) if d.found else -1.0 for d in detections]
     best = int(np.argmax(scores))
     if scores[best] < 0:

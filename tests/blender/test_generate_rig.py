@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import bmesh
 import bpy
@@ -262,6 +263,41 @@ def test_landmarks_are_detected_on_a_turned_scaled_parented_head(sample_head, tm
     both = valid & stored_valid
     eye_distance = np.linalg.norm(stored[33] - stored[263])
     assert np.median(np.linalg.norm(found[both] - stored[both], axis=1)) < 0.02 * eye_distance
+
+
+def test_a_head_facing_the_front_is_rendered_five_times_in_all(sample_head, tmp_path):
+    """The -Y direction render serves as the front view: four more views, each detected while the next renders."""
+    needs_detector()
+    summary = run_to_completion(generate_steps(sample_head, GenerateOptions(preset="game", detect_again=True),
+                                               tmp_path), print)
+    assert summary["face_direction"] == "-Y" and summary["landmarks"] > 450
+    assert len(list((tmp_path / "directions").glob("*.png"))) == 1
+    assert len(list((tmp_path / "views").glob("*.png"))) == 4
+    assert len(list(tmp_path.glob("detect_view_*/result.npz"))) == 4
+    found, valid = markers_io.read_markers(sample_head)
+    stored, stored_valid = sample_landmarks()
+    both = valid & stored_valid
+    eye_distance = np.linalg.norm(stored[33] - stored[263])
+    assert np.median(np.linalg.norm(found[both] - stored[both], axis=1)) < 0.02 * eye_distance
+
+
+def test_cancelling_between_renders_drops_the_queued_detections_and_changes_nothing(sample_head, tmp_path):
+    needs_detector()
+    before = scene_state()
+    work = tmp_path / "work"
+    steps = generate_steps(sample_head, GenerateOptions(preset="game", detect_again=True), work)
+    while len(list(work.glob("views/*.png"))) < 2:  # two side views rendered, their detections queued
+        step = next(steps)
+        if isinstance(step, Job):  # the front view's detection
+            step.wait(lambda progress: None)
+    steps.close()  # what Esc does between two timer ticks
+    queued = sorted(work.glob("detect_view_*"))
+    assert queued and all((folder / "cancel").exists() or (folder / "finished").exists() for folder in queued)
+    assert scene_state() == before
+    shutil.rmtree(work)  # the operator removes its work folder at once: the worker goes on with the next job
+    summary = run_to_completion(generate_steps(with_markers(sample_head), GenerateOptions(preset="game"),
+                                               tmp_path / "next"), print)
+    assert summary["bones"] == 24
 
 
 def test_a_mesh_without_a_face_is_refused(tmp_path):

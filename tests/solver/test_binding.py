@@ -65,3 +65,19 @@ def test_relocation_is_detected():
 def test_nan_points_are_rejected():
     with pytest.raises(ASMInputError, match="NaN"):
         locate(np.array([[np.nan, 0.0]]), np.eye(3)[:, :2], np.array([[0, 1, 2]]))
+
+
+def test_a_large_triangle_far_from_the_nearest_centroids_is_still_found():
+    # 40 small triangles around the origin come before the large one in centroid distance, so the point is found by
+    # the search over the triangles whose boxes hold it, on the large triangle's inside and on its edge
+    rng = np.random.default_rng(3)
+    small = rng.uniform(-1.0, 1.0, size=(40, 1, 2)) + np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1]])
+    large = np.array([[[5.0, 5.0], [105.0, 5.0], [5.0, 105.0]]])
+    uv = np.concatenate([small, large]).reshape(-1, 2)
+    triangles = np.arange(len(uv)).reshape(-1, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # found, not clamped
+        location = locate(np.array([[6.0, 6.0], [50.0, 5.0], [5.0, 105.0]]), uv, triangles)
+    assert location.triangle.tolist() == [40, 40, 40]
+    np.testing.assert_allclose(location.barycentric[1], [0.55, 0.45, 0.0], atol=1e-12)
+    assert not location.clamped.any()

@@ -373,3 +373,20 @@ def test_photos_stored_sideways_get_an_upright_copy_for_blender(tmp_path):
     assert copies[0] == ""
     copy = cv2.imread(copies[1])[..., ::-1]
     assert copy.shape == (60, 90, 3) and copy[5, 5, 0] > 200 and copy[5, 5, 2] < 60 and copy[50, 80].max() < 60
+
+
+def test_a_detect_job_reads_renders_at_max_side_and_answers_in_their_own_pixels(render_face, tmp_path):
+    """Generate's renders are made at twice the size the detector reads them (solver worker's `max_side`)."""
+    from asm_blender.jobs import run_blocking
+    from PIL import Image
+
+    height, width = render_face.shape[:2]
+    large = np.asarray(Image.fromarray(render_face).resize((2 * width, 2 * height), Image.Resampling.BICUBIC))
+    path = _save(large, tmp_path / "render.png")
+    found = run_blocking("detect", {"images": [str(path)], "max_side": max(height, width)}, {},
+                         report=lambda progress: None)
+    assert found["found"].tolist() == [True]
+    np.testing.assert_array_equal(found["image_size"], [[2 * width, 2 * height]])
+    direct = detect_photo(load_photo(_save(render_face, tmp_path / "small.png")))
+    # the same picture as the detector saw it, its points scaled into the large file's pixels
+    assert _median_distance(found["points"][0], direct.landmarks * 2) < 2.0 * 2

@@ -96,3 +96,17 @@ def test_cap_larger_than_bone_count_is_rejected(sample_rig, sample_mesh):
 def test_float32_is_the_default_and_float64_on_request(sample_rig, sample_mesh):
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     assert model.forward().dtype == torch.float32
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_support_keys_are_deduplicated_as_np_unique_does(table, monkeypatch):
+    from solver import weights
+
+    if not table:
+        monkeypatch.setattr(weights, "DENSE_KEYS_LIMIT", 10)  # the sorting fallback for huge key ranges
+    keys = np.random.default_rng(5).integers(0, 5000, size=20000)
+    distinct, inverse = weights._unique_keys(keys, 5000)
+    expected_distinct, expected_inverse = np.unique(keys, return_inverse=True)
+    np.testing.assert_array_equal(distinct, expected_distinct)
+    np.testing.assert_array_equal(inverse, expected_inverse)
+    assert inverse.dtype == np.int64

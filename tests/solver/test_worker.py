@@ -34,3 +34,17 @@ def test_cancel_stops_the_worker_and_says_so(sample_mesh):
         job.result()
     assert caught.value.kind == "cancelled"
     assert not (job.folder / "result.npz").exists()
+
+
+def test_a_job_whose_folder_went_away_before_its_turn_is_skipped(sample_mesh, tmp_path):
+    first = Job("generate", {"preset": "game"}, sample_mesh, folder=tmp_path / "gone")
+    server = first.start().server
+    first.wait(lambda progress: None)  # the server is up and idle
+    gone = Job("generate", {"preset": "game"}, sample_mesh, folder=tmp_path / "removed")
+    import shutil
+
+    shutil.rmtree(gone.folder)  # a cancelled Generate removes its work folder with the jobs still queued
+    gone.start()
+    after = Job("generate", {"preset": "game"}, sample_mesh, folder=tmp_path / "after").start()
+    assert len(after.result()["names"]) == 24
+    assert after.server is server and server.alive()  # the same process: it skipped the ticket and went on
