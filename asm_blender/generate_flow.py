@@ -125,6 +125,7 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
         # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
         candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
         job = _detect_job(candidates, workdir / "detect_front")
+        tree = surface_tree(mesh_obj)  # while the solver process looks for the face
         yield job
         found = job.result()
         points_found, faces_found = list(found["points"]), list(found["found"])
@@ -150,7 +151,6 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
         else:
             # The best candidate may see the face up to 22 degrees off: its landmarks on the surface say
             # exactly where the face looks.
-            tree = surface_tree(mesh_obj)
             points, ok, _ = lift_to_surface(mesh_obj, arrays, [candidates[best]], [points_found[best]], tree=tree)
             to_world = np.array(mesh_obj.matrix_world)
             forward = facing_direction(np.where(ok[:, None], points @ to_world[:3, :3].T + to_world[:3, 3], np.nan))

@@ -26,7 +26,7 @@ import numpy as np
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT_ROOT / "benchmarks" / "results"
-DEFAULT_SETTINGS = ("8:512:512", "OFF:768:384")
+DEFAULT_SETTINGS = ("8:512:512", "OFF:896:448")
 TIMED_VERTICES = 100_000
 TIMED_RENDERS = 4
 

@@ -5,7 +5,8 @@
 The bundled sample head (MakeHuman, 4,280 vertices) is subdivided and decimated to about each size;
 every size is generated `--runs` times in one Blender session: the first run of the session also starts the
 solver worker (Python, torch and MediaPipe imports), later runs reuse it, as an artist's second Generate does.
-Per run: seconds per phase (from the progress statuses) and in total. Writes benchmarks/results/generate_speed.csv.
+Per run: seconds per phase (from the progress statuses) and in total. With --modal, each size is also driven as the
+sidebar's modal operator drives it (one step per timer tick). Writes benchmarks/results/generate_speed.csv.
 """
 from __future__ import annotations
 
@@ -46,7 +47,23 @@ def head_with_vertices(target: int):
     return head
 
 
-def timed_generate(head) -> dict:
+def modal_run(steps, report) -> dict:
+    """Drive `steps` as the modal operator does: one StepRunner tick per timer event. Blender's window timer is
+    modelled as firing TIMER_SECONDS after the last tick ended (its worst case; redraws not counted)."""
+    from asm_blender.operators import TIMER_SECONDS, StepRunner
+
+    runner = StepRunner(steps)
+    while True:
+        time.sleep(TIMER_SECONDS)
+        try:
+            status = runner.tick()
+        except StopIteration as finished:
+            return finished.value
+        if status is not None:
+            report(status)
+
+
+def timed_generate(head, modal: bool = False) -> dict:
     from asm_blender.generate_flow import GenerateOptions, generate_steps, run_to_completion
 
     marks = []
@@ -56,8 +73,8 @@ def timed_generate(head) -> dict:
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_to_completion(generate_steps(head, GenerateOptions(preset="full", detect_again=True), Path(tmp)),
-                                    report)
+        steps = generate_steps(head, GenerateOptions(preset="full", detect_again=True), Path(tmp))
+        summary = modal_run(steps, report) if modal else run_to_completion(steps, report)
     total = time.perf_counter() - started
     phases: dict[str, float] = {}
     times = [started] + [t for t, _ in marks] + [started + total]
@@ -73,6 +90,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 25000, 100000])
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--modal", action="store_true",
+                        help="also drive each size as the sidebar's modal operator does (timer ticks)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(PROJECT_ROOT))
     from asm_blender.cli import addon_registered, stdout_to_stderr
@@ -80,18 +99,21 @@ def main(argv=None) -> int:
     rows = []
     with stdout_to_stderr(), addon_registered():
         for size in args.sizes:
-            for run in range(args.runs):
-                head = head_with_vertices(size)
-                row = {"target": size, "run": run + 1, **timed_generate(head)}
-                rows.append(row)
-                print(row, file=sys.stderr, flush=True)
-    columns = sorted({key for row in rows for key in row}, key=lambda k: (k not in ("target", "run", "vertices"), k))
+            for mode in ("headless", "modal") if args.modal else ("headless",):
+                for run in range(args.runs):
+                    head = head_with_vertices(size)
+                    row = {"target": size, "mode": mode, "run": run + 1, **timed_generate(head, mode == "modal")}
+                    rows.append(row)
+                    print(row, file=sys.stderr, flush=True)
+    columns = sorted({key for row in rows for key in row},
+                     key=lambda k: (k not in ("target", "mode", "run", "vertices"), k))
     RESULTS.mkdir(parents=True, exist_ok=True)
     with open(RESULTS / "generate_speed.csv", "w", newline="") as stream:
         writer = csv.DictWriter(stream, columns)
         writer.writeheader()
         writer.writerows(rows)
-    print("\nGenerate Rig, full preset, automatic face direction (run 1 of the session starts the worker)")
+    print("\nGenerate Rig, full preset, automatic face direction (run 1 of the session starts the worker; modal: "
+          "the sidebar operator's timer ticks, modelled)")
     print("  ".join(f"{c:>10}" for c in columns))
     for row in rows:
         print("  ".join(f"{row.get(c, ''):>10}" for c in columns))

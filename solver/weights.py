@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from .config import WeightConfig
 
@@ -136,7 +135,7 @@ class SparseWeights:
     def __init__(self, uv: np.ndarray, bone_count: int, remainder_bone: int, has_gaussians: np.ndarray,
                  config: WeightConfig):
         self.uv_numpy = np.asarray(uv, dtype=np.float64)
-        self.tree = cKDTree(self.uv_numpy)
+        self._by_u = None  # the chart sorted by u, made at the first support rebuild
         self.bone_count = bone_count
         self.remainder_bone = remainder_bone
         self.has_gaussians = np.asarray(has_gaussians, dtype=bool)
@@ -188,10 +187,8 @@ class SparseWeights:
                 self.slack = max(0.5 * self.slack, self.config.support_slack)
         self._calls_since_rebuild = 0
         padded = np.where(radius > 0, radius * (1 + self.slack), -1.0)
-        lists = self.tree.query_ball_point(centers, np.maximum(padded, 0.0), workers=-1)
         vertex_count = len(self.uv_numpy)
-        supports = {g: np.asarray(members, dtype=np.int64) for g, members in enumerate(lists)
-                    if padded[g] > 0 and len(members)}
+        supports = self._vertices_within(centers, padded)
         # Each (vertex, bone) entry gets a slot in its vertex's row of the padded table; slot 0 = remainder.
         pair_vertex = np.concatenate(list(supports.values())) if supports else np.zeros(0, np.int64)
         pair_bone = np.repeat(np.array(list(supports), dtype=np.int64) // k, [len(v) for v in supports.values()])
@@ -233,6 +230,26 @@ class SparseWeights:
                          "slot_bone": torch.from_numpy(slot_bone), "evaluated": cells,
                          "cache": {}}
         self.rebuilds += 1
+
+    def _vertices_within(self, centers: np.ndarray, radius: np.ndarray) -> dict[int, np.ndarray]:
+        """{Gaussian: its chart vertices within `radius` of its centre} for the Gaussians with radius > 0
+        and any vertex. centers (G, 2), radius (G,). Each Gaussian's vertices come from the band of the chart sorted
+        by u that its disc spans: a few hundred numpy calls, where a KD-tree's ball query returns millions of
+        Python integers."""
+        if self._by_u is None:
+            order = np.argsort(self.uv_numpy[:, 0], kind="stable")
+            self._by_u = order, self.uv_numpy[order, 0], self.uv_numpy[order, 1]
+        order, u_sorted, v_sorted = self._by_u
+        first = np.searchsorted(u_sorted, centers[:, 0] - radius, side="left")
+        last = np.searchsorted(u_sorted, centers[:, 0] + radius, side="right")
+        supports = {}
+        for g in np.flatnonzero((radius > 0) & (last > first)):
+            band = slice(first[g], last[g])
+            squared = (u_sorted[band] - centers[g, 0]) ** 2 + (v_sorted[band] - centers[g, 1]) ** 2
+            members = order[band][squared <= radius[g] ** 2]
+            if len(members):
+                supports[int(g)] = members  # in u order: a vertex's sum over Gaussians does not depend on it
+        return supports
 
     @property
     def pair_count(self) -> int:

@@ -16,14 +16,15 @@ from .mesh import MeshArrays, SceneInputError
 SENSOR_WIDTH_MM = 36.0
 FOCAL_MM = 50.0
 # Renders for the detector: drawn once without anti-aliasing at twice the size the detector reads, which the
-# worker shrinks (Lanczos). Workbench draws the whole mesh once per anti-aliasing sample, so this is about 5 times
-# faster than its 8 samples at 512 pixels on a 100k-vertex head, and the landmarks are as good: on the shared heads
-# they agree with those of the 8-sample renders to 0.5-1 % of the eye distance (median), and on the MediaPipe
-# canonical face, whose landmarks are its vertices, they are closer to the truth (median 4 % of the eye distance
-# against 10 %). benchmarks/detection_renders.py measures both.
-DETECTION_RENDER_SIZE = 768
+# worker shrinks (Lanczos). Workbench draws the whole mesh once per anti-aliasing sample: on a 100k-vertex head a
+# render takes 0.15 s instead of 0.64 s with its 8 samples at 512 pixels. The landmarks are as good
+# (benchmarks/detection_renders.py): on the ICT, Lee Perry-Smith and MakeHuman heads they agree with the 8-sample
+# ones to 0.6-1 % of the eye distance (median); on the MediaPipe canonical face, whose vertices are the landmarks,
+# 5 views find the face instead of 2 and the error is 4.8 % of the eye distance instead of 9.9 %; on the Fran mask,
+# where the detector is unsteady, as many views find it and the set is as face-like, though it moves by 13 %.
+DETECTION_RENDER_SIZE = 896
 DETECTION_ANTI_ALIASING = "OFF"
-DETECTOR_SIZE = 384  # the longest side the detector reads the renders at (solver worker's `max_side`)
+DETECTOR_SIZE = 448  # the longest side the detector reads the renders at (solver worker's `max_side`)
 DETECTION_PNG_COMPRESSION = 0  # the files live a few seconds: compressing them costs more than writing them
 
 
