@@ -286,10 +286,12 @@ def run_generate(argv: list[str], prog: str = f"{PYTHON_PROG} generate") -> int:
 def _generate(args, output: Path) -> dict:
     import bpy
 
+    from . import jobs
     from .generate_flow import GenerateOptions, generate_steps, run_to_completion
     from .scene_io.importers import open_head
 
     started = time.perf_counter()
+    jobs.warm_worker()  # the solver loads torch and MediaPipe while the mesh is read
     if args.mesh.suffix.lower() != ".blend":
         bpy.ops.wm.read_homefile(use_empty=True)
     _log(f"opening {args.mesh}")
@@ -361,12 +363,14 @@ def run_fit(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
 def _fit(args, output: Path) -> dict:
     import bpy
 
+    from . import jobs
     from .fit_flow import collect_photos, fit_steps
     from .generate_flow import GenerateOptions, generate_steps, run_to_completion
     from .scene_io.importers import open_head
     from .scene_io.rig import existing_rig
 
     photos = collect_photos(args.photos)  # before any work: a wrong path fails at once
+    jobs.warm_worker()  # the solver loads torch and MediaPipe while the mesh is read
     if args.mesh.suffix.lower() != ".blend":
         bpy.ops.wm.read_homefile(use_empty=True)
     head, notes = open_head(args.mesh, args.object)

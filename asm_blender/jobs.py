@@ -132,6 +132,21 @@ def make_folder(prefix: str) -> Path:
         raise _folder_error(parent, error) from error
 
 
+def warm_worker() -> Job | None:
+    """Start the solver process ahead of the first job and have it load torch and MediaPipe (about two seconds)
+    while the user is still busy: the sidebar does this when the ASM tab is first shown, the headless commands
+    before they open the mesh. Does nothing when a solver process is running already or packages are missing;
+    returns the warm-up job when it started one."""
+    running = WorkerServer._current is not None and WorkerServer._current.alive()
+    if running or dependencies.missing_packages("warm_up"):
+        return None
+    try:
+        server = WorkerServer.get()
+        return Job("warm_up", {}, {}, folder=server.queue / "warm_up").start()  # removed with the queue folder
+    except JobError:  # packages missing or no writable temporary folder: the real job will say so
+        return None
+
+
 def stop_worker() -> None:
     """Stop the shared solver process (on exit, on disabling the add-on)."""
     if WorkerServer._current is not None:

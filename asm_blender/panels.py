@@ -6,7 +6,7 @@ from pathlib import Path
 
 import bpy
 
-from . import dependencies, fit_flow, operators, rebake
+from . import dependencies, fit_flow, jobs, operators, rebake
 from .scene_io import markers as markers_io
 from .scene_io.rig import existing_rig
 
@@ -54,12 +54,25 @@ class _SidebarTab:
     bl_category = "ASM"
 
 
+_WARM_UP = {"asked": False}  # the solver process is started once per session when the ASM tab first shows
+
+
+def _warm_up_solver():
+    jobs.warm_worker()
+    return None  # a one-shot timer
+
+
 class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
     bl_label = "ASM Face Rig"
     bl_idname = "VIEW3D_PT_asm_info"
 
     def draw(self, context):
         layout = self.layout
+        if not _WARM_UP["asked"] and not MISSING_PACKAGES:
+            # The artist opened the ASM tab: start the solver now (from a timer: drawing must not start processes),
+            # so that Generate does not wait for torch and MediaPipe to load.
+            _WARM_UP["asked"] = True
+            bpy.app.timers.register(_warm_up_solver, first_interval=0.1)
         if MISSING_PACKAGES:
             box = layout.box()
             box.alert = True

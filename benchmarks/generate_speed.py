@@ -1,10 +1,11 @@
 """Speed of Generate Rig end to end (renders, landmark detection, solver, write-back) on heads of 5k-100k vertices.
 
-    .venv/bin/python -m benchmarks.generate_speed [--sizes 5000 25000 100000] [--runs 2]
+    .venv/bin/python -m benchmarks.generate_speed [--sizes 5000 25000 100000] [--runs 2] [--modal] [--warm-up]
 
 The bundled sample head (MakeHuman, 4,280 vertices) is subdivided and decimated to about each size;
 every size is generated `--runs` times in one Blender session: the first run of the session also starts the
 solver worker (Python, torch and MediaPipe imports), later runs reuse it, as an artist's second Generate does.
+With --warm-up the solver process is started and loaded first, as opening the sidebar's ASM tab does.
 Per run: seconds per phase (from the progress statuses) and in total. With --modal, each size is also driven as the
 sidebar's modal operator drives it (one step per timer tick). Writes benchmarks/results/generate_speed.csv.
 """
@@ -92,12 +93,21 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--modal", action="store_true",
                         help="also drive each size as the sidebar's modal operator does (timer ticks)")
+    parser.add_argument("--warm-up", action="store_true",
+                        help="start the solver process first and wait for its warm-up, as opening the ASM tab does")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(PROJECT_ROOT))
     from asm_blender.cli import addon_registered, stdout_to_stderr
 
     rows = []
     with stdout_to_stderr(), addon_registered():
+        if args.warm_up:
+            from asm_blender import jobs
+
+            started = time.perf_counter()
+            jobs.warm_worker().wait(lambda progress: None, 0.02)
+            print(f"warm-up (solver process started, torch and MediaPipe loaded): "
+                  f"{time.perf_counter() - started:.2f} s", file=sys.stderr, flush=True)
         for size in args.sizes:
             for mode in ("headless", "modal") if args.modal else ("headless",):
                 for run in range(args.runs):

@@ -30,6 +30,9 @@ class Detection:
         return self.faces_found > 0
 
 
+DEFAULT_CONFIDENCE = 0.3
+
+
 @functools.lru_cache(maxsize=2)
 def _face_mesh(min_confidence: float):
     """One MediaPipe graph per confidence, kept for the worker's life: building it costs more than running it on an
@@ -40,7 +43,12 @@ def _face_mesh(min_confidence: float):
                                            min_detection_confidence=min_confidence)
 
 
-def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = 0.3) -> Detection:
+def prepare_detector(min_confidence: float = DEFAULT_CONFIDENCE) -> None:
+    """Load MediaPipe and build its graph now (the worker's warm-up), not at the first image."""
+    _face_mesh(min_confidence)
+
+
+def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = DEFAULT_CONFIDENCE) -> Detection:
     """image_rgb (H, W, 3) uint8 -> Detection of the largest face (by landmark extent)."""
     image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
     height, width = image.shape[:2]

@@ -115,6 +115,29 @@ def environment() -> dict:
             "python": np.array(sys.executable), "warnings": []}
 
 
+def warm_up() -> dict:
+    """The `warm_up` task: import the solver (torch, scipy) and the landmark detector and read their data once, so
+    that the first Generate of a session does not wait two seconds for them. `loaded` (M,) str names what loaded;
+    a part that cannot load is left to the job that needs it, which reports it."""
+    loaded = []
+    try:
+        from .canonical import canonical_face
+        from .generate import generate_rig  # noqa: F401 - imported for torch, scipy and the solver's modules
+
+        canonical_face()
+        loaded.append("solver")
+    except ImportError:
+        pass
+    try:
+        from .landmarks import prepare_detector
+
+        prepare_detector()
+        loaded.append("detector")
+    except ImportError:
+        pass
+    return {"loaded": np.array(loaded), "warnings": []}
+
+
 def run_job(job_dir: Path) -> int:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / "job.json").read_text())
@@ -180,6 +203,8 @@ def run_job(job_dir: Path) -> int:
             result = detect_in_images(settings.get("images", []), progress, settings.get("max_side"))
         elif spec["task"] == "environment":
             result = environment()
+        elif spec["task"] == "warm_up":
+            result = warm_up()
         elif spec["task"] == "compare_to_scan":
             from .scan_fit import compare_job
 

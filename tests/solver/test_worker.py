@@ -1,6 +1,8 @@
 """The job protocol between the Blender side (asm_blender/jobs.py) and the solver worker process."""
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,16 @@ def test_a_job_whose_folder_went_away_before_its_turn_is_skipped(sample_mesh, tm
     after = Job("generate", {"preset": "game"}, sample_mesh, folder=tmp_path / "after").start()
     assert len(after.result()["names"]) == 24
     assert after.server is server and server.alive()  # the same process: it skipped the ticket and went on
+
+
+def test_warming_up_starts_one_solver_process_that_loads_the_solver_and_detector():
+    from asm_blender import jobs
+
+    jobs.stop_worker()
+    warm = jobs.warm_worker()
+    assert warm is not None
+    loaded = warm.result()["loaded"].tolist()
+    assert "solver" in loaded
+    assert ("detector" in loaded) == (importlib.util.find_spec("mediapipe") is not None)
+    assert jobs.warm_worker() is None  # running already: nothing to do
+    assert warm.server is jobs.WorkerServer.get()
