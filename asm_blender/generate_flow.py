@@ -24,9 +24,9 @@ from mathutils import Vector
 
 from . import jobs
 from .scene_io import markers as markers_io
+from .scene_io import views as views_io
 from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
 from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, SETTINGS_PROPERTY, apply_rig, existing_rig
-from .scene_io import views as views_io
 from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, detection_views, facing_direction, frontalness,
                              lift_to_surface, render_direction_candidates, surface_tree)
 

@@ -232,7 +232,7 @@ class SparseWeights:
         self.rebuilds += 1
 
     def _vertices_within(self, centers: np.ndarray, radius: np.ndarray) -> dict[int, np.ndarray]:
-        """{Gaussian: its chart vertices within `radius` of its centre} for the Gaussians with radius > 0
+        """{Gaussian: its chart vertices within `radius` of its centre, ascending} for the Gaussians with radius > 0
         and any vertex. centers (G, 2), radius (G,). Each Gaussian's vertices come from the band of the chart sorted
         by u that its disc spans: a few hundred numpy calls, where a KD-tree's ball query returns millions of
         Python integers."""
@@ -242,13 +242,17 @@ class SparseWeights:
         order, u_sorted, v_sorted = self._by_u
         first = np.searchsorted(u_sorted, centers[:, 0] - radius, side="left")
         last = np.searchsorted(u_sorted, centers[:, 0] + radius, side="right")
+        # Ascending vertex order (the order in which a fit's gradients add up) through a mask: cheaper than a sort.
+        inside = np.zeros(len(order), dtype=bool)
         supports = {}
         for g in np.flatnonzero((radius > 0) & (last > first)):
             band = slice(first[g], last[g])
             squared = (u_sorted[band] - centers[g, 0]) ** 2 + (v_sorted[band] - centers[g, 1]) ** 2
-            members = order[band][squared <= radius[g] ** 2]
+            inside[order[band][squared <= radius[g] ** 2]] = True
+            members = np.flatnonzero(inside)
+            inside[members] = False
             if len(members):
-                supports[int(g)] = members  # in u order: a vertex's sum over Gaussians does not depend on it
+                supports[int(g)] = members
         return supports
 
     @property

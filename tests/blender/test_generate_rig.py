@@ -249,6 +249,15 @@ def needs_detector():
     pytest.importorskip("mediapipe", reason="landmark detection needs MediaPipe (main environment)")
 
 
+def median_distance_to_stored_landmarks(head) -> float:
+    """Median distance of the head's landmark markers from the stored sample landmarks, in eye distances."""
+    found, valid = markers_io.read_markers(head)
+    stored, stored_valid = sample_landmarks()
+    both = valid & stored_valid
+    eye_distance = np.linalg.norm(stored[33] - stored[263])
+    return float(np.median(np.linalg.norm(found[both] - stored[both], axis=1)) / eye_distance)
+
+
 def test_landmarks_are_detected_on_a_turned_scaled_parented_head(sample_head, tmp_path):
     needs_detector()
     parent = bpy.data.objects.new("Parent", None)
@@ -258,11 +267,7 @@ def test_landmarks_are_detected_on_a_turned_scaled_parented_head(sample_head, tm
     sample_head.scale = (0.5, 0.5, 0.5)
     summary = run_to_completion(generate_steps(sample_head, GenerateOptions(preset="game"), tmp_path), print)
     assert summary["landmarks"] > 450 and "degrees" in summary["face_direction"]
-    found, valid = markers_io.read_markers(sample_head)
-    stored, stored_valid = sample_landmarks()
-    both = valid & stored_valid
-    eye_distance = np.linalg.norm(stored[33] - stored[263])
-    assert np.median(np.linalg.norm(found[both] - stored[both], axis=1)) < 0.02 * eye_distance
+    assert median_distance_to_stored_landmarks(sample_head) < 0.02
 
 
 def test_a_head_facing_the_front_is_rendered_five_times_in_all(sample_head, tmp_path):
@@ -274,11 +279,7 @@ def test_a_head_facing_the_front_is_rendered_five_times_in_all(sample_head, tmp_
     assert len(list((tmp_path / "directions").glob("*.png"))) == 1
     assert len(list((tmp_path / "views").glob("*.png"))) == 4
     assert len(list(tmp_path.glob("detect_view_*/result.npz"))) == 4
-    found, valid = markers_io.read_markers(sample_head)
-    stored, stored_valid = sample_landmarks()
-    both = valid & stored_valid
-    eye_distance = np.linalg.norm(stored[33] - stored[263])
-    assert np.median(np.linalg.norm(found[both] - stored[both], axis=1)) < 0.02 * eye_distance
+    assert median_distance_to_stored_landmarks(sample_head) < 0.02
 
 
 def test_cancelling_between_renders_drops_the_queued_detections_and_changes_nothing(sample_head, tmp_path):
