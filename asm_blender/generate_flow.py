@@ -118,13 +118,30 @@ def generate_steps(mesh_obj: bpy.types.Object, options: GenerateOptions,
 
 def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Path):
     """Steps that find the landmarks with the detector; returns ((478, 3) object-space positions, (478,) valid),
-    or None when no face is found and options.geometry_fallback allows going on without one."""
+    or None when no face is found and options.geometry_fallback allows going on without one. Closed part way
+    (cancelled), it cancels the detections it queued."""
+    started: list[jobs.Job] = []
+    try:
+        return (yield from _detection_steps(mesh_obj, arrays, options, workdir, started))
+    finally:
+        for job in started:
+            if not job.done():
+                job.cancel()
+
+
+def _detection_steps(mesh_obj, arrays, options: GenerateOptions, workdir: Path, started: list):
+    """The steps of `_detected_landmarks`; every detection job they queue is appended to `started`."""
+
+    def detect(views, folder: Path) -> jobs.Job:
+        started.append(_detect_job(views, folder))
+        return started[-1]
+
     no_face, tree = None, None
     if options.face_direction == "AUTO":
         yield Status("finding which way the face looks", 0.05)
         # Blender's front (-Y) first: most heads face it, and then the seven other renders are not needed.
         candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
-        job = _detect_job(candidates, workdir / "detect_front")
+        job = detect(candidates, workdir / "detect_front")
         tree = surface_tree(mesh_obj)  # while the solver process looks for the face
         yield job
         found = job.result()
@@ -134,7 +151,7 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
             around = []
             for yaw in CANDIDATE_YAWS[1:]:  # one render per step: a modal operator stays responsive between
                 view = render_direction_candidates(mesh_obj, workdir / "directions", yaws=(yaw,))[0]
-                around.append((view, _detect_job([view], workdir / f"detect_around_{yaw:03d}")))
+                around.append((view, detect([view], workdir / f"detect_around_{yaw:03d}")))
                 yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(around) / 7)
             for view, job in around:
                 yield job
@@ -165,29 +182,24 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
                               f"use AUTO or one of {list(FACE_DIRECTIONS)}")
     if no_face is None:
         yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}", 0.25)
-        views, jobs_started, points_known = [], [], []
+        views, view_jobs, points_known = [], [], []
         if options.face_direction == "AUTO" and _angle_degrees(candidates[best].camera_to_world[:3, 2],
                                                                 direction) < SAME_VIEW_DEGREES:
             # The direction render already is the front view, its landmarks already found.
             views.append(candidates[best])
             points_known.append((points_found[best], faces_found[best]))
-        try:
-            for yaw in VIEW_YAWS[len(views):]:
-                view = detection_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)[0]
-                # Each view's detection starts at once: the solver process finds its landmarks on the other core
-                # while Blender renders the next view.
-                jobs_started.append(_detect_job([view], workdir / f"detect_view_{len(views):02d}"))
-                views.append(view)
-                yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}",
-                             0.25 + 0.2 * len(views) / len(VIEW_YAWS))
-            for job in jobs_started:
-                yield job
-                found = job.result()
-                points_known.append((found["points"][0], bool(found["found"][0])))
-        finally:
-            for job in jobs_started:  # cancelled part way: the queued detections are not needed any more
-                if not job.done():
-                    job.cancel()
+        for yaw in VIEW_YAWS[len(views):]:
+            view = detection_views(mesh_obj, workdir / "views", (yaw,), face_direction=direction)[0]
+            # Each view's detection starts at once: the solver process finds its landmarks on the other core
+            # while Blender renders the next view.
+            view_jobs.append(detect([view], workdir / f"detect_view_{len(views):02d}"))
+            views.append(view)
+            yield Status(f"rendering {mesh_obj.name!r} facing {direction_key}",
+                         0.25 + 0.2 * len(views) / len(VIEW_YAWS))
+        for job in view_jobs:
+            yield job
+            found = job.result()
+            points_known.append((found["points"][0], bool(found["found"][0])))
         if points_known[0][1]:
             yield Status("placing the landmarks on the surface", 0.5)
             detections = [points if ok else None for points, ok in points_known]
