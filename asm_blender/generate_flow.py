@@ -27,11 +27,10 @@ from .scene_io import markers as markers_io
 from .scene_io import views as views_io
 from .scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays
 from .scene_io.rig import RIG_FORMAT, RIG_PROPERTY, SETTINGS_PROPERTY, apply_rig, existing_rig
-from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, detection_views, facing_direction, frontalness,
-                             lift_to_surface, render_direction_candidates, surface_tree)
+from .scene_io.views import (CANDIDATE_YAWS, FACE_DIRECTIONS, VIEW_YAWS, detection_views, facing_direction,
+                             frontalness, lift_to_surface, render_direction_candidates, surface_tree)
 
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
-VIEW_YAWS = (0.0, -15.0, 15.0, -30.0, 30.0)  # the views whose landmarks are combined on the surface
 FRONTAL_ENOUGH = 0.7  # frontalness of the -Y render that spares the renders from the other directions
 SAME_VIEW_DEGREES = 5.0  # a direction render this close to the face's direction serves as its front view
 

@@ -49,21 +49,14 @@ def detection_settings(setting: str):
 
 
 def detected_landmarks(head, arrays, workdir: Path) -> tuple[np.ndarray, np.ndarray, int]:
-    """Generate's landmark steps on `head`: (478, 3) positions, (478,) valid, number of the 5 views with a face."""
-    from asm_blender.generate_flow import GenerateOptions, _detected_landmarks
-    from asm_blender.jobs import Job
+    """Generate's landmark steps on `head`: (478, 3) positions, (478,) valid, number of the views with a face."""
+    from asm_blender.generate_flow import GenerateOptions, _detected_landmarks, run_to_completion
+    from asm_blender.scene_io.views import VIEW_YAWS
 
-    steps = _detected_landmarks(head, arrays, GenerateOptions(), workdir)
-    try:
-        step = next(steps)
-        while True:
-            if isinstance(step, Job):
-                step.wait(lambda progress: None, 0.02)
-            step = next(steps)
-    except StopIteration as finished:
-        landmarks, valid = finished.value
+    landmarks, valid = run_to_completion(_detected_landmarks(head, arrays, GenerateOptions(), workdir),
+                                         report=lambda status: None)
     found = [bool(np.load(path)["found"][0]) for path in sorted(workdir.glob("detect_view_*/result.npz"))]
-    if len(found) < 5:  # the direction render served as the front view
+    if len(found) < len(VIEW_YAWS):  # the direction render served as the front view
         found.insert(0, True)
     return landmarks, valid, sum(found)
 

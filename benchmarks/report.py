@@ -165,6 +165,15 @@ def plot_capacity(rows: list[dict], path: Path) -> Path | None:
     return path
 
 
+def _log_log_axes(axis, ylabel: str) -> None:
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("mesh vertices")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+
+
 def plot_speed(generate: list[dict], fit: list[dict], forward: list[dict], writeback: list[dict],
                path: Path) -> Path | None:
     if not (generate or fit or forward or writeback):
@@ -179,12 +188,7 @@ def plot_speed(generate: list[dict], fit: list[dict], forward: list[dict], write
         chosen = [r for r in fit if int(r["photos"]) == photos]
         axis.plot([int(r["vertices"]) for r in chosen], [float(r["fit_s"]) for r in chosen], "s-",
                   label=f"photo fit, {photos} photo(s)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("mesh vertices")
-    axis.set_ylabel("seconds (2 cores)")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=8)
+    _log_log_axes(axis, "seconds (2 cores)")
     axis = axes[1]
     for label, key in (("fast path", "fast (gather LBS)"), ("dense reference", "dense reference")):
         chosen = [r for r in forward if r["path"] == key and r["k"] == "4"]
@@ -193,12 +197,7 @@ def plot_speed(generate: list[dict], fit: list[dict], forward: list[dict], write
     chosen = [r for r in writeback if r["k"] == "8"]
     axis.plot([int(r["N"]) for r in chosen], [float(r["new_fresh_ms"]) for r in chosen], "^-",
               label="weights into vertex groups (cap 8)")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("mesh vertices")
-    axis.set_ylabel("milliseconds")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=8)
+    _log_log_axes(axis, "milliseconds")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

@@ -26,6 +26,7 @@ DETECTION_RENDER_SIZE = 896
 DETECTION_ANTI_ALIASING = "OFF"
 DETECTOR_SIZE = 448  # the longest side the detector reads the renders at (solver worker's `max_side`)
 DETECTION_PNG_COMPRESSION = 0  # the files live a few seconds: compressing them costs more than writing them
+VIEW_YAWS = (0.0, -15.0, 15.0, -30.0, 30.0)  # degrees from the face's direction: the views combined on the surface
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def landmarks_from_renders(obj: bpy.types.Object, arrays: MeshArrays, detect, ou
     """Render `obj`, run `detect(image_path, max_side=DETECTOR_SIZE)` (returns an object with .found and .points in
     the file's pixels; solver.landmarks.detect_face_landmarks_in_file) on every view and cast the landmarks onto the
     surface. The detector is passed in, so that this module needs nothing beyond Blender."""
-    views = detection_views(obj, output_dir, (0.0, -15.0, 15.0, -30.0, 30.0), face_direction=face_direction)
+    views = detection_views(obj, output_dir, VIEW_YAWS, face_direction=face_direction)
     detections = []
     for view in views:
         detection = detect(view.image_path, max_side=DETECTOR_SIZE)
