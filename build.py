@@ -1,5 +1,5 @@
-"""Build the extension: one zip per platform with asm_blender (the add-on), the solver package inside it and the
-solver worker's wheels that blender_manifest.toml lists.
+"""Build the extension: one zip per platform with asm_blender (the add-on), the solver and asm_protocol packages
+inside it and the solver worker's wheels that blender_manifest.toml lists.
 
     python build.py                        # this machine's platform (linux-x64 here)
     python build.py --platform all         # every platform in the manifest (downloads their wheels)
@@ -148,6 +148,9 @@ def staged_manifest(text: str, platforms: list[str], wheels: list[str]) -> str:
 def stage(folder: Path, manifest_text: str, wheels: list[str], wheels_dir: Path) -> None:
     shutil.copytree(ROOT / "asm_blender", folder, ignore=IGNORE)
     shutil.copytree(ROOT / "solver", folder / "solver", ignore=IGNORE)
+    # The one package both sides import: the add-on reaches it as its own subpackage (asm_blender/protocol.py),
+    # the worker as a top-level package beside `solver` (the extension's folder is on its path).
+    shutil.copytree(ROOT / "asm_protocol", folder / "asm_protocol", ignore=IGNORE)
     (folder / "blender_manifest.toml").write_text(manifest_text)
     shutil.copy(ROOT / "LICENSE", folder / "LICENSE")
     if wheels:

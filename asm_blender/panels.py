@@ -6,8 +6,12 @@ from pathlib import Path
 
 import bpy
 
-from . import dependencies, fit_flow, jobs, operators, rebake
+from . import jobs
+from .flows import rebake
+from .jobs import dependencies
+from .operators.base import active_rig_armature, job_running, running_status, target_mesh
 from .scene_io import markers as markers_io
+from .scene_io.photos import photo_path
 from .scene_io.rig import existing_rig
 
 MISSING_PACKAGES: list[str] = []  # the worker's packages found missing on register (see dependencies.py)
@@ -17,7 +21,7 @@ STATUS_ICONS = {"UNCHECKED": 'QUESTION', "OK": 'CHECKMARK', "WARNING": 'INFO', "
 
 def rig_state(context) -> str:
     """One word for what the sidebar acts on, so every panel draws from the same state."""
-    mesh_obj = operators.target_mesh(context)
+    mesh_obj = target_mesh(context)
     if mesh_obj is None:
         return "no_mesh"
     return "rigged" if existing_rig(mesh_obj) is not None else "mesh"
@@ -29,9 +33,9 @@ def photo_state(context) -> str:
     state = rig_state(context)
     if state != "rigged":
         return state
-    if operators.job_running():
+    if job_running():
         return "fitting"
-    settings = operators.target_mesh(context).asm
+    settings = target_mesh(context).asm
     if not any(photo.enabled for photo in settings.photos):
         return "no_photos"
     return "fitted" if settings.fit_summary else "photos"
@@ -39,7 +43,7 @@ def photo_state(context) -> str:
 
 def _draw_running(layout) -> None:
     """The running job's progress and its Cancel button."""
-    text, fraction = operators.running_status()
+    text, fraction = running_status()
     box = layout.box()
     box.label(text=text, icon='SORTTIME')
     if hasattr(box, "progress"):  # Blender 4.0+
@@ -82,21 +86,21 @@ class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
                 box.label(text=f"  {wheel}")
             box.label(text=where)
         state = rig_state(context)
-        mesh_obj = operators.target_mesh(context)
+        mesh_obj = target_mesh(context)
         if state == "no_mesh":
             layout.label(text="Select a head mesh to rig.", icon='INFO')
             return
         layout.label(text=mesh_obj.name, icon='MESH_DATA')
         settings = mesh_obj.asm
         column = layout.column()
-        column.enabled = not operators.job_running()
+        column.enabled = not job_running()
         column.prop(settings, "preset")
         column.prop(settings, "influence_cap")
         column.prop(settings, "gaussians_per_bone")
         column.prop(settings, "face_direction")
         column.prop(settings, "geometry_fallback")
 
-        if operators.job_running():
+        if job_running():
             _draw_running(layout)
             return
         row = layout.row(align=True)
@@ -143,7 +147,7 @@ class ASM_UL_photos(bpy.types.UIList):
         row.prop(item, "enabled", text="")
         name = Path(item.filepath).name or "(no file)"
         status = item.status
-        if status == "UNCHECKED" and item.filepath and not fit_flow.photo_path(item).is_file():
+        if status == "UNCHECKED" and item.filepath and not photo_path(item).is_file():
             status = "MISSING"  # seen without a check: the list must not look fine when the file is gone
         row.label(text=name, icon='IMAGE_DATA')
         if status == "OK":
@@ -162,13 +166,13 @@ class VIEW3D_PT_asm_photos(_SidebarTab, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context):
-        return operators.target_mesh(context) is not None
+        return target_mesh(context) is not None
 
     def draw(self, context):
         layout = self.layout
         state = photo_state(context)
-        settings = operators.target_mesh(context).asm
-        running = operators.job_running()
+        settings = target_mesh(context).asm
+        running = job_running()
         if state == "mesh":
             layout.label(text="Generate the rig first (above);", icon='INFO')
             layout.label(text="then add photos and fit it to them.")
@@ -239,12 +243,12 @@ class VIEW3D_PT_asm_bone(_SidebarTab, bpy.types.Panel):
 
     @classmethod
     def poll(cls, context):
-        arm = operators.active_rig_armature(context)
+        arm = active_rig_armature(context)
         return arm is not None and arm.data.bones.active is not None
 
     def draw(self, context):
         layout = self.layout
-        arm = operators.active_rig_armature(context)
+        arm = active_rig_armature(context)
         bone = arm.pose.bones.get(arm.data.bones.active.name)
         if bone is None:
             return

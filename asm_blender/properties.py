@@ -3,13 +3,26 @@ from __future__ import annotations
 
 import bpy
 
-FACE_DIRECTION_ITEMS = [
-    ("AUTO", "Auto", "Find the direction from renders of the four sides"),
-    ("-Y", "-Y (Blender front)", "The face looks along world -Y"),
-    ("+Y", "+Y", "The face looks along world +Y"),
-    ("-X", "-X", "The face looks along world -X"),
-    ("+X", "+X", "The face looks along world +X"),
-]
+from .protocol import choices
+
+
+def _items(values, labels: dict) -> list[tuple[str, str, str]]:
+    """Enum items for the protocol's `values`, each with its (name, description) from `labels`."""
+    return [(str(value), *labels[value]) for value in values]
+
+
+PRESET_ITEMS = _items(choices.PRESETS, {
+    "full": ("Full (83 bones)", "Paper-like rig: brows, lids, eyes, nose, cheeks, lips, jaw, ears, neck"),
+    "standard": ("Standard (52 bones)", "The game bones plus nose tip and wings, cheekbones, lip sides, eye corners, "
+                 "temples and ears"),
+    "game": ("Game (24 bones)", "Fewer, wider bones for game engines")})
+INFLUENCE_ITEMS = _items(choices.INFLUENCE_CAPS, {4: ("4", "glTF / three.js"), 8: ("8", "Unreal / Godot")})
+FACE_DIRECTION_ITEMS = _items((choices.AUTO_DIRECTION, *choices.FACE_DIRECTIONS), {
+    choices.AUTO_DIRECTION: ("Auto", "Find the direction from renders of the four sides"),
+    "-Y": ("-Y (Blender front)", "The face looks along world -Y"),
+    "+Y": ("+Y", "The face looks along world +Y"),
+    "-X": ("-X", "The face looks along world -X"),
+    "+X": ("+X", "The face looks along world +X")})
 
 
 PHOTO_STATUS_ITEMS = [
@@ -20,16 +33,14 @@ PHOTO_STATUS_ITEMS = [
     ("MISSING", "File Not Found", "The file is not where the list says"),
     ("ERROR", "Unreadable", "The file could not be read as an image"),
 ]
-QUALITY_ITEMS = [
-    ("fast", "Fast", "Fewest iterations: a quick look (tens of seconds)"),
-    ("balanced", "Balanced", "The default"),
-    ("best", "Best", "Most iterations: slowest, closest fit"),
-]
-EXPRESSION_ITEMS = [  # the values solver.photo_fit.PhotoFitSettings(expressions=...) accepts
-    ("per_photo", "Each Photo's Own", "Each photo may show its own expression (jaw, lips, lids, brows move per "
-     "photo); the identity is shared. Each photo's pose becomes an Action on the armature"),
-    ("shared", "One for All", "All photos show the same expression: one pose for all of them"),
-]
+QUALITY_ITEMS = _items(choices.QUALITIES, {
+    "fast": ("Fast", "Fewest iterations: a quick look (tens of seconds)"),
+    "balanced": ("Balanced", "The default"),
+    "best": ("Best", "Most iterations: slowest, closest fit")})
+EXPRESSION_ITEMS = _items(choices.EXPRESSION_MODES, {
+    "per_photo": ("Each Photo's Own", "Each photo may show its own expression (jaw, lips, lids, brows move per "
+                  "photo); the identity is shared. Each photo's pose becomes an Action on the armature"),
+    "shared": ("One for All", "All photos show the same expression: one pose for all of them")})
 
 
 def _photo_path_changed(self, context) -> None:
@@ -62,19 +73,16 @@ class ASM_PG_photo(bpy.types.PropertyGroup):
 class ASM_PG_object_settings(bpy.types.PropertyGroup):
     preset: bpy.props.EnumProperty(
         name="Preset", description="Which skeleton the rig uses",
-        items=[("full", "Full (83 bones)", "Paper-like rig: brows, lids, eyes, nose, cheeks, lips, jaw, ears, neck"),
-               ("standard", "Standard (52 bones)", "The game bones plus nose tip and wings, cheekbones, lip sides, "
-                "eye corners, temples and ears"),
-               ("game", "Game (24 bones)", "Fewer, wider bones for game engines")],
-        default="full")
+        items=PRESET_ITEMS, default=choices.DEFAULT_PRESET)
     influence_cap: bpy.props.EnumProperty(
         name="Influences", description="Bones per vertex kept in the weights (game engines need 4 or 8)",
-        items=[("4", "4", "glTF / three.js"), ("8", "8", "Unreal / Godot")], default="4")
+        items=INFLUENCE_ITEMS, default=str(choices.DEFAULT_INFLUENCE_CAP))
     gaussians_per_bone: bpy.props.IntProperty(
-        name="Gaussians per Bone", description="Gaussians in each bone's weight mixture", default=3, min=1, max=6)
+        name="Gaussians per Bone", description="Gaussians in each bone's weight mixture", default=choices.DEFAULT_GAUSSIANS_PER_BONE,
+        min=choices.GAUSSIANS_PER_BONE[0], max=choices.GAUSSIANS_PER_BONE[-1])
     face_direction: bpy.props.EnumProperty(
         name="Face Direction", description="Which way the face looks in the world (Auto: found from renders)",
-        items=FACE_DIRECTION_ITEMS, default="AUTO")
+        items=FACE_DIRECTION_ITEMS, default=choices.AUTO_DIRECTION)
     geometry_fallback: bpy.props.BoolProperty(
         name="Landmarks from Shape if No Face", description="When no face is detected (a sculpt without "
         "features, a stylised head), place the landmarks from the mesh's shape (nose tip, symmetry, width) "
@@ -85,10 +93,11 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
                                          description="Photos of the person to fit the rig to")
     photo_index: bpy.props.IntProperty(name="Active Photo", description="The photo selected in the list", min=0)
     fit_quality: bpy.props.EnumProperty(
-        name="Quality", description="How long the photo fit works on it", items=QUALITY_ITEMS, default="balanced")
+        name="Quality", description="How long the photo fit works on it", items=QUALITY_ITEMS,
+        default=choices.DEFAULT_QUALITY)
     expressions: bpy.props.EnumProperty(
         name="Expressions", description="Whether the photos share one expression or each shows its own",
-        items=EXPRESSION_ITEMS, default="per_photo")
+        items=EXPRESSION_ITEMS, default=choices.DEFAULT_EXPRESSIONS)
     bake_identity: bpy.props.BoolProperty(
         name="Bake Identity into Mesh", description="After the fit, make the fitted face the mesh's rest shape and "
         "bind the rig again on it (rest pose = the person). Off: the mesh keeps its shape and the fitted identity is "
@@ -106,7 +115,7 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
 
 
 def _edited(self, context) -> None:
-    from . import rebake  # the property module is registered before the rest of the add-on
+    from .flows import rebake  # here: the properties are registered before the flows are needed
 
     rebake.parameter_edited(self.id_data)
 

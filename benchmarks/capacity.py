@@ -29,12 +29,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
-from solver.config import WeightConfig  # noqa: E402
-from solver.fitting import ALL_GROUPS, Stage, fit  # noqa: E402
-from solver.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.landmarks import load_landmarks  # noqa: E402
-from solver.geometry import spread_subset  # noqa: E402
+from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
+from solver.core.config import WeightConfig  # noqa: E402
+from solver.fit.engine import ALL_GROUPS, Stage, fit  # noqa: E402
+from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
+from asm_protocol.landmarks import load_landmarks  # noqa: E402
+from solver.core.geometry import spread_subset  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -44,11 +44,11 @@ HEAD_POLYGONS = 11144
 FACE_VERTICES = 9409  # the kit's full face area
 CM_TO_MM = 10.0
 
-POSE = Stage("pose", ("pose",), {"vertex": 1.0, "pose_prior": 1e-5}, iterations=400, learning_rate=0.01, patience=40)
+POSE = Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-5}, iterations=400, learning_rate=0.01, patience=40)
 
 
 def refine(groups, iterations=500) -> Stage:
-    return Stage("refine", tuple(groups), {"vertex": 1.0, "pose_prior": 1e-5, "gaussian_size": 1e-3,
+    return Stage(name="refine", groups=tuple(groups), losses={"vertex": 1.0, "pose_prior": 1e-5, "gaussian_size": 1e-3,
                                            "bind_offset_prior": 1e-5}, iterations=iterations, learning_rate=0.003,
                  patience=40)
 
@@ -81,7 +81,7 @@ def ict_landmarks(vertices, triangles, cache: Path):
 
     from asm_blender.scene_io.mesh import mesh_arrays, mesh_from_arrays
     from asm_blender.scene_io.views import landmarks_from_renders
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     bpy.ops.wm.read_homefile(use_empty=True)
     head = mesh_from_arrays("ICT head", vertices, triangles)

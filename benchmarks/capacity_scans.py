@@ -4,7 +4,7 @@
 
 Each scan is imported into Blender, rendered, and MediaPipe landmarks are found on it as on the rig's
 mesh. Every model starts from the same similarity alignment (from the landmarks) and is fitted by the
-product's scan fit (solver/scan_fit.py: point-to-surface both ways with normal-compatible, trimmed
+product's scan fit (solver/fit/scan_fit.py: point-to-surface both ways with normal-compatible, trimmed
 correspondences, landmarks, the same smoothness and pose priors for every model). Reported: RMS distance
 from the scan's vertices within 1.05 outer-eye-corner distances (about 95 mm) of its nose tip to the
 fitted surface after an ICP similarity refinement on that crop (the same for every model and baseline),
@@ -30,11 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.capacity import HEAD_VERTICES, RESULTS, SHARED, ict_head, ict_landmarks  # noqa: E402
-from solver.fitting import ALL_GROUPS  # noqa: E402
-from solver.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.geometry import Similarity, closest_points_on_mesh, similarity_transform  # noqa: E402
+from solver.fit.engine import ALL_GROUPS  # noqa: E402
+from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
+from solver.core.geometry import Similarity, closest_points_on_mesh, similarity_transform  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
-from solver.scan_fit import ScanFitSettings, fit_to_scan, landmark_start, prepare_scan, scan_errors  # noqa: E402
+from solver.fit.scan_fit import ScanFitSettings, fit_to_scan, landmark_start, prepare_scan, scan_errors  # noqa: E402
 
 SCANS = {  # name: (file, face direction in Blender's world, metres per unit or None)
     "Lee Perry-Smith": ("lee_perry_smith/LeePerrySmith.glb", (0.0, -1.0, 0.0), None),
@@ -61,7 +61,7 @@ def load_scan(relative: str, direction):
 
     from asm_blender.scene_io.mesh import mesh_arrays
     from asm_blender.scene_io.views import landmarks_from_renders
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     bpy.ops.wm.read_homefile(use_empty=True)
     path = SHARED / relative

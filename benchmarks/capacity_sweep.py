@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.capacity import (POSE, RESULTS, SHARED, errors_mm, ict_head, ict_landmarks, ict_targets,  # noqa: E402
                                  morphable_fit, parameter_count, refine)
 from benchmarks.common import write_csv  # noqa: E402
-from solver.config import WeightConfig  # noqa: E402
-from solver.fitting import ALL_GROUPS, fit  # noqa: E402
-from solver.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.geometry import spread_subset  # noqa: E402
+from solver.core.config import WeightConfig  # noqa: E402
+from solver.fit.engine import ALL_GROUPS, fit  # noqa: E402
+from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
+from solver.core.geometry import spread_subset  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 
 PRESETS = ("game", "standard", "full")

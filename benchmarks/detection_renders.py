@@ -50,7 +50,8 @@ def detection_settings(setting: str):
 
 def detected_landmarks(head, arrays, workdir: Path) -> tuple[np.ndarray, np.ndarray, int]:
     """Generate's landmark steps on `head`: (478, 3) positions, (478,) valid, number of the views with a face."""
-    from asm_blender.generate_flow import GenerateOptions, _detected_landmarks, run_to_completion
+    from asm_blender.flows.generate import GenerateOptions, _detected_landmarks
+    from asm_blender.flows.steps import run_to_completion
     from asm_blender.scene_io.views import VIEW_YAWS
 
     landmarks, valid = run_to_completion(_detected_landmarks(head, arrays, GenerateOptions(), workdir),
@@ -66,8 +67,8 @@ def quality_rows(heads: dict[str, str], shared: Path, settings: list[str]) -> li
 
     from asm_blender.scene_io.importers import open_head
     from asm_blender.scene_io.mesh import mesh_arrays
-    from solver.canonical import canonical_face
-    from solver.geometry import similarity_transform
+    from solver.template.canonical import canonical_face
+    from solver.core.geometry import similarity_transform
 
     face = canonical_face()
     rows = []
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         print(f"this benchmark needs the shared data folder ({SHARED.name} in ../shared)", file=sys.stderr)
         return 2
     heads = {key: HEADS[key] for key in (args.heads or HEADS)}
-    from asm_blender.cli import addon_registered, stdout_to_stderr
+    from asm_blender.cli.common import addon_registered, stdout_to_stderr
 
     with stdout_to_stderr(), addon_registered():
         rows = quality_rows(heads, SHARED, args.settings) + speed_rows(args.settings)

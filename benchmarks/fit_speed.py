@@ -47,8 +47,8 @@ def measure_one(size: int, photos: int, quality: str, threads: int) -> dict:
     from asm_blender.scene_io.mesh import mesh_arrays
     from benchmarks.generate_speed import head_with_vertices
     from benchmarks.multiview.run import detect_views, fit_photos
-    from solver.generate import GenerateSettings, place_rig
-    from solver.landmarks import load_landmarks
+    from solver.rig.generate import GenerateSettings, place_rig
+    from asm_protocol.landmarks import load_landmarks
     from solver.model import ASMModel
 
     torch.set_num_threads(threads)

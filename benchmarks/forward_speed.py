@@ -25,15 +25,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from solver.binding import locate  # noqa: E402
-from solver.canonical import parse_obj, triangulate_faces  # noqa: E402
-from solver.config import WeightConfig  # noqa: E402
-from solver.landmarks import load_landmarks  # noqa: E402
+from solver.model.binding import locate  # noqa: E402
+from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
+from solver.core.config import WeightConfig  # noqa: E402
+from asm_protocol.landmarks import load_landmarks  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
-from solver.skeleton import load_skeleton  # noqa: E402
-from solver.transfer import transfer_template  # noqa: E402
-from solver.uv_chart import chart_from_uv_map  # noqa: E402
-from solver.weights import blend_vertices_dense  # noqa: E402
+from solver.template.skeleton import load_skeleton  # noqa: E402
+from solver.rig.transfer import transfer_template  # noqa: E402
+from solver.model.uv_chart import chart_from_uv_map  # noqa: E402
+from solver.model.weights import blend_vertices_dense  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLE = ROOT / "samples" / "makehuman_head"

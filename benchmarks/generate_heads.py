@@ -41,8 +41,8 @@ def exactness(head, arm) -> float:
     from asm_blender.scene_io import armature as armature_io
     from asm_blender.scene_io.mesh import mesh_arrays
     from asm_blender.scene_io.rig import RIG_PROPERTY
-    from solver.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
-    from solver.weights import CappedWeights, blend_vertices
+    from solver.model.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
+    from solver.model.weights import CappedWeights, blend_vertices
 
     record = json.loads(arm[RIG_PROPERTY])
     names, parents = record["names"], np.array(record["parents"])
@@ -73,7 +73,7 @@ def picture(head, arm, output: Path, label: str) -> None:
     from mathutils import Vector
 
     from asm_blender.scene_io.views import render_views, tile_images
-    from solver.poses import load_named_poses
+    from solver.template.poses import load_named_poses
 
     record = json.loads(arm[RIG_PROPERTY])
     names = record["names"]
@@ -98,7 +98,8 @@ def picture(head, arm, output: Path, label: str) -> None:
 def run_head(key: str, remove_uv: bool, preset: str, pictures: bool) -> dict:
     import bpy
 
-    from asm_blender.generate_flow import GenerateOptions, generate_steps, run_to_completion
+    from asm_blender.flows.generate import GenerateOptions, generate_steps
+    from asm_blender.flows.steps import run_to_completion
     from asm_blender.scene_io.importers import open_head
     from asm_blender.scene_io.rig import existing_rig
 
@@ -136,7 +137,7 @@ def main(argv=None) -> int:
         print(f"this benchmark needs the shared data folder ({SHARED.name} in ../shared)", file=sys.stderr)
         return 2
     sys.path.insert(0, str(PROJECT_ROOT))
-    from asm_blender.cli import addon_registered, stdout_to_stderr
+    from asm_blender.cli.common import addon_registered, stdout_to_stderr
 
     rows = []
     with stdout_to_stderr(), addon_registered():

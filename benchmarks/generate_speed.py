@@ -28,7 +28,7 @@ def head_with_vertices(target: int):
     """The sample head subdivided (Catmull-Clark) past `target` vertices, then decimated to about `target`."""
     import bpy
 
-    from asm_blender.cli import SAMPLE_MESH
+    from asm_blender.cli.sample import SAMPLE_MESH
     from asm_blender.scene_io.sample import import_obj
 
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -51,7 +51,8 @@ def head_with_vertices(target: int):
 def modal_run(steps, report) -> dict:
     """Drive `steps` as the modal operator does: one StepRunner tick per timer event. Blender's window timer is
     modelled as firing TIMER_SECONDS after the last tick ended (its worst case; redraws not counted)."""
-    from asm_blender.operators import TIMER_SECONDS, StepRunner
+    from asm_blender.flows.steps import StepRunner
+    from asm_blender.operators.base import TIMER_SECONDS
 
     runner = StepRunner(steps)
     while True:
@@ -65,7 +66,8 @@ def modal_run(steps, report) -> dict:
 
 
 def timed_generate(head, modal: bool = False) -> dict:
-    from asm_blender.generate_flow import GenerateOptions, generate_steps, run_to_completion
+    from asm_blender.flows.generate import GenerateOptions, generate_steps
+    from asm_blender.flows.steps import run_to_completion
 
     marks = []
 
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
                         help="start the solver process first and wait for its warm-up, as opening the ASM tab does")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(PROJECT_ROOT))
-    from asm_blender.cli import addon_registered, stdout_to_stderr
+    from asm_blender.cli.common import addon_registered, stdout_to_stderr
 
     rows = []
     with stdout_to_stderr(), addon_registered():

@@ -41,8 +41,8 @@ def load_scan():
 
     from asm_blender.scene_io.importers import open_head
     from asm_blender.scene_io.mesh import mesh_arrays
-    from solver.landmarks import load_landmarks
-    from solver.scan_fit import prepare_scan
+    from asm_protocol.landmarks import load_landmarks
+    from solver.fit.scan_fit import prepare_scan
 
     bpy.ops.wm.read_homefile(use_empty=True)
     scan_obj, _ = open_head(SCAN_DIR / "LeePerrySmith.glb")
@@ -53,8 +53,8 @@ def load_scan():
 
 
 def measure(posed: np.ndarray, triangles: np.ndarray, rig_points: np.ndarray, rig_found: np.ndarray, scan) -> dict:
-    """Errors of a posed rig surface against the scan (solver.scan_fit.compare_to_scan), in millimetres."""
-    from solver.scan_fit import compare_to_scan
+    """Errors of a posed rig surface against the scan (solver.fit.scan_fit.compare_to_scan), in millimetres."""
+    from solver.fit.scan_fit import compare_to_scan
 
     measured = compare_to_scan(posed, triangles, rig_points, rig_found, scan)
     return {"rms_95_mm": measured["rms"] * MM_PER_RIG_UNIT, "rms_60_mm": measured["rms_tight"] * MM_PER_RIG_UNIT,
@@ -67,12 +67,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quality", choices=("fast", "balanced", "best"), default="fast")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
-    from solver.canonical import parse_obj, triangulate_faces
-    from solver.generate import GenerateSettings, place_rig
-    from solver.landmarks import load_landmarks
+    from solver.template.canonical import parse_obj, triangulate_faces
+    from solver.rig.generate import GenerateSettings, place_rig
+    from asm_protocol.landmarks import load_landmarks
     from solver.model import ASMModel
-    from solver.photo_fit import PhotoFitSettings, fit_to_photos, landmark_surface
-    from solver.photos import detect_photo, load_photo
+    from solver.fit.landmark_surface import landmark_surface
+    from solver.fit.photo_fit import PhotoFitSettings, PhotoObservations, fit_to_photos
+    from solver.vision.photos import detect_photo, load_photo
 
     scan = load_scan()
     vertices, uvs, faces = parse_obj(SAMPLE_DIR / "base_head.obj")
@@ -93,15 +94,12 @@ def main(argv=None) -> int:
     paths = sorted(PHOTO_DIR.glob("photo_*.jpg"))[:args.views]
     photos = [load_photo(path) for path in paths]
     detections = [detect_photo(photo) for photo in photos]
-    sizes = np.array([photo.original_size for photo in photos], dtype=float)
     rows = [{"fit": "unfitted rig (do nothing)", **errors(ASMModel(rig, vertices, triangles))}]
     for name, overrides in ROWS.items():
         model = ASMModel(rig, vertices, triangles)
         started = time.perf_counter()
-        fitted = fit_to_photos(model, landmarks, valid, np.stack([d.landmarks for d in detections]),
-                               np.array([d.found for d in detections]), sizes,
-                               PhotoFitSettings(args.quality, **overrides), photo_names=[p.name for p in paths],
-                               images=[p.rgb for p in photos], image_scale=[p.scale for p in photos])
+        fitted = fit_to_photos(model, landmarks, valid, PhotoObservations.from_photos(photos, detections),
+                               PhotoFitSettings(args.quality, **overrides))
         rows.append({"fit": name, **errors(model), "pixel_error": float(fitted.pixel_error_after.mean()),
                      "seconds": round(time.perf_counter() - started, 1), "stages": json.dumps(fitted.stage_seconds)})
         print(f"{name}: {rows[-1]}", file=sys.stderr, flush=True)

@@ -26,7 +26,8 @@ from asm_blender.scene_io.importers import open_head  # noqa: E402
 from asm_blender.scene_io.sample import import_obj  # noqa: E402
 from asm_blender.scene_io.mesh import SceneInputError, mesh_arrays  # noqa: E402
 from asm_blender.scene_io.views import landmarks_from_renders  # noqa: E402
-from solver.landmarks import LANDMARK_COUNT, detect_face_landmarks_in_file  # noqa: E402
+from asm_protocol.landmarks import LANDMARK_COUNT  # noqa: E402
+from solver.vision.photos import detect_face_landmarks_in_file  # noqa: E402
 
 GLTF_FROM_BLENDER = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # undoes the glTF importer's axes
 COORDINATES = {

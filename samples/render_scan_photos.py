@@ -16,7 +16,7 @@ Ground truth frame (views.json "camera_from_scan"): a 4x4 matrix M that maps a p
 own coordinates (glTF: +Y up, the face looks towards +Z, +X is the subject's left; the scan's units,
 about 5-6 cm each) to OpenCV camera coordinates (x right, y down, z forward): [x, y, z, 1] = M [p, 1], and
 the pixel (from the image's top-left corner, so the top-left pixel's centre is (0.5, 0.5)) is
-f * (x / z, y / z) + (w / 2, h / 2) with f = "focal_px". This is the convention of `solver/cameras.py`.
+f * (x / z, y / z) + (w / 2, h / 2) with f = "focal_px". This is the convention of `solver/vision/cameras.py`.
 
 Blender's glTF importer turns the file's (x, y, z) into Blender's (x, -z, y) (+Z up, face towards -Y) and
 keeps the vertex order; the script checks both against the file's own POSITION accessor, and checks every

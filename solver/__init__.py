@@ -1,1 +1,2 @@
-"""ASM solver: the Adaptive Skinning Model in numpy/torch. Never imports bpy (see tests/solver/test_no_bpy.py)."""
+"""ASM solver: the Adaptive Skinning Model in numpy/torch, in layers (core, template, model, rig, vision, fit,
+worker; docs/architecture.md). Never imports bpy (tests/test_layers.py)."""

@@ -18,7 +18,7 @@ def camera_set(centre, distance, yaws=(0.0, 35.0, -30.0), pitches=(5.0, -8.0, 10
 
 
 def textured_photos(vertices, triangles, cameras, scale=0.5, per_triangle=12, seed=0, detail=30.0):
-    """Photos of a mesh painted with a smooth colour pattern, seen by `cameras` (solver.cameras.Cameras): the
+    """Photos of a mesh painted with a smooth colour pattern, seen by `cameras` (solver.vision.cameras.Cameras): the
     colour of each surface point is a fixed function of its position, so that every photo agrees where the
     surface is right. Rendered by interpolating densely sampled, camera-facing surface points over the pixel
     grid (scipy), at `scale` of each camera's image size, nearest point first where two overlap.

@@ -19,7 +19,7 @@ import build  # noqa: E402
 
 MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
-# distribution -> the import name it provides, for what the worker imports (asm_blender/dependencies.py)
+# distribution -> the import name it provides, for what the worker imports (asm_blender/jobs/dependencies.py)
 BUNDLED = {"torch": "torch", "scipy": "scipy", "mediapipe": "mediapipe", "opencv_contrib_python_headless": "cv2",
            "pillow": "PIL", "matplotlib": "matplotlib", "attrs": "attr", "protobuf": "google.protobuf"}
 
@@ -40,9 +40,9 @@ def test_build_writes_a_valid_extension_zip_without_wheels(tmp_path):
     with zipfile.ZipFile(archives[0]) as archive:
         names = archive.namelist()
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
-    for required in ("blender_manifest.toml", "__init__.py", "scene_io/armature.py", "solver/weights.py",
-                     "dependencies.py", "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe",
-                     "LICENSE"):
+    for required in ("blender_manifest.toml", "__init__.py", "scene_io/armature.py", "solver/model/weights.py",
+                     "jobs/dependencies.py", "solver/worker/__main__.py", "asm_protocol/tasks.py", "protocol.py",
+                     "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe", "LICENSE"):
         assert required in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("wheels/")]
     assert "wheels" not in manifest and "platforms" not in manifest  # nothing promised that is not there

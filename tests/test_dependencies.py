@@ -1,4 +1,4 @@
-"""asm_blender/dependencies.py: which of the worker's packages are missing, per task, and what the message says
+"""asm_blender/jobs/dependencies.py: which of the worker's packages are missing, per task, and what the message says
 (the installed-extension case is tests/packaging)."""
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import sys
 
 import pytest
 
-from asm_blender import dependencies
+from asm_blender.jobs import dependencies
 
 
 def test_a_checkout_gives_the_worker_this_environment():
     path = dependencies.worker_path()
     assert path[0] == str(dependencies.solver_parent())
-    assert (dependencies.solver_parent() / "solver" / "worker.py").is_file()
+    assert (dependencies.solver_parent() / "solver" / "worker" / "__main__.py").is_file()
     assert [p for p in sys.path if p.endswith("site-packages")] == path[1:]
     assert not dependencies.is_extension()
 

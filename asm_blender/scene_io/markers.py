@@ -12,12 +12,14 @@ import bmesh
 import bpy
 import numpy as np
 
+from ..protocol import landmarks as landmark_ids
 from .mesh import SceneInputError
+from .objects import remove_object
 
 INDEX_ATTRIBUTE = "asm_landmark"
 OWNER_PROPERTY = "asm_landmarks_of"  # on the markers object: the name of the head it belongs to
 MARKERS_PROPERTY = "asm_landmarks"  # on the head: the markers object
-LANDMARK_COUNT = 478
+LANDMARK_COUNT = landmark_ids.LANDMARK_COUNT
 DOT_FRACTION = 0.004  # dot radius as a fraction of the head's size
 
 
@@ -122,11 +124,5 @@ def remove_markers(mesh_obj: bpy.types.Object) -> None:
     if markers is None:
         return
     for child in list(markers.children):
-        data = child.data
-        bpy.data.objects.remove(child)
-        if data is not None and data.users == 0:
-            bpy.data.meshes.remove(data)
-    data = markers.data
-    bpy.data.objects.remove(markers)
-    if data.users == 0:
-        bpy.data.meshes.remove(data)
+        remove_object(child)
+    remove_object(markers)

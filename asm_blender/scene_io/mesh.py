@@ -37,6 +37,11 @@ def check_mesh_object(obj: bpy.types.Object | None) -> None:
         raise SceneInputError(f"mesh {obj.name!r} has no faces; a rig needs a surface")
 
 
+def update_world_matrices() -> None:
+    """Bring world matrices up to date (of objects just moved or parented by a script) before they are read."""
+    bpy.context.view_layer.update()
+
+
 def mesh_arrays(obj: bpy.types.Object) -> MeshArrays:
     """Rest-shape vertices, triangles and per-corner UVs of a mesh object (modifiers not applied)."""
     if obj is None or obj.type != 'MESH':

@@ -10,12 +10,14 @@ from mathutils import Matrix
 
 from . import armature as armature_io
 from .mesh import SceneInputError
+from .objects import remove_object
 
 CHART_ATTRIBUTE = "ASM_UV"  # per-vertex ASM chart; the user's UV maps are never touched
 RIG_PROPERTY = "asm_rig"  # JSON of the rig's parameters, on the armature object
 RIG_FORMAT = "asm-rig/1"
 SETTINGS_PROPERTY = "asm_generate_settings"  # on the armature: how the rig was made (JSON)
 filling = False  # True while the pose bones' ASM properties are written from a rig (edits then re-bake nothing)
+MOVED = 1e-5  # change of a rest matrix (relative to the rig's size) that counts as a move: Blender stores float32
 
 
 def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None) -> bpy.types.Object:
@@ -42,13 +44,35 @@ def apply_rig(mesh_obj: bpy.types.Object, result: dict, name: str | None = None)
         store_rig_record(arm, result)
         arm["asm_mesh"] = mesh_obj.name
     except Exception:
-        _remove_armature(arm)
+        remove_object(arm)
         raise
     if previous is not None:  # the new rig replaces the old one cleanly
         old_name = previous.name
-        _remove_armature(previous)
+        remove_object(previous)
         arm.name = arm.data.name = name or old_name
     return arm
+
+
+def check_rig_format(arm: bpy.types.Object, mesh_obj: bpy.types.Object) -> None:
+    """Refuse a rig that another ASM version made (its record reads differently)."""
+    recorded = json.loads(arm[RIG_PROPERTY]).get("format") if isinstance(arm[RIG_PROPERTY], str) else None
+    if recorded != RIG_FORMAT:
+        raise SceneInputError(f"the rig {arm.name!r} on {mesh_obj.name!r} was made by another ASM version "
+                              f"(format {recorded!r}, this one reads {RIG_FORMAT!r}); press Remove Rig, "
+                              "then Generate")
+
+
+def store_generate_settings(arm: bpy.types.Object, settings: dict) -> None:
+    """How the rig was made (its Generate options), for re-bakes and fits."""
+    arm[SETTINGS_PROPERTY] = json.dumps(settings)
+
+
+def mesh_of(arm: bpy.types.Object) -> bpy.types.Object:
+    """The head mesh an ASM armature was made for."""
+    mesh_obj = bpy.data.objects.get(arm.get("asm_mesh", ""))
+    if mesh_obj is None or mesh_obj.type != 'MESH':
+        raise SceneInputError(f"the rig {arm.name!r} has lost its mesh ({arm.get('asm_mesh')!r}); generate it again")
+    return mesh_obj
 
 
 def existing_rig(mesh_obj: bpy.types.Object) -> bpy.types.Object | None:
@@ -84,15 +108,23 @@ def remove_rig(mesh_obj: bpy.types.Object) -> list[str]:
         attributes.remove(attributes[CHART_ATTRIBUTE])
     if arm is not None:
         removed.insert(0, f"armature {arm.name!r}")
-        _remove_armature(arm)
+        remove_object(arm)
     return removed
 
 
-def _remove_armature(arm: bpy.types.Object) -> None:
-    data = arm.data
-    bpy.data.objects.remove(arm)
-    if data.users == 0:
-        bpy.data.armatures.remove(data)
+def apply_rebake(arm: bpy.types.Object, result: dict) -> list[str]:
+    """Write a re-bake's weights and rest matrices into the scene; returns the bones whose rest place moved."""
+    mesh_obj = mesh_of(arm)
+    names = [str(n) for n in result["names"]]
+    old = armature_io.rest_matrices(arm, names)
+    size = max(float(np.ptp(old[:, :3, 3], axis=0).max()), 1e-12)
+    moved = [n for j, n in enumerate(names) if np.abs(old[j] - result["bind"][j]).max() > MOVED * size]
+    if moved:
+        set_rest_matrices(arm, names, result["bind"], [names.index(n) for n in moved])
+    armature_io.write_weights(mesh_obj, names, result["weight_bones"], result["weight_values"], result["deform"])
+    store_rig_record(arm, result)
+    mesh_obj.data.update()
+    return moved
 
 
 def fill_bone_properties(arm: bpy.types.Object, record: dict) -> None:
@@ -125,7 +157,7 @@ def fill_bone_properties(arm: bpy.types.Object, record: dict) -> None:
 
 
 def edited_parameters(arm: bpy.types.Object, record: dict) -> dict[str, np.ndarray]:
-    """The editable rig arrays (solver.generate.EDITABLE) as the pose bones hold them now."""
+    """The editable rig arrays (asm_protocol.keys.RIG_PARAMETER_KEYS) as the pose bones hold them now."""
     names = record["names"]
     zeta = np.array([arm.pose.bones[n].asm.binding[:] for n in names], dtype=float)
     # The properties hold float32: a binding point left as it was keeps the record's exact value (rounded, a

@@ -11,17 +11,14 @@ import numpy as np
 from mathutils import Matrix, Vector
 from mathutils.bvhtree import BVHTree
 
+from ..protocol import landmarks as landmark_ids
 from .mesh import MeshArrays, SceneInputError
+from .objects import remove_object
 
 SENSOR_WIDTH_MM = 36.0
 FOCAL_MM = 50.0
 # Renders for the detector: drawn once without anti-aliasing at twice the size the detector reads, which the
-# worker shrinks (Lanczos). Workbench draws the whole mesh once per anti-aliasing sample: on a 100k-vertex head a
-# render takes 0.15 s instead of 0.64 s with its 8 samples at 512 pixels. The landmarks are as good
-# (benchmarks/detection_renders.py): on the ICT, Lee Perry-Smith and MakeHuman heads they agree with the 8-sample
-# ones to 0.6-1 % of the eye distance (median); on the MediaPipe canonical face, whose vertices are the landmarks,
-# 5 views find the face instead of 2 and the error is 4.8 % of the eye distance instead of 9.9 %; on the Fran mask,
-# where the detector is unsteady, as many views find it and the set is as face-like, though it moves by 13 %.
+# worker shrinks (Lanczos): as good landmarks, four times faster (docs/architecture.md, "Measured settings").
 DETECTION_RENDER_SIZE = 896
 DETECTION_ANTI_ALIASING = "OFF"
 DETECTOR_SIZE = 448  # the longest side the detector reads the renders at (solver worker's `max_side`)
@@ -109,8 +106,7 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
             views.append(View(path, np.array(camera.matrix_world), size, focal_pixels))
         return views
     finally:
-        bpy.data.objects.remove(camera)
-        bpy.data.cameras.remove(camera_data)
+        remove_object(camera)
         bpy.data.scenes.remove(scene)
         bpy.data.worlds.remove(world)
 
@@ -190,7 +186,7 @@ class RenderedLandmarks:
 def landmarks_from_renders(obj: bpy.types.Object, arrays: MeshArrays, detect, output_dir: Path,
                            face_direction: Vector = Vector((0.0, -1.0, 0.0))) -> RenderedLandmarks:
     """Render `obj`, run `detect(image_path, max_side=DETECTOR_SIZE)` (returns an object with .found and .points in
-    the file's pixels; solver.landmarks.detect_face_landmarks_in_file) on every view and cast the landmarks onto the
+    the file's pixels; solver.vision.photos.detect_face_landmarks_in_file) on every view and cast the landmarks onto the
     surface. The detector is passed in, so that this module needs nothing beyond Blender."""
     views = detection_views(obj, output_dir, VIEW_YAWS, face_direction=face_direction)
     detections = []
@@ -203,10 +199,6 @@ def landmarks_from_renders(obj: bpy.types.Object, arrays: MeshArrays, detect, ou
     return RenderedLandmarks(views, detections, positions, valid, agreeing)
 
 
-FACE_DIRECTIONS = {"-Y": (0.0, -1.0, 0.0), "+Y": (0.0, 1.0, 0.0), "-X": (-1.0, 0.0, 0.0), "+X": (1.0, 0.0, 0.0)}
-NOSE_TIP, OUTER_EYE_CORNERS = 1, (33, 263)
-
-
 CANDIDATE_YAWS = tuple(range(0, 360, 45))  # the detector finds faces turned up to about 30 degrees
 
 
@@ -217,21 +209,18 @@ def render_direction_candidates(obj: bpy.types.Object, output_dir: Path, yaws=CA
     return detection_views(obj, Path(output_dir), yaws, name_prefix="direction")
 
 
-MIRRORED_PAIRS = ((33, 263), (133, 362), (61, 291), (105, 334), (70, 300), (98, 327), (159, 386), (145, 374))
-
-
 def facing_direction(points: np.ndarray) -> np.ndarray | None:
     """The horizontal world direction a face looks along, from (478, 3) world landmarks (NaN where missing):
     perpendicular to the mean left-to-right vector of mirrored landmark pairs (eyes, brows, nose wings, mouth
     corners), pointing out of the face towards the nose tip. None when too few pairs were found."""
-    across = np.array([points[right] - points[left] for left, right in MIRRORED_PAIRS])
+    across = np.array([points[right] - points[left] for left, right in landmark_ids.MIRRORED_PAIRS])
     across = across[np.isfinite(across).all(1)]
-    if len(across) < 3 or not np.isfinite(points[NOSE_TIP]).all():
+    if len(across) < 3 or not np.isfinite(points[landmark_ids.NOSE_TIP]).all():
         return None
     sideways = across.mean(0)
     forward = np.array([-sideways[1], sideways[0], 0.0])
-    centre = np.nanmean(np.array([points[i] for pair in MIRRORED_PAIRS for i in pair]), axis=0)
-    if np.dot(forward, points[NOSE_TIP] - centre) < 0:
+    centre = np.nanmean(np.array([points[i] for pair in landmark_ids.MIRRORED_PAIRS for i in pair]), axis=0)
+    if np.dot(forward, points[landmark_ids.NOSE_TIP] - centre) < 0:
         forward = -forward
     length = np.linalg.norm(forward)
     return forward / length if length > 0 else None
@@ -240,7 +229,7 @@ def facing_direction(points: np.ndarray) -> np.ndarray | None:
 def frontalness(points: np.ndarray) -> float:
     """1 for a face seen straight from the front, towards 0 for a profile: how evenly the nose tip sits between
     the outer eye corners in the image. points: (478, 2) pixels."""
-    left, right = (np.linalg.norm(points[NOSE_TIP] - points[i]) for i in OUTER_EYE_CORNERS)
+    left, right = (np.linalg.norm(points[landmark_ids.NOSE_TIP] - points[i]) for i in landmark_ids.OUTER_EYE_CORNERS)
     return float(min(left, right) / max(left, right, 1e-9))
 
 

@@ -47,10 +47,10 @@ class SampleRig:
     """The rig generated on the sample MakeHuman head (its bundled landmarks), and its landmark surface points."""
 
     def __init__(self, preset: str = "full"):
-        from solver.canonical import parse_obj, triangulate_faces
-        from solver.generate import GenerateSettings, place_rig
-        from solver.landmarks import load_landmarks
-        from solver.photo_fit import landmark_surface
+        from solver.template.canonical import parse_obj, triangulate_faces
+        from solver.rig.generate import GenerateSettings, place_rig
+        from asm_protocol.landmarks import load_landmarks
+        from solver.fit.landmark_surface import landmark_surface
 
         vertices, uvs, faces = parse_obj(SAMPLE_DIR / "base_head.obj")
         self.vertices = vertices
@@ -68,7 +68,7 @@ class SampleRig:
         return ASMModel(self.rig, self.vertices, self.triangles)
 
     def measure(self, posed: np.ndarray, scan) -> dict:
-        from solver.scan_fit import compare_to_scan
+        from solver.fit.scan_fit import compare_to_scan
 
         points = np.zeros_like(self.landmarks)
         points[self.which] = (self.bary.numpy()[..., None] * posed[self.ids.numpy()]).sum(1)
@@ -89,7 +89,7 @@ def shown_surface(model, fitted) -> np.ndarray:
 
 
 def detect_views(paths: list[Path]):
-    from solver.photos import detect_photo, load_photo
+    from solver.vision.photos import detect_photo, load_photo
 
     photos = [load_photo(path) for path in paths]
     return photos, [detect_photo(photo) for photo in photos]
@@ -98,13 +98,10 @@ def detect_views(paths: list[Path]):
 def fit_photos(model, landmarks: np.ndarray, valid: np.ndarray, photos, detections, quality: str,
                overrides: dict | None = None):
     """The product's photo fit of `model` (in place) to loaded photos and their detections; returns the PhotoFit."""
-    from solver.photo_fit import PhotoFitSettings, fit_to_photos
+    from solver.fit.photo_fit import PhotoFitSettings, PhotoObservations, fit_to_photos
 
-    return fit_to_photos(model, landmarks, valid, np.stack([d.landmarks for d in detections]),
-                         np.array([d.found for d in detections]),
-                         np.array([p.original_size for p in photos], dtype=float),
-                         PhotoFitSettings(quality, **(overrides or {})), photo_names=[p.name for p in photos],
-                         images=[p.rgb for p in photos], image_scale=[p.scale for p in photos])
+    return fit_to_photos(model, landmarks, valid, PhotoObservations.from_photos(photos, detections),
+                         PhotoFitSettings(quality, **(overrides or {})))
 
 
 def heat_map_figure(scan, sample: SampleRig, surfaces: dict, photo: Path, output: Path) -> Path:
@@ -154,7 +151,7 @@ def run_scan(spec, sample: SampleRig, view_counts: list[int], quality: str, figu
              samples: int) -> list[dict]:
     from benchmarks.multiview.render import render_views, view_sequence
     from benchmarks.multiview.scans import load_scan
-    from solver.scan_fit import prepare_scan
+    from solver.fit.scan_fit import prepare_scan
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="asm_multiview_") as tmp:

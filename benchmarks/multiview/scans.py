@@ -152,7 +152,7 @@ def load_scan(spec: ScanSpec, workdir: Path) -> LoadedScan:
     from asm_blender.scene_io.importers import open_head
     from asm_blender.scene_io.mesh import mesh_arrays
     from asm_blender.scene_io.views import landmarks_from_renders
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     bpy.ops.wm.read_homefile(use_empty=True)
     obj, notes = open_head(spec.folder / spec.mesh)

@@ -54,7 +54,7 @@ def generate(mesh_obj, landmarks, valid, preset="full", cap=4):
     """Run the solver's generate step in-process (the tests have torch) on a Blender mesh."""
 
     from asm_blender.scene_io.mesh import mesh_arrays
-    from solver.generate import GenerateSettings, generate_rig
+    from solver.rig.generate import GenerateSettings, generate_rig
 
     arrays = mesh_arrays(mesh_obj)
     with warnings.catch_warnings():
@@ -65,7 +65,7 @@ def generate(mesh_obj, landmarks, valid, preset="full", cap=4):
 
 
 def sample_landmarks():
-    from solver.landmarks import load_landmarks
+    from asm_protocol.landmarks import load_landmarks
 
     return load_landmarks(SAMPLE_DIR / "landmarks.json")
 

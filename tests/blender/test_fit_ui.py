@@ -17,9 +17,16 @@ import bpy
 import numpy as np
 import pytest
 
-from asm_blender import cli, fit_flow, jobs, rebake
-from asm_blender.generate_flow import run_to_completion
-from asm_blender.operators import ASM_OT_fit_photos, StepRunner
+from asm_blender import cli, jobs
+from asm_blender.flows import fit as fit_flow
+from asm_blender.flows import photos as photo_flow
+from asm_blender.flows import rebake
+from asm_blender.flows.steps import StepRunner, run_to_completion
+from asm_blender.operators import ASM_OT_fit_photos
+from asm_blender.protocol import choices, keys
+from asm_blender.scene_io import photo_fit as photo_fit_io
+from asm_blender.scene_io.exporters import export_glb
+from asm_blender.scene_io.photos import photo_path
 from asm_blender.scene_io import armature as armature_io
 from asm_blender.scene_io import markers as markers_io
 from asm_blender.scene_io.mesh import SceneInputError, mesh_arrays
@@ -88,11 +95,11 @@ def assert_same_state(before: dict, after: dict) -> None:
 
 
 def photo_cameras(head):
-    return [o for o in bpy.data.objects if o.type == 'CAMERA' and o.get(fit_flow.OWNER_PROPERTY) == head.name]
+    return [o for o in bpy.data.objects if o.type == 'CAMERA' and o.get(photo_fit_io.OWNER_PROPERTY) == head.name]
 
 
 def photo_actions(head):
-    return [a for a in bpy.data.actions if a.get(fit_flow.OWNER_PROPERTY) == head.name]
+    return [a for a in bpy.data.actions if a.get(photo_fit_io.OWNER_PROPERTY) == head.name]
 
 
 # -- stored fit results (every Blender) -------------------------------------------------------------------------
@@ -113,7 +120,7 @@ def stored_fit_result(head, photos: int, seed: int = 0, with_photo_poses: bool =
     result.update(fit_log_scale=shared[0], fit_rotvec=shared[1], fit_translation=shared[2])
     if with_photo_poses:
         own = np.array([name.startswith(("jaw", "lid", "lip")) for name in names])
-        for group, (key, size) in enumerate(zip(fit_flow.PHOTO_POSE_KEYS, (0.05, 0.15, 0.05))):
+        for group, (key, size) in enumerate(zip(keys.PHOTO_POSE_KEYS, (0.05, 0.15, 0.05))):
             photo = np.repeat(shared[group][None], photos, 0)
             photo[:, own] += size * generator.normal(size=(photos, int(own.sum()), 3)) * free[own, group][None, :, None]
             result[key] = photo
@@ -188,7 +195,7 @@ def test_the_photo_panel_list_and_operators_are_registered_and_draw(sample_head,
     assert 'UNDO' in ASM_OT_fit_photos.bl_options and ASM_OT_fit_photos.__doc__
     settings = sample_head.asm
     assert (settings.fit_quality, settings.expressions, settings.bake_identity) == ("balanced", "per_photo", False)
-    assert {item.identifier for item in settings.bl_rna.properties["expressions"].enum_items} == set(fit_flow.EXPRESSIONS)
+    assert {item.identifier for item in settings.bl_rna.properties["expressions"].enum_items} == set(choices.EXPRESSION_MODES)
     assert settings.bl_rna.properties["fit_summary"].is_hidden
     bpy.context.view_layer.objects.active = sample_head
     calls = draw_photo_panel()
@@ -219,15 +226,15 @@ def test_add_photos_as_files_and_as_a_folder_then_remove_and_clear(sample_head, 
     assert sample_head.asm.photo_index == 2
     with pytest.raises(RuntimeError, match="notes.txt .not an image"):
         bpy.ops.asm.add_photos(directory=str(folder), files=[{"name": "notes.txt"}])
-    assert fit_flow.enabled_photos(sample_head) == [front, side, back]
+    assert photo_flow.enabled_photos(sample_head) == [front, side, back]
     photos[1].enabled = False
-    assert fit_flow.enabled_photos(sample_head) == [front, back]
+    assert photo_flow.enabled_photos(sample_head) == [front, back]
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))  # saved: new paths are stored relative
     head = bpy.data.objects["Head"]
     assert bpy.ops.asm.remove_photo() == {'FINISHED'}
     assert [Path(p.filepath).name for p in head.asm.photos] == ["front.png", "side.jpg"]
     assert bpy.ops.asm.add_photos(directory=str(folder), files=[{"name": "back.png"}]) == {'FINISHED'}
-    assert head.asm.photos[-1].filepath.startswith("//") and fit_flow.photo_path(head.asm.photos[-1]) == back
+    assert head.asm.photos[-1].filepath.startswith("//") and photo_path(head.asm.photos[-1]) == back
     assert bpy.ops.asm.clear_photos() == {'FINISHED'} and len(head.asm.photos) == 0
     assert not bpy.ops.asm.remove_photo.poll()
 
@@ -314,7 +321,7 @@ def test_cancelling_the_fit_changes_nothing(sample_head, tmp_path):
     add_photos(head, [write_image(tmp_path / "front.png"), write_image(tmp_path / "side.png")])
     head.asm.bake_identity = True
     before = fit_state(head)
-    runner = StepRunner(fit_flow.fit_steps(existing_rig(head), fit_flow.enabled_photos(head), "fast", "per_photo",
+    runner = StepRunner(fit_flow.fit_steps(existing_rig(head), photo_flow.enabled_photos(head), "fast", "per_photo",
                                            True, tmp_path / "work"))
     while not isinstance(runner.step, jobs.Job):
         runner.tick()
@@ -322,7 +329,7 @@ def test_cancelling_the_fit_changes_nothing(sample_head, tmp_path):
     assert_same_state(before, fit_state(head))
     assert not photo_cameras(head) and not photo_actions(head)
     # ... and while the rig is bound again on the fitted face (bake identity), after the fit
-    runner = StepRunner(fit_flow.finish_fit_steps(existing_rig(head), fit_flow.enabled_photos(head),
+    runner = StepRunner(fit_flow.finish_fit_steps(existing_rig(head), photo_flow.enabled_photos(head),
                                                   stored_fit_result(head, 2), bake_identity=True))
     while not isinstance(runner.step, jobs.Job):
         runner.tick()
@@ -360,12 +367,12 @@ def test_a_refit_replaces_the_cameras_and_the_photo_actions(sample_head, tmp_pat
     assert collection.name == "Head photos" and sorted(o.name for o in collection.objects) == sorted(summary["cameras"])
     assert all(c.data.background_images[0].image.filepath == str(p) for c, p in zip(photo_cameras(head), photos))
     assert len(photo_actions(head)) == 3 and all(a.use_fake_user for a in photo_actions(head))
-    assert [bpy.data.objects[c][fit_flow.ACTION_PROPERTY] for c in summary["cameras"]] == summary["actions"]
+    assert [bpy.data.objects[c][photo_fit_io.ACTION_PROPERTY] for c in summary["cameras"]] == summary["actions"]
     assert summary["identity"] == "pose" and summary["max_blender_vs_solver"] < 1e-5 * HEAD_SIZE
     summary = finish(head, photos[:2], stored_fit_result(head, 2, seed=1), expressions="per_photo")
     assert len(photo_cameras(head)) == 2 and len(photo_actions(head)) == 2
     assert sorted(summary["cameras"]) == sorted(o.name for o in bpy.data.collections["Head photos"].objects)
-    assert len([c for c in bpy.data.collections if c.get(fit_flow.OWNER_PROPERTY)]) == 1
+    assert len([c for c in bpy.data.collections if c.get(photo_fit_io.OWNER_PROPERTY)]) == 1
     assert len(bpy.data.cameras) == 2  # the old cameras' data went with them
     summary = finish(head, photos[:2], stored_fit_result(head, 2, seed=2), expressions="shared")
     assert not photo_actions(head) and summary["actions"] == [] and len(photo_cameras(head)) == 2
@@ -386,7 +393,7 @@ def test_each_photo_action_poses_the_rig_as_its_photo(sample_head, tmp_path):
     armature_io.set_pose(arm, names, result["fit_log_scale"], result["fit_rotvec"], result["fit_translation"])
     assert np.allclose(bone_matrices(arm), shared, atol=1e-6)
     for index, action in enumerate(summary["actions"]):
-        armature_io.set_pose(arm, names, *(result[key][index] for key in fit_flow.PHOTO_POSE_KEYS))
+        armature_io.set_pose(arm, names, *(result[key][index] for key in keys.PHOTO_POSE_KEYS))
         expected = bone_matrices(arm)
         assert np.abs(expected - shared).max() > 1e-3  # the photo's own expression differs from the shared pose
         applied(arm, action)
@@ -394,7 +401,7 @@ def test_each_photo_action_poses_the_rig_as_its_photo(sample_head, tmp_path):
         # Blender's own evaluation agrees with the chain rule the actions are made with
         rest = armature_io.rest_matrices(arm, names)
         basis = np.array([np.array(b.matrix_basis) for b in arm.pose.bones])
-        assert np.allclose(fit_flow.pose_matrices(rest, np.asarray(result["parents"]), basis), expected, atol=1e-5)
+        assert np.allclose(photo_fit_io.pose_matrices(rest, np.asarray(result["parents"]), basis), expected, atol=1e-5)
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "fitted.blend"))
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "fitted.blend"))
     assert sorted(a.name for a in bpy.data.actions) == sorted(summary["actions"])  # the fake users kept them
@@ -419,7 +426,7 @@ def test_bake_identity_makes_the_fitted_face_the_rest_shape_and_keeps_the_users_
     names = [str(n) for n in result["names"]]
     photo_bones = []
     for index in range(2):  # where each photo's pose puts the bones on the fitted rig, before baking
-        armature_io.set_pose(arm, names, *(result[key][index] for key in fit_flow.PHOTO_POSE_KEYS))
+        armature_io.set_pose(arm, names, *(result[key][index] for key in keys.PHOTO_POSE_KEYS))
         photo_bones.append(bone_matrices(arm))
     armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
     old_landmarks, valid = markers_io.read_markers(head)
@@ -506,7 +513,7 @@ def test_fit_in_the_sidebar_writes_cameras_pose_and_each_photos_expression(sampl
     if summary["actions"] == [] and any("no per-photo poses" in w for w in summary["warnings"]):
         pytest.xfail("this solver does not return each photo's pose (photo_log_scale, ...) yet")
     assert len(photo_actions(head)) == 2 and all(a.use_fake_user for a in photo_actions(head))
-    assert summary["actions"] == [bpy.data.objects[c][fit_flow.ACTION_PROPERTY] for c in summary["cameras"]]
+    assert summary["actions"] == [bpy.data.objects[c][photo_fit_io.ACTION_PROPERTY] for c in summary["cameras"]]
 
 
 def test_a_worker_killed_during_the_fit_says_so_and_changes_nothing(sample_head, rendered_photos):
@@ -581,7 +588,7 @@ def test_the_glb_export_shows_the_fitted_face_kept_as_a_pose(sample_head, tmp_pa
     expected = world_vertices(head)
     unfitted = np.asarray(mesh_arrays(head).vertices) @ np.array(head.matrix_world)[:3, :3].T
     assert np.abs(expected - unfitted - np.array(head.matrix_world)[:3, 3]).max() > 0.01
-    cli._export_glb(head, existing_rig(head), tmp_path / "head.glb")
+    export_glb(head, existing_rig(head), tmp_path / "head.glb")
     assert_glb_shows(tmp_path / "head.glb", expected)
 
 

@@ -14,7 +14,8 @@ import pytest
 from mathutils import Matrix
 
 from asm_blender import cli
-from asm_blender.generate_flow import GenerateOptions, generate_steps, run_to_completion
+from asm_blender.flows.generate import GenerateOptions, generate_steps
+from asm_blender.flows.steps import run_to_completion
 from asm_blender.jobs import Job
 from asm_blender.operators import ASM_OT_generate_rig
 from asm_blender.scene_io import armature as armature_io

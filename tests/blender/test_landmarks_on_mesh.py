@@ -6,8 +6,8 @@ import pytest
 
 from asm_blender.scene_io.mesh import mesh_arrays
 from asm_blender.scene_io.views import landmarks_from_renders
-from solver.canonical import canonical_face
-from solver.geometry import similarity_transform
+from solver.template.canonical import canonical_face
+from solver.core.geometry import similarity_transform
 
 from .conftest import sample_landmarks
 
@@ -16,7 +16,7 @@ pytest.importorskip("mediapipe", reason="landmark detection needs MediaPipe (mai
 
 
 def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_path):
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     found = landmarks_from_renders(sample_head, mesh_arrays(sample_head), detect_face_landmarks_in_file, tmp_path)
     assert found.detections[0] is not None and found.detections[0].shape == (478, 2)
@@ -35,7 +35,7 @@ def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_p
 
 
 def test_detector_finds_a_real_face_in_a_photo(shared_data):
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     found = detect_face_landmarks_in_file(shared_data / "photos" / "astronaut.png")
     assert found.faces_found == 1 and found.points.shape == (478, 2)
@@ -46,7 +46,7 @@ def test_detector_finds_a_real_face_in_a_photo(shared_data):
 
 
 def test_no_face_gives_an_empty_detection():
-    from solver.landmarks import detect_face_landmarks
+    from solver.vision.detector import detect_face_landmarks
 
     found = detect_face_landmarks(np.full((256, 256, 3), 127, dtype=np.uint8))
     assert not found.found and found.points.shape == (0, 2)
@@ -56,7 +56,7 @@ def test_a_mesh_seen_from_behind_gets_a_clear_message(sample_head, tmp_path):
     from mathutils import Vector
 
     from asm_blender.scene_io.mesh import SceneInputError
-    from solver.landmarks import detect_face_landmarks_in_file
+    from solver.vision.photos import detect_face_landmarks_in_file
 
     with pytest.raises(SceneInputError, match="no face was found on the front render of 'Head'; check which way"):
         landmarks_from_renders(sample_head, mesh_arrays(sample_head), detect_face_landmarks_in_file, tmp_path,

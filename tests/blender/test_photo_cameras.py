@@ -7,7 +7,7 @@ import torch
 from bpy_extras.object_utils import world_to_camera_view
 
 from asm_blender.scene_io.cameras import add_photo_camera, look_through
-from solver.cameras import Cameras
+from solver.vision.cameras import Cameras
 
 from tests.synthetic_cameras import camera_set
 

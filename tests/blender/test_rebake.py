@@ -8,7 +8,7 @@ import bpy
 import numpy as np
 import pytest
 
-from asm_blender import rebake
+from asm_blender.flows import rebake
 from asm_blender.scene_io import armature as armature_io
 from asm_blender.scene_io import markers as markers_io
 from asm_blender.scene_io.mesh import SceneInputError, mesh_arrays
@@ -26,7 +26,7 @@ def generated(head):
 
 def solver_rig(head, arm):
     """What the solver makes of the parameters the pose bones hold now (in this process)."""
-    from solver.generate import GenerateSettings, restore_model, rig_arrays
+    from solver.rig.generate import GenerateSettings, restore_model, rig_arrays
 
     record = json.loads(arm[RIG_PROPERTY])
     arrays = mesh_arrays(head)

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from mathutils import Matrix, Quaternion, Vector
 
-from solver.rotations import quaternion_to_matrix, rotvec_to_matrix, rotvec_to_quaternion
+from solver.core.rotations import quaternion_to_matrix, rotvec_to_matrix, rotvec_to_quaternion
 
 
 def test_rotation_vectors_quaternions_and_matrices_match_mathutils():

@@ -8,8 +8,8 @@ import torch
 from asm_blender.scene_io import armature as armature_io
 from asm_blender.scene_io.mesh import mesh_from_arrays
 from asm_blender.scene_io.rig import apply_rig
-from solver.canonical import canonical_face
-from solver.weights import CappedWeights, blend_vertices
+from solver.template.canonical import canonical_face
+from solver.model.weights import CappedWeights, blend_vertices
 
 from ..conftest import SCAN_DIR
 from .conftest import generate, random_pose, sample_landmarks
@@ -17,7 +17,7 @@ from .conftest import generate, random_pose, sample_landmarks
 
 def solver_posed(arrays, result, pose):
     """Pose the rig with the solver (float64) from the same arrays Blender received."""
-    from solver.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
+    from solver.model.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
 
     bind = torch.as_tensor(result["bind"])
     local = local_pose_matrices(*(torch.as_tensor(pose[k]) for k in ("log_scale", "rotvec", "translation")))
@@ -40,7 +40,7 @@ def test_blender_evaluates_exactly_what_the_solver_computes(request, topology, p
         landmarks, valid = sample_landmarks()
     elif topology == "fran scan":  # a face mask from a range scan: no back of the head, no ears
         from asm_blender.scene_io.sample import import_obj
-        from solver.landmarks import load_landmarks
+        from asm_protocol.landmarks import load_landmarks
 
         mesh_obj = import_obj(SCAN_DIR / "fran_cut.obj")
         landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")

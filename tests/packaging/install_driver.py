@@ -143,7 +143,7 @@ def lifecycle(spec: dict) -> None:
 
     # Disable while a fit runs: the worker must stop with the add-on, nothing may be left registered.
     bpy.ops.wm.open_mainfile(filepath=str(head_blend))
-    fit_flow = importlib.import_module(PACKAGE + ".fit_flow")
+    fit_flow = importlib.import_module(PACKAGE + ".flows.fit")
     rig = importlib.import_module(PACKAGE + ".scene_io.rig")
     head = next(o for o in bpy.data.objects if o.type == 'MESH' and rig.existing_rig(o) is not None)
     jobs = importlib.import_module(PACKAGE + ".jobs")

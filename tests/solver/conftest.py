@@ -8,8 +8,8 @@ from tests.conftest import SAMPLE_DIR
 @pytest.fixture(scope="session")
 def sample_mesh():
     """The bundled sample head as solver arrays, with its stored landmarks."""
-    from solver.landmarks import load_landmarks
-    from solver.canonical import parse_obj, triangulate_faces
+    from asm_protocol.landmarks import load_landmarks
+    from solver.template.canonical import parse_obj, triangulate_faces
 
     vertices, uvs, faces = parse_obj(SAMPLE_DIR / "base_head.obj")
     triangles, uv_ids = triangulate_faces(faces)
@@ -22,9 +22,9 @@ def sample_mesh():
 def sample_rig(sample_mesh):
     import warnings
 
-    from solver.skeleton import load_skeleton
-    from solver.transfer import transfer_template
-    from solver.uv_chart import chart_from_uv_map
+    from solver.template.skeleton import load_skeleton
+    from solver.rig.transfer import transfer_template
+    from solver.model.uv_chart import chart_from_uv_map
 
     chart = chart_from_uv_map(len(sample_mesh["vertices"]), sample_mesh["triangles"], sample_mesh["corner_uv"])
     with warnings.catch_warnings():

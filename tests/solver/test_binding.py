@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from solver.binding import barycentric_2d, locate, needs_relocation, surface_points
-from solver.errors import ASMInputError
+from solver.model.binding import barycentric_2d, locate, needs_relocation, surface_points
+from solver.core.errors import ASMInputError
 
 
 def test_barycentric_coordinates_are_exact_and_in_corner_order():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from solver.cameras import Cameras, solve_camera
-from solver.errors import ASMInputError
-from solver.fitting import Stage, fit
-from solver.geometry import closest_points_on_mesh
+from solver.vision.cameras import Cameras, solve_camera
+from solver.core.errors import ASMInputError
+from solver.fit.engine import Stage, fit
+from solver.core.geometry import closest_points_on_mesh
 from solver.model import ASMModel, Pose
 from tests.synthetic_cameras import camera_set
 
@@ -88,8 +88,8 @@ def test_cameras_and_bones_are_fitted_together_to_photo_landmarks(photo_setup, s
     before = pixel_rms()
     # rigid (cameras) -> coarse bones, as a photo fit runs: with every bone free, the lips and the chin would
     # share the jaw's motion between them (the landmarks fit as well; the rotation would not be the jaw's)
-    stages = [Stage("cameras", ("cameras",), {"landmarks_2d": 1.0}, iterations=150, learning_rate=0.01),
-              Stage("coarse", ("pose", "cameras"), {"landmarks_2d": 1.0, "pose_prior": 1e-4}, iterations=400,
+    stages = [Stage(name="cameras", groups=("cameras",), losses={"landmarks_2d": 1.0}, iterations=150, learning_rate=0.01),
+              Stage(name="coarse", groups=("pose", "cameras"), losses={"landmarks_2d": 1.0, "pose_prior": 1e-4}, iterations=400,
                     learning_rate=0.005, patience=60, bones=("neck", "head", "jaw"))]
     result = fit(model, targets, stages, cameras=cameras)
     after = pixel_rms()

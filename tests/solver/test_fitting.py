@@ -8,11 +8,11 @@ import pytest
 from scipy.spatial.transform import Rotation
 import torch
 
-from solver.errors import ASMInputError
-from solver.fitting import ALL_GROUPS, Alignment, Stage, fit
-from solver.losses import LOSSES, FitContext, mirror_targets, symmetry_prior, uniform_laplacian
+from solver.core.errors import ASMInputError
+from solver.fit.engine import ALL_GROUPS, Alignment, Stage, fit
+from solver.fit.losses import LOSSES, FitContext, mirror_targets, symmetry_prior, uniform_laplacian
 from solver.model import ASMModel, Pose
-from solver.rotations import rotvec_to_matrix
+from solver.core.rotations import rotvec_to_matrix
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def bone_ends(model):
 def front_cameras(model, count=2):
     """Cameras looking at the head from the front and 30 degrees aside, about 3 head units away (OpenCV axes: the
     sample's +Y up is the camera's -y, its +Z forward faces the camera)."""
-    from solver.cameras import Cameras
+    from solver.vision.cameras import Cameras
 
     unit = float(model.rig.head_unit)
     centre = model.vertices.mean(0).double().numpy()
@@ -62,9 +62,9 @@ def photo_targets(model, cameras, posed, ids, bary, with_images=False):
                "image_side": cameras.image_size.max(-1).values}
     if not with_images:
         return targets
-    from solver.photo_fit import prepared_photos
-    from solver.photometric import face_samples
-    from solver.silhouette import signed_distance
+    from solver.fit.photo_fit import prepared_photos
+    from solver.vision.photometric import face_samples
+    from solver.vision.silhouette import signed_distance
     from tests.synthetic_cameras import textured_photos
 
     vertices, triangles = posed.detach().double().numpy(), model.triangles.numpy()
@@ -149,7 +149,7 @@ def test_the_symmetry_prior_makes_a_one_sided_target_fit_symmetric(model):
     def right_brow_motion(weight):
         fitted = ASMModel(model.rig, model.vertices.numpy(), model.triangles.numpy())
         losses = {"vertex": 1.0, **({"symmetry": weight} if weight else {})}
-        fit(fitted, {"vertices": target}, [Stage("pose", ("pose",), losses, iterations=300, learning_rate=0.003,
+        fit(fitted, {"vertices": target}, [Stage(name="pose", groups=("pose",), losses=losses, iterations=300, learning_rate=0.003,
                                                  patience=60)])
         with torch.no_grad():
             return float(fitted.pose.masked(fitted.free).translation[right].norm() / model.rig.head_unit)
@@ -162,22 +162,22 @@ def test_a_stage_moves_only_the_bones_it_names(model):
     with torch.no_grad():
         target = model.forward(known_pose(model, seed=5))
     jaw = ("jaw", "chin")
-    result = fit(model, {"vertices": target}, [Stage("jaw", ("pose", "binding", "gaussian_means"), {"vertex": 1.0},
+    result = fit(model, {"vertices": target}, [Stage(name="jaw", groups=("pose", "binding", "gaussian_means"), losses={"vertex": 1.0},
                                                      iterations=20, learning_rate=0.01, bones=jaw)])
     moved = model.pose.rotvec.norm(dim=-1) + model.pose.translation.norm(dim=-1)
     named = torch.as_tensor([name in jaw for name in model.rig.names])
     assert float(moved[named].min()) > 0 and float(moved[~named].max()) == 0.0
     assert result.history[-1]["total"] < result.history[0]["total"]
-    assert Stage.from_dict(Stage("jaw", ("pose",), {"vertex": 1.0}, bones=jaw).to_dict()).bones == jaw
+    assert Stage.from_dict(Stage(name="jaw", groups=("pose",), losses={"vertex": 1.0}, bones=jaw).to_dict()).bones == jaw
     with pytest.raises(ASMInputError, match=r"names bone\(s\) \['cheek_puff.L'\] that this rig does not have"):
-        fit(model, {"vertices": target}, [Stage("x", ("pose",), {"vertex": 1.0}, bones=("jaw", "cheek_puff.L"))])
+        fit(model, {"vertices": target}, [Stage(name="x", groups=("pose",), losses={"vertex": 1.0}, bones=("jaw", "cheek_puff.L"))])
 
 
 def test_a_posed_rig_is_recovered_from_its_vertices(model):
     with torch.no_grad():
         target = model.forward(known_pose(model))
         start = (model.vertices - target).norm(dim=-1).mean()
-    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=300,
+    result = fit(model, {"vertices": target}, [Stage(name="pose", groups=("pose",), losses={"vertex": 1.0}, iterations=300,
                                                      learning_rate=0.02)])
     with torch.no_grad():
         error = (model.forward() - target).norm(dim=-1) / model.rig.head_unit
@@ -191,30 +191,30 @@ def test_all_groups_move_and_bindings_stay_on_the_chart(model):
     with torch.no_grad():
         target = model.forward(known_pose(model, seed=2))
     result = fit(model, {"vertices": target}, [
-        Stage("pose", ("pose",), {"vertex": 1.0, "pose_prior": 1e-4}, iterations=60, learning_rate=0.02),
-        Stage("all", ALL_GROUPS, {"vertex": 1.0, "gaussian_size": 1e-3, "bind_offset_prior": 1e-4},
+        Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-4}, iterations=60, learning_rate=0.02),
+        Stage(name="all", groups=ALL_GROUPS, losses={"vertex": 1.0, "gaussian_size": 1e-3, "bind_offset_prior": 1e-4},
               iterations=40, learning_rate=0.005)])
     stages = [h["stage"] for h in result.history]
     assert stages[0] == "pose" and stages[-1] == "all"
     last = [h["vertex"] for h in result.history if h["stage"] == "all"]
     assert min(last) <= last[0]
-    from solver.binding import needs_relocation
+    from solver.model.binding import needs_relocation
 
     assert not needs_relocation(model.zeta.numpy().astype(float), model.bind_triangle.numpy(), model.rig.chart_uv,
                                 model.triangles.numpy()).any()
 
 
 def test_stages_are_data_and_reject_unknown_names():
-    stage = Stage("coarse", ("pose", "binding"), {"vertex": 1.0, "pose_prior": 0.01}, iterations=5)
+    stage = Stage(name="coarse", groups=("pose", "binding"), losses={"vertex": 1.0, "pose_prior": 0.01}, iterations=5)
     assert Stage.from_dict(stage.to_dict()) == stage
     with pytest.raises(ASMInputError, match=r"stage 'x': unknown parameter group\(s\) \['lights'\]"):
-        Stage("x", ("lights",), {"vertex": 1.0})
+        Stage(name="x", groups=("lights",), losses={"vertex": 1.0})
     with pytest.raises(ASMInputError, match=r"stage 'x': unknown loss\(es\) \['stereo'\]"):
-        Stage("x", ("pose",), {"stereo": 1.0})
+        Stage(name="x", groups=("pose",), losses={"stereo": 1.0})
     with pytest.raises(ASMInputError, match=r"unknown field\(s\) \['lr'\]"):
         Stage.from_dict({"name": "x", "groups": ["pose"], "losses": {"vertex": 1.0}, "lr": 0.1})
     with pytest.raises(ASMInputError, match="unknown optimizer"):
-        Stage("x", ("pose",), {"vertex": 1.0}, optimizer="sgd")
+        Stage(name="x", groups=("pose",), losses={"vertex": 1.0}, optimizer="sgd")
 
 
 def test_cancel_stops_within_one_step_and_keeps_the_best_parameters(model):
@@ -226,7 +226,7 @@ def test_cancel_stops_within_one_step_and_keeps_the_best_parameters(model):
         calls.append(step)
         return step == 3
 
-    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=100)], progress)
+    result = fit(model, {"vertices": target}, [Stage(name="pose", groups=("pose",), losses={"vertex": 1.0}, iterations=100)], progress)
     assert result.cancelled and calls == [0, 1, 2, 3] and len(result.history) == 4
     best = min(h["total"] for h in result.history)
     with torch.no_grad():
@@ -243,7 +243,7 @@ def test_fits_are_deterministic(sample_mesh, sample_rig):
         model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
         with torch.no_grad():
             target = model.forward(known_pose(model))
-        fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=20)], seed=3)
+        fit(model, {"vertices": target}, [Stage(name="pose", groups=("pose",), losses={"vertex": 1.0}, iterations=20)], seed=3)
         results.append(model.pose.rotvec.clone())
     assert torch.equal(results[0], results[1])
     assert np.isfinite(results[0].numpy()).all()
@@ -253,7 +253,7 @@ def test_bindings_held_at_the_chart_border_are_reported_once(model):
     with torch.no_grad():
         target = model.forward(known_pose(model, seed=2))
     # A strong push on every binding point: some reach the border of their chart island.
-    result = fit(model, {"vertices": target}, [Stage("bind", ("binding",), {"vertex": 1.0}, iterations=30,
+    result = fit(model, {"vertices": target}, [Stage(name="bind", groups=("binding",), losses={"vertex": 1.0}, iterations=30,
                                                      learning_rate=0.05)])
     assert len(result.notes) == len(set(result.notes))
     assert all("reached the chart's border" in note for note in result.notes)
@@ -289,11 +289,11 @@ def test_a_scan_of_another_topology_is_fitted_after_a_similarity_alignment(model
             return float(((model.forward() - truth).norm(dim=-1) / unit)[front].mean())
 
     alignment = Alignment.identity(torch.float32, "cpu")
-    aligned_only = fit(model, targets, [Stage("align", ("alignment",), {"landmarks": 1.0}, iterations=300,
+    aligned_only = fit(model, targets, [Stage(name="align", groups=("alignment",), losses={"landmarks": 1.0}, iterations=300,
                                               learning_rate=0.02)], alignment=alignment)
     assert abs(aligned_only.alignment["scale"] - 1 / 1.1) < 0.03
     before = front_error(aligned_only)
-    result = fit(model, targets, [Stage("pose", ("pose", "alignment"), {"scan_to_mesh": 1.0, "mesh_to_scan": 0.5,
+    result = fit(model, targets, [Stage(name="pose", groups=("pose", "alignment"), losses={"scan_to_mesh": 1.0, "mesh_to_scan": 0.5,
                                                                          "landmarks": 0.1, "pose_prior": 1e-4},
                                         iterations=200, learning_rate=0.003, refresh_every=5, patience=50)],
                  alignment=alignment)
@@ -308,12 +308,12 @@ def test_bad_targets_are_refused_with_a_clear_message(model):
         rest = model.forward()
     broken = rest.clone()
     broken[5, 1] = float("nan")
-    stages = [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=2)]
+    stages = [Stage(name="pose", groups=("pose",), losses={"vertex": 1.0}, iterations=2)]
     with pytest.raises(ASMInputError, match=r"target 'vertices' contains NaN or infinite values \(first at index \(5, 1\)\)"):
         fit(model, {"vertices": broken}, stages)
     with pytest.raises(ASMInputError, match="has shape \\(4279, 3\\) but the rig's mesh has \\(4280, 3\\)"):
         fit(model, {"vertices": rest[:-1]}, stages)
-    scan_stage = [Stage("scan", ("pose",), {"mesh_to_scan": 1.0}, iterations=2)]
+    scan_stage = [Stage(name="scan", groups=("pose",), losses={"mesh_to_scan": 1.0}, iterations=2)]
     with pytest.raises(ASMInputError, match="non-empty"):
         fit(model, {"scan_points": torch.zeros(0, 3)}, scan_stage)
     with pytest.raises(ASMInputError, match="times the size of the head; check its units"):
@@ -324,7 +324,7 @@ def test_a_scan_in_other_units_starts_the_alignment_at_that_scale(model):
     with torch.no_grad():
         rest = model.forward()
     scan = rest[rest[:, 2] > rest[:, 2].median()] * 100.0  # the same head, in units 100 times smaller
-    result = fit(model, {"scan_points": scan}, [Stage("align", ("alignment",), {"mesh_to_scan": 1.0}, iterations=30,
+    result = fit(model, {"scan_points": scan}, [Stage(name="align", groups=("alignment",), losses={"mesh_to_scan": 1.0}, iterations=30,
                                                       learning_rate=0.01)])
     assert any("assumed other units" in note for note in result.notes)
     assert abs(math.log10(result.alignment["scale"]) + 2) < 0.1
@@ -333,7 +333,7 @@ def test_a_scan_in_other_units_starts_the_alignment_at_that_scale(model):
 def test_lbfgs_stages_reduce_the_loss_too(model):
     with torch.no_grad():
         target = model.forward(known_pose(model, seed=6))
-    result = fit(model, {"vertices": target}, [Stage("pose", ("pose",), {"vertex": 1.0}, iterations=15,
+    result = fit(model, {"vertices": target}, [Stage(name="pose", groups=("pose",), losses={"vertex": 1.0}, iterations=15,
                                                      learning_rate=1.0, optimizer="lbfgs")])
     totals = [h["total"] for h in result.history]
     assert min(totals) < 0.2 * totals[0]
@@ -378,15 +378,15 @@ def test_each_loss_decreases_under_the_engine(model, name):
     elif start == "two lenses":
         cameras.log_focal[1] += 0.5
     elif start == "expressions":
-        from solver.fitting import ExpressionOffsets
-        from solver.photo_fit import expression_bones
+        from solver.fit.engine import ExpressionOffsets
+        from solver.fit.photo_fit import expression_bones
 
         expressions = ExpressionOffsets.zeros(len(cameras.image_size), expression_bones(model.rig.names),
                                               torch.float32)
         expressions.offsets.rotvec.normal_(0.0, 0.1, generator=torch.Generator().manual_seed(2))
     # The bind-offset prior is zero where a fit starts: another loss moves the offsets first.
-    before = [Stage("move", groups, {"vertex": 1.0}, iterations=30, learning_rate=0.01)] if start == "moved" else []
-    result = fit(model, targets, before + [Stage(name, groups, {name: 1.0}, iterations=40, learning_rate=0.01,
+    before = [Stage(name="move", groups=groups, losses={"vertex": 1.0}, iterations=30, learning_rate=0.01)] if start == "moved" else []
+    result = fit(model, targets, before + [Stage(name=name, groups=groups, losses={name: 1.0}, iterations=40, learning_rate=0.01,
                                                  patience=40)], cameras=cameras, expressions=expressions)
     values = [h[name] for h in result.history if h["stage"] == name]
     assert values[0] > 0 and min(values) < 0.9 * values[0], values[::8]

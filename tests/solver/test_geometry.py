@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from solver.geometry import closest_point_on_triangles, similarity_transform
-from solver.rotations import rotvec_to_matrix
+from solver.core.geometry import closest_point_on_triangles, similarity_transform
+from solver.core.rotations import rotvec_to_matrix
 
 import torch
 

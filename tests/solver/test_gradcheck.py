@@ -5,11 +5,11 @@ import numpy as np
 import torch
 from torch.autograd import gradcheck
 
-from solver.binding import barycentric_2d, surface_points
-from solver.config import WeightConfig
-from solver.kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
-from solver.rotations import quaternion_to_matrix, rotvec_to_matrix, rotvec_to_quaternion
-from solver.weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, blend_vertices_dense,
+from solver.model.binding import barycentric_2d, surface_points
+from solver.core.config import WeightConfig
+from solver.model.kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
+from solver.core.rotations import quaternion_to_matrix, rotvec_to_matrix, rotvec_to_quaternion
+from solver.model.weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, blend_vertices_dense,
                             cap_top_k, dense_influence, gaussian_density, normalize_with_remainder)
 
 torch.manual_seed(0)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from solver.kinematics import (bind_matrices, depth_levels, forward_kinematics, local_pose_matrices, rigid_inverse,
+from solver.model.kinematics import (bind_matrices, depth_levels, forward_kinematics, local_pose_matrices, rigid_inverse,
                                skinning_matrices)
-from solver.rotations import rotvec_to_matrix
-from solver.skeleton import load_skeleton
+from solver.core.rotations import rotvec_to_matrix
+from solver.template.skeleton import load_skeleton
 
 
 def test_forward_kinematics_matches_recursive_definition():

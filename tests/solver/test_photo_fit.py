@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from solver.cameras import Cameras
-from solver.errors import ASMInputError
+from solver.vision.cameras import Cameras
+from solver.core.errors import ASMInputError
 from solver.model import ASMModel, Pose
-from solver.photo_fit import PhotoFitSettings, fit_to_photos, landmark_surface
+from solver.fit.landmark_surface import landmark_surface
+from solver.fit.photo_fit import PhotoFitSettings, PhotoObservations, fit_to_photos
 from tests.synthetic_cameras import camera_set
 
 pytest.importorskip("cv2", reason="the camera start uses OpenCV's PnP (main environment)")
@@ -39,6 +40,13 @@ def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0), focals
             "distance": translation[:, 2]}
 
 
+def observed(photos: dict, found=None, exif_focal=None) -> PhotoObservations:
+    """The synthetic photos as the fit takes them (every face found unless `found` says otherwise)."""
+    count = len(photos["detections"])
+    return PhotoObservations(photos["detections"], np.ones(count, dtype=bool) if found is None else found,
+                             photos["size"], exif_focal=exif_focal)
+
+
 @pytest.fixture(scope="module")
 def photos(sample_mesh, sample_rig):
     return photographed(sample_mesh, sample_rig)
@@ -46,8 +54,8 @@ def photos(sample_mesh, sample_rig):
 
 def test_the_photos_are_fitted_and_the_lenses_found(photos, sample_mesh, sample_rig):
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
-    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"],
-                           np.ones(3, dtype=bool), photos["size"], PhotoFitSettings("fast", expressions="shared"))
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos),
+                           PhotoFitSettings("fast", expressions="shared"))
     # the unposed rig cannot match the posed face: a few pixels; the fit brings it near the detector's noise
     assert (fitted.pixel_error_before > 1.5).all(), fitted.pixel_error_before
     assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
@@ -66,8 +74,8 @@ def test_the_photos_are_fitted_and_the_lenses_found(photos, sample_mesh, sample_
 def test_photos_without_a_face_are_named(photos, sample_mesh, sample_rig):
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     with pytest.raises(ASMInputError, match=r"no face was found in photo\(s\) \[1\]"):
-        fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"],
-                      np.array([True, False, True]), photos["size"])
+        fit_to_photos(model, photos["landmarks"], photos["valid"],
+                      observed(photos, found=np.array([True, False, True])))
     with pytest.raises(ASMInputError, match="unknown quality 'ultra'"):
         PhotoFitSettings("ultra")
 
@@ -93,8 +101,8 @@ def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
     the shared pose (the person's neutral face) keeps it nearly closed."""
     photos = photographed(sample_mesh, sample_rig, jaw_degrees=(0.0, -14.0, 0.0))
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
-    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
-                           photos["size"], PhotoFitSettings("fast", expressions="per_photo"))
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos),
+                           PhotoFitSettings("fast", expressions="per_photo"))
     _, ids, bary = landmark_surface(sample_mesh["vertices"], sample_mesh["triangles"],
                                     np.nan_to_num(photos["landmarks"][[13, 14]]), np.ones(2, dtype=bool))
     # the gap between the middle of the upper (13) and the lower lip (14)
@@ -121,8 +129,8 @@ def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
 def test_the_real_photo_fits_to_two_percent_of_the_face_width(shared_data, sample_mesh):
     """The single real portrait (NASA, public domain): one photo, so stronger priors and no colour term; the
     fitted landmarks lie within 2 % of the face's width (cheek to cheek, MediaPipe 234-454) of the detected."""
-    from solver.generate import place_rig
-    from solver.photos import detect_photo, load_photo
+    from solver.rig.generate import place_rig
+    from solver.vision.photos import detect_photo, load_photo
 
     photo = load_photo(shared_data / "photos" / "astronaut.png")
     detection = detect_photo(photo)
@@ -130,9 +138,8 @@ def test_the_real_photo_fits_to_two_percent_of_the_face_width(shared_data, sampl
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
                        np.nan_to_num(sample_mesh["landmarks"]), sample_mesh["landmark_valid"])
     model = ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"])
-    fitted = fit_to_photos(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"], detection.landmarks[None],
-                           np.array([True]), np.array([photo.original_size], dtype=float), PhotoFitSettings("fast"),
-                           photo_names=[photo.name], images=[photo.rgb])
+    fitted = fit_to_photos(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                           PhotoObservations.from_photos([photo], [detection]), PhotoFitSettings("fast"))
     width = np.linalg.norm(detection.landmarks[234] - detection.landmarks[454])
     assert fitted.pixel_error_after[0] < 0.02 * width, (fitted.pixel_error_after, width)
     assert fitted.pixel_error_after[0] < 0.6 * fitted.pixel_error_before[0]
@@ -148,8 +155,8 @@ def test_a_lens_from_exif_pins_the_long_lens(photos, sample_mesh, sample_rig):
     (as a photo's EXIF gives it) the fit keeps it."""
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     known = np.array([np.nan, np.nan, photos["focal"][2]])
-    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
-                           photos["size"], PhotoFitSettings("fast", expressions="shared"), exif_focal=known)
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos, exif_focal=known),
+                           PhotoFitSettings("fast", expressions="shared"))
     found = torch.exp(fitted.cameras.log_focal).detach().numpy()
     assert abs(found[2] / photos["focal"][2] - 1) < 0.05, found
 
@@ -161,8 +168,8 @@ def test_photos_from_one_lens_share_it(sample_mesh, sample_rig):
     sizes = np.array([[1000, 800], [1200, 1600], [2000, 1500]], dtype=float)
     photos = photographed(sample_mesh, sample_rig, focals=tuple(1.2 * sizes.max(1)))
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
-    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], photos["detections"], np.ones(3, dtype=bool),
-                           photos["size"], PhotoFitSettings("fast", expressions="shared", same_lens=True))
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos),
+                           PhotoFitSettings("fast", expressions="shared", same_lens=True))
     relative = torch.exp(fitted.cameras.log_focal).detach().numpy() / sizes.max(1)
     assert np.ptp(relative) < 0.02 * relative.mean(), relative
     # found 1.40 (the lens prior's 50 mm equivalent pulls; each photo alone found its long lens 70 % long)

@@ -1,4 +1,4 @@
-"""Photo input for the photo fit (solver/photos.py): loading any photo a user may pick (EXIF-rotated, grey, 16-bit,
+"""Photo input for the photo fit (solver/vision/photos.py): loading any photo a user may pick (EXIF-rotated, grey, 16-bit,
 huge, damaged), finding the face with real MediaPipe on real images, and the same-person check after a fit.
 
 Every image is written by the test into tmp_path, from the bundled render of the sample head (its red landmark dots
@@ -12,8 +12,8 @@ import zlib
 import numpy as np
 import pytest
 
-from solver.errors import ASMInputError
-from solver.photos import (MAX_WORKING_SIDE, detect_photo, face_size, identity_warnings, load_photo)
+from solver.core.errors import ASMInputError
+from solver.vision.photos import (MAX_WORKING_SIDE, detect_photo, face_size, identity_warnings, load_photo)
 from tests.conftest import SAMPLE_DIR
 
 
@@ -291,7 +291,10 @@ def test_an_exif_rotated_photo_gives_the_landmarks_of_the_upright_one(orientatio
 
 
 def test_the_worker_reports_landmarks_sizes_and_notes_per_photo(render_face, tmp_path):
-    from solver.worker import detect_in_images
+    from solver.worker.tasks import detect
+
+    def detect_in_images(paths, progress):
+        return detect({}, {"images": paths}, progress, tmp_path)
 
     sideways = _save(_stored(render_face, 6), tmp_path / "sideways.jpg", quality=95, exif=_exif(6))
     blank = _save(np.full((300, 200, 3), 90, np.uint8), tmp_path / "blank.png")
@@ -363,7 +366,7 @@ def test_photos_stored_sideways_get_an_upright_copy_for_blender(tmp_path):
     photo camera's background) and nothing for a photo stored upright."""
     import cv2
 
-    from solver.worker import upright_copies
+    from solver.worker.tasks import upright_copies
 
     upright = np.zeros((60, 90, 3), dtype=np.uint8)
     upright[:20, :30] = (255, 0, 0)  # a red corner at the top left, as displayed

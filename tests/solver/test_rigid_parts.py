@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from solver.rigid_parts import mesh_parts, subtree
+from solver.model.rigid_parts import mesh_parts, subtree
 
 
 def sphere(centre, radius, rings=6, segments=8):
@@ -30,7 +30,7 @@ def sphere(centre, radius, rings=6, segments=8):
 @pytest.fixture(scope="module")
 def head_with_parts(sample_mesh):
     """The sample head with an eyeball in each eye, a lower and an upper tooth, and a thin lash strip."""
-    from solver.generate import GenerateSettings, place_rig
+    from solver.rig.generate import GenerateSettings, place_rig
 
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
                        sample_mesh["landmark_valid"], GenerateSettings(preset="full", chart="projected"))
@@ -62,7 +62,7 @@ def head_with_parts(sample_mesh):
 
 
 def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
-    from solver.generate import GenerateSettings, place_rig
+    from solver.rig.generate import GenerateSettings, place_rig
     from solver.model import ASMModel
 
     vertices, triangles, parts, names = head_with_parts
@@ -85,7 +85,7 @@ def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
 
 
 def test_a_mesh_of_one_part_has_nothing_rigid(sample_mesh):
-    from solver.generate import GenerateSettings, place_rig
+    from solver.rig.generate import GenerateSettings, place_rig
     from solver.model import ASMModel
 
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],

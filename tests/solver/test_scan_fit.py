@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from asm_blender.jobs import Job, JobError
-from solver.canonical import parse_obj, triangulate_faces
-from solver.errors import ASMInputError
-from solver.landmarks import load_landmarks
+from solver.template.canonical import parse_obj, triangulate_faces
+from solver.core.errors import ASMInputError
+from asm_protocol.landmarks import load_landmarks
 from solver.model import ASMModel
-from solver.scan_fit import ScanFitSettings, fit_to_scan, prepare_scan
+from solver.fit.scan_fit import ScanFitSettings, fit_to_scan, prepare_scan
 from tests.conftest import SCAN_DIR
 
 
@@ -25,7 +25,7 @@ def fran():
 @pytest.fixture(scope="module")
 def placed_rig(sample_mesh):
     """The rig as Generate makes it (the chart chosen automatically: projected on the sample)."""
-    from solver.generate import place_rig
+    from solver.rig.generate import place_rig
 
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
                        sample_mesh["landmarks"], sample_mesh["landmark_valid"])
@@ -96,7 +96,7 @@ def test_a_scan_fit_job_can_be_cancelled(sample_mesh, fran):
 
 
 def test_scan_fit_stages_are_data():
-    from solver.skeleton import load_skeleton
+    from solver.template.skeleton import load_skeleton
 
     full, game = load_skeleton("full").names, load_skeleton("game").names
     stages = ScanFitSettings("fast", coarse=True, symmetry=0.5).stages(full)

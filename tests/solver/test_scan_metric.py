@@ -1,4 +1,4 @@
-"""The error measure every accuracy figure uses (solver.scan_fit.compare_to_scan): a surface against itself is
+"""The error measure every accuracy figure uses (solver.fit.scan_fit.compare_to_scan): a surface against itself is
 zero, ICP recovers a known similarity, the crop keeps exactly the points within its radius, and a known offset
 gives the expected RMSE. On the bundled Fran scan (metres, face only)."""
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from solver.canonical import parse_obj, triangulate_faces
-from solver.landmarks import load_landmarks
-from solver.losses import vertex_normals
-from solver.scan_fit import CROP, TIGHT_CROP, compare_to_scan, prepare_scan
+from solver.template.canonical import parse_obj, triangulate_faces
+from asm_protocol.landmarks import load_landmarks
+from solver.core.geometry import vertex_normals
+from solver.fit.scan_fit import CROP, TIGHT_CROP, compare_to_scan, prepare_scan
 from tests.conftest import SCAN_DIR
 
 

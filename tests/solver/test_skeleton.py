@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from solver.canonical import canonical_face
-from solver.errors import TemplateError
-from solver.skeleton import DEFAULT_TEMPLATE, load_skeleton, skeleton_from_dict
+from solver.template.canonical import canonical_face
+from solver.core.errors import TemplateError
+from solver.template.skeleton import DEFAULT_TEMPLATE, load_skeleton, skeleton_from_dict
 
 
 @pytest.fixture()

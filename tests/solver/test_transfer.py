@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from solver.canonical import canonical_face
-from solver.errors import ASMInputError
+from solver.template.canonical import canonical_face
+from solver.core.errors import ASMInputError
 from solver.model import ASMModel
-from solver.skeleton import load_skeleton
-from solver.transfer import transfer_template
-from solver.uv_chart import chart_from_uv_map
+from solver.template.skeleton import load_skeleton
+from solver.rig.transfer import transfer_template
+from solver.model.uv_chart import chart_from_uv_map
 
 
 def canonical_as_mesh(scale=1.0, rotation=np.eye(3), shift=np.zeros(3)):
@@ -113,7 +113,7 @@ def test_chart_keeps_seams_out(sample_mesh):
 
 
 def test_generate_falls_back_to_a_projected_chart_where_the_uv_island_ends(sample_mesh):
-    from solver.generate import GenerateSettings, generate_rig
+    from solver.rig.generate import GenerateSettings, generate_rig
 
     auto = generate_rig(sample_mesh["vertices"], sample_mesh["triangles"], sample_mesh["corner_uv"],
                         sample_mesh["landmarks"], sample_mesh["landmark_valid"], GenerateSettings(preset="game"))
@@ -132,8 +132,8 @@ def test_generate_falls_back_to_a_projected_chart_where_the_uv_island_ends(sampl
 
 
 def test_projected_chart_is_continuous_and_binds_only_to_the_outer_skin(sample_mesh):
-    from solver.generate import GenerateSettings, place_rig
-    from solver.geometry import closest_points_on_mesh
+    from solver.rig.generate import GenerateSettings, place_rig
+    from solver.core.geometry import closest_points_on_mesh
 
     vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
     rig, kind = place_rig(vertices, triangles, None, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
@@ -157,7 +157,7 @@ def test_projected_chart_is_continuous_and_binds_only_to_the_outer_skin(sample_m
 
 
 def test_landmarks_from_the_shape_alone_land_near_the_detected_ones(sample_mesh):
-    from solver.geometry_landmarks import landmarks_from_geometry
+    from solver.rig.geometry_landmarks import landmarks_from_geometry
 
     # the sample's OBJ coordinates: +Y up, the face looks along +Z
     placed, valid = landmarks_from_geometry(sample_mesh["vertices"], sample_mesh["triangles"], [0, 0, 1], [0, 1, 0])

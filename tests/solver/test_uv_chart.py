@@ -1,9 +1,9 @@
-"""The pieces of the ASM chart (solver/uv_chart.py) on meshes small enough to know the answer by hand."""
+"""The pieces of the ASM chart (solver/model/uv_chart.py) on meshes small enough to know the answer by hand."""
 from __future__ import annotations
 
 import numpy as np
 
-from solver.uv_chart import LAYER_DEPTH, outermost, uv_islands
+from solver.model.uv_chart import LAYER_DEPTH, outermost, uv_islands
 
 
 def _grid_triangles(low: float, high: float, cells: int) -> np.ndarray:

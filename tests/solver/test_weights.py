@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from solver.config import WeightConfig
-from solver.errors import ASMInputError
+from solver.core.config import WeightConfig
+from solver.core.errors import ASMInputError
 from solver.model import ASMModel, Pose
-from solver.weights import blend_vertices_dense
+from solver.model.weights import blend_vertices_dense
 
 
 @pytest.fixture(scope="module", params=[4, 8], ids=["cap4", "cap8"])
@@ -100,7 +100,7 @@ def test_float32_is_the_default_and_float64_on_request(sample_rig, sample_mesh):
 
 @pytest.mark.parametrize("table", [True, False])
 def test_support_keys_are_deduplicated_as_np_unique_does(table, monkeypatch):
-    from solver import weights
+    from solver.model import weights
 
     if not table:
         monkeypatch.setattr(weights, "DENSE_KEYS_LIMIT", 10)  # the sorting fallback for huge key ranges

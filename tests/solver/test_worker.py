@@ -1,4 +1,4 @@
-"""The job protocol between the Blender side (asm_blender/jobs.py) and the solver worker process."""
+"""The job protocol between the Blender side (asm_blender/jobs) and the solver worker process."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,0 +1,53 @@
+"""Headless commands. Each command is a module with `execute(argv, prog) -> exit code`, so tests can call it
+directly; the same commands run as `python -m asm_blender ...` (the bpy module) and as
+`blender -b [FILE.blend] -c asm ...` (registered with bpy.utils.register_cli_command when the add-on is enabled).
+
+    python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|standard|game] [--cap 4|8] [--json]
+    python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best]
+                              [--expressions per_photo|shared] [--bake-identity] [--glb OUT.glb] [--json]
+    python -m asm_blender export [FILE.blend] -o OUT.glb|OUT.gltf|OUT.fbx [--object HEAD] [--influences 4|8] [--json]
+    python -m asm_blender info [FILE.blend] [--json]
+    python -m asm_blender sample [--output DIR] [--preset ...] [--cap 4|8] [--fit fast|balanced|best|none]
+                                 (a checkout only: the samples are not in the extension)
+
+export and info read FILE.blend, or the file Blender has open (`blender -b FILE.blend -c asm info`).
+"""
+from __future__ import annotations
+
+import sys
+
+from ..jobs import JobError
+from ..scene_io.mesh import SceneInputError
+from . import export, fit, generate, info, sample
+from .common import BLENDER_PROG, PYTHON_PROG
+
+COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
+            "sample": sample.execute}
+
+
+def commands() -> dict:
+    """The commands this copy has: `sample` needs the repository's samples, which the extension does not carry."""
+    return {name: run for name, run in COMMANDS.items() if name != "sample" or sample.SAMPLE_MESH.is_file()}
+
+
+def main(argv: list[str] | None = None, prog: str = PYTHON_PROG) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    available = commands()
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in available:
+        known = ", ".join(available)
+        print(f"usage: {prog} <command> [options]   (commands: {known}; each has --help)", file=sys.stderr)
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    try:
+        return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
+    except SystemExit as exit_:  # argparse: --help or a usage error
+        return int(exit_.code or 0)
+    except (JobError, SceneInputError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+def blender_command(argv: list[str]) -> int:
+    """`blender -b [FILE.blend] -c asm <command> ...`: registered on the add-on's register()."""
+    return main(list(argv), BLENDER_PROG)

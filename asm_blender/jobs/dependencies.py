@@ -1,0 +1,122 @@
+"""The solver worker's Python packages: where the worker looks for them and which are missing.
+
+Installed as an extension, the worker's packages are the wheels bundled in the zip, which Blender extracts into
+its extensions' `.local/lib/python3.X/site-packages` folder; the worker is given that folder and the folder that
+holds the `solver` package, and nothing else of this process's path. Run from a checkout (the bpy module in a
+virtual environment), it is given this process's site-packages. The check runs without importing anything (the
+Blender side never imports torch).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..protocol import tasks
+
+# import name -> the wheel that provides it (numpy ships with Blender and is never bundled); every job needs the
+# first three, the photo tasks (face detection, photo fits) all of them
+WORKER_PACKAGES = {
+    "numpy": "numpy (ships with Blender)",
+    "torch": "torch",
+    "scipy": "scipy",
+    "cv2": "opencv-contrib-python-headless",
+    "mediapipe": "mediapipe",
+    "PIL": "pillow",
+    "matplotlib": "matplotlib (mediapipe imports it)",
+    "attr": "attrs (mediapipe imports it)",
+}
+CORE_PACKAGES = ("numpy", "torch", "scipy")
+
+
+def solver_parent() -> Path:
+    """The folder that holds the `solver` package: inside the built extension, or the repository root."""
+    extension = Path(__file__).resolve().parents[1]  # asm_blender, the root of the built extension
+    return extension if (extension / "solver").is_dir() else extension.parent
+
+
+def is_extension() -> bool:
+    """Whether this add-on runs as an installed Blender extension (its package lives under `bl_ext.`)."""
+    return __name__.startswith("bl_ext.")
+
+
+def extension_site_packages() -> Path | None:
+    """The folder Blender extracts extensions' wheels into; None when this add-on is not an installed extension."""
+    if not is_extension():
+        return None
+    import bpy
+
+    return Path(bpy.utils.user_resource('EXTENSIONS'), ".local", "lib",
+                f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages")
+
+
+def worker_python() -> str:
+    """The interpreter that runs the solver: ASM_WORKER_PYTHON when set, else this process's Python (Blender's own
+    Python inside Blender)."""
+    return os.environ.get("ASM_WORKER_PYTHON") or sys.executable
+
+
+def worker_path() -> list[str]:
+    """The worker's PYTHONPATH: the solver's folder, then the extension's wheels (installed as an extension) or
+    this process's site-packages (run from a checkout)."""
+    wheels = extension_site_packages()
+    if wheels is not None:
+        return [str(solver_parent()), str(wheels)]
+    return [str(solver_parent())] + [p for p in sys.path if p.endswith("site-packages")]
+
+
+def worker_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The worker's environment variables: `base` (this process's) with the worker's PYTHONPATH. As an extension,
+    the path is exactly `worker_path()` and the user's own site-packages are off, so that packages installed
+    elsewhere on the machine never shadow the bundled wheels."""
+    env = dict(os.environ if base is None else base)
+    paths = worker_path()
+    if is_extension():
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        env["PYTHONNOUSERSITE"] = "1"
+    else:
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env["PYTHONPATH"]] if env.get("PYTHONPATH") else paths)
+    return env
+
+
+def missing_packages(task: str | None = None) -> list[str]:
+    """The import names of WORKER_PACKAGES (of those `task` needs, when given) that the worker cannot find. When the
+    worker is this interpreter, its own path counts too (Blender's Python ships numpy); another interpreter
+    (ASM_WORKER_PYTHON) is trusted for numpy and checked for the rest in its PYTHONPATH."""
+    search = worker_path()
+    # by path, not by the file it links to: a virtual environment's python links to its base interpreter
+    same = os.path.abspath(worker_python()) == os.path.abspath(sys.executable)
+    if same:
+        search += [p for p in sys.path if p not in search]
+    needed = WORKER_PACKAGES if task is None or task in tasks.PHOTO_TASKS else CORE_PACKAGES
+    names = [n for n in needed if same or n != "numpy"]
+    # each is a package folder; looked up on disk each time (importlib's path cache would remember a wheel folder
+    # that did not exist yet as empty)
+    return [n for n in names if not any(Path(folder, n, "__init__.py").is_file() for folder in search if folder)]
+
+
+def missing_parts(missing: list[str]) -> tuple[str, list[str], str]:
+    """(what cannot run, the missing wheels, what to do) for the packages `missing`."""
+    what = ("the solver cannot run" if set(missing) & set(CORE_PACKAGES) else
+            "face detection and photo fits cannot run")
+    wheels = [f"{WORKER_PACKAGES[n]} ({n})" for n in missing]
+    if is_extension():
+        where = (f"install the ASM Face Rig zip built for this platform ({_blender_platform()}) again "
+                 "(Preferences > Get Extensions > Install from Disk)")
+    else:
+        where = f"install them into the Python that runs the solver ({worker_python()}) or set ASM_WORKER_PYTHON"
+    return what, wheels, where
+
+
+def missing_message(missing: list[str]) -> str:
+    """What to tell the user when the worker's packages are missing, naming each wheel."""
+    what, wheels, where = missing_parts(missing)
+    return f"{what}: missing {', '.join(wheels)}; {where}"
+
+
+def _blender_platform() -> str:
+    import platform
+
+    system = {"darwin": "macos", "win32": "windows"}.get(sys.platform, "linux")
+    machine = platform.machine().lower()
+    return f"{system}-{'arm64' if machine in ('arm64', 'aarch64') else 'x64'}"

@@ -1,0 +1,340 @@
+"""Fit a rig and the cameras to uncalibrated photos of a person from their 2D landmarks (ASM.md §8).
+
+    photos = PhotoObservations(detections, found, image_sizes, names=..., images=..., image_scale=...)
+    fitted = fit_to_photos(model, rig_landmarks, rig_valid, photos, PhotoFitSettings())
+
+Each photo's camera starts from PnP of its detected landmarks against the rig's landmark points, with a search
+over focal lengths; then stages move the cameras alone, the big bones with them, every group of the rig
+(identity shared by all photos, each photo's own expression on the expression bones), and last the same with
+the photometric multi-view term (solver/vision/photometric.py) when the photos' pixels are given. Why each weight
+is what it is: docs/architecture.md, "Measured settings".
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from asm_protocol.choices import EXPRESSION_MODES
+from asm_protocol.landmarks import FACE_OVAL
+
+from ..core.errors import ASMInputError
+from ..core.geometry import barycentric_points
+from ..model import ASMModel
+from ..template.skeleton import load_skeleton
+from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
+from ..vision.photometric import face_samples, prepared_image
+from ..vision.photos import face_size as photo_face_size
+from ..vision.photos import identity_warnings
+from ..vision.silhouette import person_mask, signed_distance
+from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
+from .landmark_surface import face_vertices, landmark_surface
+from .losses import uniform_laplacian
+
+QUALITY_STEPS = {"fast": (100, 200, 200, 100), "balanced": (150, 300, 500, 200), "best": (200, 500, 1000, 400)}
+# steps of the stages: cameras, coarse, refine, photometric (keys: asm_protocol.choices.QUALITIES)
+MIN_PHOTO_LANDMARKS = 50
+EXPRESSION_BONE_PREFIXES = ("jaw", "chin", "lip", "mouth", "lid", "brow", "cheek", "nasolabial", "eye")
+OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark further from its detection than
+# this many times the photo's median error and this fraction of the face's size is left out in that photo (a rig
+# landmark placed wrongly on the mesh, a detection on hair)
+PHOTOMETRIC_FACE_PIXELS = 256.0  # the photometric term works on photos scaled so the face is about this wide
+TYPICAL_FOCAL = 1.4  # of the photo's larger side: a 50 mm lens on a full-frame (36 mm) camera
+SAME_LENS_WEIGHT = 10.0  # the focal lengths' log spread against the landmarks: one lens, within a percent
+EXIF_FOCAL_TRUST = 100.0  # the focal prior is this much stronger where the photo's EXIF gives the lens
+SINGLE_PHOTO_PRIOR = 3.0  # one photo shows the face from one side only: priors this much stronger
+
+
+@dataclass(frozen=True)
+class PhotoFitSettings:
+    quality: str = "balanced"
+    smoothness: float = 3e-4  # the scan fit's weight kept the landmarks twice as far off on synthetic photos
+    pose_prior: float = 1e-4
+    expressions: str = "per_photo"
+    expression_prior: float = 0.1  # a weak prior lets each photo's expression take up the identity's shape
+    focal_prior: float = 1e-5
+    same_lens: bool = False  # every photo from one camera and lens (its focal length over the photo's size shared)
+    photometric: float = 1e-2  # weight of the multi-view patch term (0: landmarks only)
+    photometric_points: int = 4000  # points on the face compared between photos
+    silhouette: float = 0.0  # weight of the outline term (0: off: on hair-less renders it added little); needs pixels
+    blur: float = 0.01  # of the face's width: the photos' blur for the colour term
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.quality not in QUALITY_STEPS:
+            raise ASMInputError(f"unknown quality {self.quality!r}; use one of {list(QUALITY_STEPS)}")
+        if self.expressions not in EXPRESSION_MODES:
+            raise ASMInputError(f"unknown expression handling {self.expressions!r}; use one of {list(EXPRESSION_MODES)}")
+
+    def stages(self, bone_names, photos: int = 2, with_images: bool = False) -> list[Stage]:
+        """The stages for `photos` photos; the photometric stage only with the photos' pixels and two or more."""
+        cameras_steps, coarse_steps, refine_steps, photometric_steps = QUALITY_STEPS[self.quality]
+        big = tuple(name for name in load_skeleton("game").names if name in bone_names)
+        strength = SINGLE_PHOTO_PRIOR if photos == 1 else 1.0
+        priors = {name: weight * strength for name, weight in (("pose_prior", self.pose_prior),
+                                                                ("smoothness", self.smoothness)) if weight > 0}
+        lens = {"focal_prior": self.focal_prior} if self.focal_prior > 0 else {}
+        if self.same_lens and photos >= 2:
+            lens["focal_agreement"] = SAME_LENS_WEIGHT
+        per_photo = self.per_photo_expressions(photos)
+        moving = ALL_GROUPS + ("cameras",) + (("expressions",) if per_photo else ())
+        refine_losses = {"landmarks_2d": 1.0, **priors, **lens, "gaussian_size": 1e-3, "bind_offset_prior": 1e-5,
+                         **({"expression_prior": self.expression_prior} if per_photo else {})}
+        stages = [
+            Stage(name="cameras", groups=("cameras",), losses={"landmarks_2d": 1.0, **lens},
+                  iterations=cameras_steps, learning_rate=0.01, patience=40),
+            Stage(name="coarse", groups=("pose", "cameras"), losses={"landmarks_2d": 1.0, **priors, **lens},
+                  iterations=coarse_steps, learning_rate=0.005, patience=60, bones=big),
+            Stage(name="refine", groups=moving, losses=refine_losses, iterations=refine_steps, learning_rate=0.003,
+                  patience=100, final_learning_rate=0.0003),
+        ]
+        image_terms = {name: weight for name, weight in (("photometric", self.photometric if photos >= 2 else 0.0),
+                                                         ("silhouette", self.silhouette)) if weight > 0}
+        if with_images and image_terms:
+            stages.append(Stage(name="photos", groups=moving, losses={**refine_losses, **image_terms},
+                                iterations=photometric_steps, learning_rate=0.001, patience=60, refresh_every=10,
+                                final_learning_rate=0.0002))
+        return stages
+
+    def per_photo_expressions(self, photos: int) -> bool:
+        """Each photo's own expression: asked for, and two photos or more (one photo has nothing to share)."""
+        return self.expressions == "per_photo" and photos >= 2
+
+    def uses_images(self, photos: int) -> bool:
+        """Whether the photos' pixels take part: the outline term, or the patch term with two photos or more."""
+        return self.silhouette > 0 or (photos >= 2 and self.photometric > 0)
+
+
+@dataclass
+class PhotoObservations:
+    """What the photos show, one entry per photo (V of them)."""
+
+    detections: np.ndarray  # (V, 478, 2) landmark pixels in the photo's original upright pixels, NaN where missing
+    found: np.ndarray  # (V,) bool: a face was found (photos without one are refused, named)
+    image_sizes: np.ndarray  # (V, 2) width, height of the original upright photo
+    names: list[str] | None = None  # for messages
+    images: list[np.ndarray] | None = None  # V (h, w, 3) uint8 at `image_scale`, for the colour and outline terms
+    image_scale: np.ndarray | None = None  # (V,) working pixels per original pixel (default 1)
+    exif_focal: np.ndarray | None = None  # (V,) the lens from EXIF in original pixels, NaN where absent
+
+    def __post_init__(self):
+        self.detections = np.asarray(self.detections, dtype=float)
+        self.found = np.asarray(self.found, dtype=bool)
+
+    @classmethod
+    def from_photos(cls, photos: list, detections: list, pixels: bool = True) -> "PhotoObservations":
+        """From loaded photos (solver.vision.photos.Photo) and their detections (PhotoDetection); `pixels`: with
+        the images for the colour terms."""
+        return cls(np.stack([d.landmarks for d in detections]), np.array([d.found for d in detections]),
+                   np.array([p.original_size for p in photos], dtype=float), names=[p.name for p in photos],
+                   images=[p.rgb for p in photos] if pixels else None,
+                   image_scale=[p.scale for p in photos] if pixels else None,
+                   exif_focal=np.array([np.nan if p.focal_px is None else p.focal_px for p in photos]))
+
+    def __len__(self) -> int:
+        return len(self.detections)
+
+    def label(self, index: int):
+        return self.names[index] if self.names else int(index)
+
+
+@dataclass
+class PhotoFit:
+    result: FitResult
+    cameras: Cameras
+    pixel_error_before: np.ndarray  # (V,) RMS landmark error per photo in pixels, after the camera start
+    pixel_error_after: np.ndarray  # (V,)
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    expressions: ExpressionOffsets | None = None  # each photo's own expression offsets, when fitted
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    landmark_ids: np.ndarray | None = None  # (L,) the MediaPipe landmarks the rig has on its surface
+    detected_px: np.ndarray | None = None  # (V, L, 2) their detections (NaN where missing)
+    fitted_px: np.ndarray | None = None  # (V, L, 2) the fitted rig's landmark points in each photo
+    used: np.ndarray | None = None  # (V, L) bool: fitted (not an outline point, not an outlier)
+
+
+def expression_bones(names) -> torch.Tensor:
+    """(J,) bool: the bones a photo's own expression may move."""
+    return torch.as_tensor([name.startswith(EXPRESSION_BONE_PREFIXES) for name in names])
+
+
+def _photo_posed(model: ASMModel, expressions: ExpressionOffsets | None) -> torch.Tensor:
+    """(N, 3) shared pose, or (V, N, 3) with each photo's expression."""
+    return model.forward() if expressions is None else model.forward(expressions.poses(model.pose, model.free))
+
+
+def _pixel_rms(model: ASMModel, cameras: Cameras, ids, bary, detected, confidence,
+               expressions: ExpressionOffsets | None = None) -> np.ndarray:
+    with torch.no_grad():
+        points = barycentric_points(_photo_posed(model, expressions), ids, bary)
+        pixels, _ = cameras.project(points)
+        squared = ((pixels - detected.to(pixels.dtype)) ** 2).sum(-1) * confidence
+        return torch.sqrt(squared.sum(-1) / confidence.sum(-1).clamp_min(1)).cpu().numpy()
+
+
+def prepared_photos(images: list[np.ndarray], image_scale, face_size: np.ndarray, blur: float,
+                    dtype) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The photos for the colour term: each scaled so the face is about PHOTOMETRIC_FACE_PIXELS wide and blurred
+    by `blur` of that width. images: V (h, w, 3) uint8 at `image_scale` (V,) working pixels per original pixel;
+    face_size (V,) the face's width in original pixels. Returns V (3, h', w') tensors and their (V,) scales."""
+    import cv2
+
+    prepared, scales = [], []
+    for image, scale, face in zip(images, np.asarray(image_scale, float), face_size):
+        shrink = min(1.0, PHOTOMETRIC_FACE_PIXELS / max(float(face) * scale, 1.0))
+        if shrink < 1.0:
+            width = max(int(round(image.shape[1] * shrink)), 1)
+            height = max(int(round(image.shape[0] * shrink)), 1)
+            shrink = width / image.shape[1]  # what the rounding made of it
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        prepared.append(prepared_image(image, blur * PHOTOMETRIC_FACE_PIXELS, dtype))
+        scales.append(scale * shrink)
+    return prepared, torch.as_tensor(scales, dtype=dtype)
+
+
+def _without_outliers(cameras: Cameras, points: torch.Tensor, detected: torch.Tensor, confidence: torch.Tensor,
+                      face_size: torch.Tensor) -> torch.Tensor:
+    """(V, L) confidence with each photo's outlying landmarks (see OUTLIER_FACTOR) set to 0."""
+    with torch.no_grad():
+        pixels, _ = cameras.project(points.to(cameras.rotvec.dtype))
+        error = (pixels - detected.to(pixels.dtype)).norm(dim=-1)
+    kept = confidence.clone()
+    for v in range(len(kept)):
+        median = error[v][kept[v] > 0].median()
+        limit = torch.maximum(OUTLIER_FACTOR * median, OUTLIER_FLOOR * face_size[v].to(median.dtype))
+        kept[v][error[v] > limit] = 0.0
+    return kept
+
+
+@dataclass
+class _Lenses:
+    known: np.ndarray  # (V,) focal lengths in pixels taken as known (EXIF, or the usual one for a lone photo), NaN
+    larger_side: np.ndarray  # (V,) each photo's larger side in pixels
+    notes: list[str]
+
+
+def _lenses(photos: PhotoObservations) -> _Lenses:
+    larger_side = np.asarray(photos.image_sizes, float).max(-1)
+    known = np.full(len(photos), np.nan) if photos.exif_focal is None else np.asarray(photos.exif_focal, float).copy()
+    notes = []
+    if len(photos) == 1 and not np.isfinite(known[0]):
+        # One photo cannot tell a long lens from a flatter face: take the usual one.
+        known[0] = TYPICAL_FOCAL * larger_side[0]
+        notes.append(f"one photo without a lens in its EXIF: assumed a 50 mm equivalent ({known[0]:.0f} px)")
+    return _Lenses(known, larger_side, notes)
+
+
+def _camera_starts(rest_points: np.ndarray, pixels: np.ndarray, usable: np.ndarray, photos: PhotoObservations,
+                   lenses: _Lenses, same_lens: bool) -> Cameras:
+    """Each photo's camera by PnP of its usable landmarks (pixels (V, L, 2)) against the rig's (L, 3) at rest: at
+    the known lens, else the best of the focal search; with `same_lens`, all again at the lens they agree on most."""
+    def solve(v: int, factors) -> dict:
+        return solve_camera(rest_points[usable[v]], pixels[v][usable[v]], photos.image_sizes[v], factors)
+
+    known, side = lenses.known, lenses.larger_side
+    starts = [solve(v, (known[v] / side[v],) if np.isfinite(known[v]) else FOCAL_SEARCH) for v in range(len(photos))]
+    if same_lens and len(photos) >= 2:
+        shared = float(np.median([s["focal"] / larger for s, larger in zip(starts, side)]))
+        starts = [solve(v, (shared,)) for v in range(len(photos))]
+    return Cameras.from_arrays([s["rotvec"] for s in starts], [s["translation"] for s in starts],
+                               [s["focal"] for s in starts], photos.image_sizes)
+
+
+def _image_targets(settings: PhotoFitSettings, photos: PhotoObservations, model: ASMModel, face: np.ndarray,
+                   face_size: torch.Tensor) -> dict:
+    """The colour and outline terms' targets from the photos' pixels."""
+    dtype = model.vertices.dtype
+    vertices = model.vertices.detach().double().cpu().numpy()
+    triangles = model.triangles.cpu().numpy()
+    scale = np.ones(len(photos)) if photos.image_scale is None else np.asarray(photos.image_scale, float)
+    targets = {}
+    if settings.photometric > 0 and len(photos) >= 2:
+        targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
+            photos.images, scale, face_size.numpy(), settings.blur, dtype)
+        targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
+            vertices, triangles, face, settings.photometric_points)
+    if settings.silhouette > 0:
+        targets["silhouette_distance"] = [torch.as_tensor(signed_distance(person_mask(image)), dtype=dtype)
+                                          for image in photos.images]
+        targets["silhouette_scale"] = torch.as_tensor(scale, dtype=dtype)
+        targets["silhouette_candidates"] = torch.as_tensor(face)
+    return targets
+
+
+def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, photos: PhotoObservations,
+                  settings: PhotoFitSettings = PhotoFitSettings(), progress=None) -> PhotoFit:
+    """Fit `model` (in place) and one camera per photo to the photos' landmarks (and colours, with their images).
+
+    rig_landmarks (478, 3) on the rig's mesh, rig_valid (478,). progress(stage, step, loss) -> True cancels."""
+    started = time.perf_counter()
+    if len(photos) == 0:
+        raise ASMInputError("no photos to fit")
+    if not photos.found.all():
+        missing = [photos.label(i) for i in np.flatnonzero(~photos.found)]
+        raise ASMInputError(f"no face was found in photo(s) {missing}; remove or replace them")
+    vertices = model.vertices.detach().double().cpu().numpy()
+    triangles = model.triangles.cpu().numpy()
+    which, ids, bary = landmark_surface(vertices, triangles, np.asarray(rig_landmarks, float), rig_valid)
+    if len(which) < MIN_PHOTO_LANDMARKS:
+        raise ASMInputError(f"only {len(which)} of the rig's landmarks lie on its mesh; regenerate the rig")
+    pixels = photos.detections[:, which]
+    detected = torch.as_tensor(pixels)
+    # The outline's points sit where the face turns away from the camera, a different place on the surface in
+    # every photo: no fixed point of the rig matches them.
+    confidence = (torch.isfinite(detected).all(-1) & ~torch.as_tensor(np.isin(which, FACE_OVAL))).double()
+    detected = torch.nan_to_num(detected)
+    with torch.no_grad():
+        rest_points = barycentric_points(model.forward(), ids, bary).double().numpy()
+    lenses = _lenses(photos)
+    cameras = _camera_starts(rest_points, pixels, confidence.numpy() > 0, photos, lenses, settings.same_lens)
+    face_size = torch.as_tensor([float(np.nanmax(np.ptp(d[:, 0][np.isfinite(d[:, 0])]))) for d in pixels])
+    confidence = _without_outliers(cameras, torch.as_tensor(rest_points), detected, confidence, face_size)
+    known = lenses.known
+    targets = {"landmark_vertices": ids, "landmark_bary": bary.to(model.vertices.dtype), "landmarks_2d": detected,
+               "landmark_confidence": confidence, "face_size_2d": face_size,
+               "typical_focal": torch.as_tensor(np.where(np.isfinite(known), known,
+                                                         TYPICAL_FOCAL * lenses.larger_side)),
+               "focal_trust": torch.as_tensor(np.where(np.isfinite(known), EXIF_FOCAL_TRUST, 1.0)),
+               "image_side": torch.as_tensor(lenses.larger_side)}
+    before = _pixel_rms(model, cameras, ids, bary, detected, confidence)
+    if settings.smoothness > 0:
+        targets["laplacian"] = uniform_laplacian(model.triangles, len(model.vertices), model.vertices.dtype)
+    views = len(photos)
+    notes = lenses.notes
+    if views == 1:
+        notes.append("one photo: the face's depth comes mostly from the rig's priors (held "
+                     f"{SINGLE_PHOTO_PRIOR:g} times stronger); more photos from other sides fit it better")
+    with_images = photos.images is not None and settings.uses_images(views)
+    if with_images:
+        face = face_vertices(vertices, np.asarray(rig_landmarks, float), np.asarray(rig_valid, bool))
+        targets.update(_image_targets(settings, photos, model, face, face_size))
+    expressions = None
+    if settings.per_photo_expressions(views):
+        expressions = ExpressionOffsets.zeros(views, expression_bones(model.rig.names), model.vertices.dtype,
+                                              model.vertices.device)
+    stage_seconds: dict[str, float] = {}
+    clock = {"since": time.perf_counter()}
+
+    def timed(stage: str, step: int, loss: float) -> bool:  # each step's time goes to its stage
+        now = time.perf_counter()
+        stage_seconds[stage] = stage_seconds.get(stage, 0.0) + now - clock["since"]
+        clock["since"] = now
+        return bool(progress(stage, step, loss)) if progress is not None else False
+
+    fit_started = clock["since"] = time.perf_counter()
+    result = fit(model, targets, settings.stages(model.rig.names, views, with_images), progress=timed,
+                 seed=settings.seed, cameras=cameras, expressions=expressions)
+    stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
+    stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
+    after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
+    names = photos.names or [f"#{v + 1}" for v in range(views)]
+    notes += identity_warnings(after, [photo_face_size(d) for d in photos.detections], names)
+    with torch.no_grad():
+        fitted_px, _ = cameras.project(barycentric_points(_photo_posed(model, expressions), ids, bary))
+    return PhotoFit(result=result, cameras=cameras, pixel_error_before=before, pixel_error_after=after,
+                    seconds=time.perf_counter() - started, notes=notes + list(result.notes), expressions=expressions,
+                    stage_seconds=stage_seconds, landmark_ids=which, detected_px=pixels,
+                    fitted_px=fitted_px.double().cpu().numpy(), used=confidence.numpy() > 0)

@@ -1,0 +1,233 @@
+"""Template transfer (ASM.md §7): place the canonical skeleton on a mesh from its MediaPipe landmarks.
+
+1. Similarity-align the canonical face to the mesh landmarks: rotation for rest orientations, scale for
+   the head unit (iod = outer-eye-corner distance).
+2. Normalise the mesh's chart with a 2D similarity so that its landmark UVs best match the canonical
+   UVs: Gaussian sizes in the template then mean the same thing on every mesh, and so does eps_root.
+3. Fit a thin-plate spline canonical UV -> normalised chart UV on the landmark correspondences and push
+   binding points and Gaussian means through it, covariances through its Jacobian.
+4. Bones beyond the canonical face (ears, neck, skull) are placed in 3D (landmarks + reach) and bound
+   to the nearest chart point on the mesh itself; where the mesh has no surface there (a face-only
+   mask), they are clamped with a warning.
+"""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy.interpolate import RBFInterpolator
+
+from ..core.arrays import checked_array
+from ..core.config import WeightConfig
+from ..core.errors import ASMInputError
+from ..core.geometry import Similarity, closest_points_on_mesh, similarity_transform, triangle_centre_tree
+from ..model.binding import locate
+from ..model.rig_definition import RigDefinition
+from ..model.uv_chart import Chart
+from ..template.canonical import canonical_face
+from ..template.skeleton import Skeleton
+
+TPS_SMOOTHING = 1e-5  # canonical-UV units squared; tolerates a few centimetre-scale landmark slips
+JACOBIAN_STEP = 1e-3
+FAR_FROM_SURFACE = 0.35  # iod: a beyond-face bone whose surface target is further than this is clamped
+MIN_LANDMARKS = 40
+OUTLIER_DISTANCE = 0.2  # iod: further than this from the aligned canonical face, a landmark is not trusted
+
+
+def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
+                     rounds: int = 4) -> tuple[Similarity, np.ndarray]:
+    """Similarity canonical -> mesh fitted to the inlier landmarks; returns it and the (L,) inlier mask."""
+    if valid.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {valid.sum()} of {len(valid)} landmarks were found; at least "
+                            f"{MIN_LANDMARKS} are needed to place the rig")
+    inliers = valid.copy()
+    for _ in range(rounds):
+        if inliers.sum() < MIN_LANDMARKS:
+            break
+        alignment = similarity_transform(canonical[inliers], landmarks[inliers])
+        residual = np.linalg.norm(alignment.apply(canonical) - np.where(valid[:, None], landmarks, 0.0), axis=1)
+        updated = valid & (residual <= OUTLIER_DISTANCE * alignment.scale * iod_canonical)
+        if (updated == inliers).all():
+            break
+        inliers = updated
+    if inliers.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {inliers.sum()} landmarks agree with a face shape; the detection failed "
+                            "(check that the mesh is a face and faces the camera)")
+    return similarity_transform(canonical[inliers], landmarks[inliers]), inliers
+
+
+def _face_island(chart: Chart, landmark_triangle: np.ndarray) -> np.ndarray:
+    """Chart triangles of the island that holds most landmarks (the face)."""
+    islands = chart.island[landmark_triangle]
+    islands = islands[islands >= 0]
+    if len(islands) == 0:
+        raise ASMInputError("no landmark lies on the mesh's UV chart; the face region has no usable UVs")
+    face = np.bincount(islands).argmax()
+    return np.flatnonzero(chart.island == face)
+
+
+def initial_mixture(sigma: np.ndarray, angle: np.ndarray, gaussians_per_bone: int) -> tuple[np.ndarray, np.ndarray]:
+    """K Gaussians approximating one ellipse per bone, spread along its major axis.
+
+    sigma (J, 2), angle (J,) -> offsets (J, K, 2), covariance (J, K, 2, 2), in canonical UV units.
+    """
+    k = gaussians_per_bone
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)  # (J, 2, 2)
+    covariance = rotation @ (np.eye(2) * (sigma**2)[:, None, :]) @ np.swapaxes(rotation, -1, -2)
+    spread = np.linspace(-1.0, 1.0, k) if k > 1 else np.zeros(1)
+    major = np.argmax(sigma, axis=1)
+    axis = rotation[np.arange(len(sigma)), :, major]  # (J, 2) unit major direction
+    offsets = 0.6 * spread[None, :, None] * (sigma.max(1)[:, None, None] * axis[:, None, :])
+    shrink = 0.75**2 if k > 1 else 1.0
+    return offsets, np.repeat(covariance[:, None] * shrink, k, axis=1)
+
+
+def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.ndarray, chart: Chart,
+                      landmarks: np.ndarray, landmark_valid: np.ndarray | None = None,
+                      config: WeightConfig = WeightConfig()) -> RigDefinition:
+    """Place `skeleton` on a mesh.
+
+    vertices (N, 3), triangles (T, 3), chart from uv_chart, landmarks (L >= 468, 3) mesh positions of the
+    MediaPipe points (surface ones first), landmark_valid (L,) bool for the ones that were found.
+    """
+    config = config.validated(skeleton.bone_count)
+    vertices = checked_array("mesh vertices", vertices, (None, 3))
+    triangles = np.asarray(triangles, dtype=np.int64)
+    if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
+        raise ASMInputError(f"mesh triangles: expected a non-empty (T, 3) array, got shape {triangles.shape}")
+    if triangles.min() < 0 or triangles.max() >= len(vertices):
+        raise ASMInputError(f"mesh triangles refer to vertex {triangles.max()} but the mesh has {len(vertices)} vertices")
+    if len(chart.uv) != len(vertices):
+        raise ASMInputError(f"the chart has {len(chart.uv)} vertices but the mesh has {len(vertices)}")
+    face = canonical_face()
+    surface = face.surface_count
+    if landmark_valid is None:
+        landmark_valid = np.ones(len(landmarks), dtype=bool)
+    landmark_valid = np.asarray(landmark_valid, dtype=bool)[:surface]
+    landmarks = np.asarray(landmarks, dtype=float)
+    if landmarks.ndim != 2 or landmarks.shape[1] != 3 or len(landmarks) < surface:
+        raise ASMInputError(f"landmarks: expected ({surface} or 478, 3) positions, got {landmarks.shape}")
+    landmarks = landmarks[:surface]
+    landmark_valid &= np.isfinite(landmarks).all(1)
+    if landmark_valid.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {landmark_valid.sum()} of {surface} landmarks were found; at least "
+                            f"{MIN_LANDMARKS} are needed to place the rig")
+    notes: list[str] = []
+
+    # 1. canonical -> mesh similarity, head unit; landmarks far from the aligned canonical face are
+    #    detector or lifting failures (a ray through an eye opening, a grazing outline point).
+    alignment, inliers = robust_alignment(face.vertices[:surface], landmarks, landmark_valid, skeleton.iod_canonical)
+    head_unit = alignment.scale * skeleton.iod_canonical
+    outliers = int(landmark_valid.sum() - inliers.sum())
+    if outliers:
+        notes.append(f"{outliers} landmarks were more than {OUTLIER_DISTANCE} iod from the aligned canonical face "
+                     "and were ignored")
+    landmark_valid = inliers
+    valid = np.flatnonzero(landmark_valid)
+
+    # Landmarks on the chart: closest chart triangle.
+    chart_tris = triangles[chart.triangles]
+    chart_tree = triangle_centre_tree(vertices, chart_tris)
+    _, hit, bary, distance = closest_points_on_mesh(landmarks[valid], vertices, chart_tris, centre_tree=chart_tree)
+    landmark_triangle = chart.triangles[hit]
+    face_triangles = _face_island(chart, landmark_triangle)
+    on_face = np.isin(landmark_triangle, face_triangles) & (distance < 0.1 * head_unit)
+    if on_face.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {on_face.sum()} landmarks lie on the mesh's face chart; the face region needs "
+                            "one UV island (the general chart for any topology comes with rig generation)")
+    if (~on_face).any():
+        notes.append(f"{(~on_face).sum()} landmarks lie off the face's UV island (e.g. inside the mouth) and "
+                     "were not used for the UV warp")
+    landmark_uv = (bary[:, :, None] * chart.uv[triangles[landmark_triangle]]).sum(1)
+    used = valid[on_face]
+    used_uv = landmark_uv[on_face]
+
+    # 2. normalise the chart to canonical UV scale and orientation (reflection allowed: V may point down).
+    normalise = similarity_transform(used_uv, face.uv[used], allow_reflection=True)
+    chart_uv = np.where(chart.in_chart[:, None], normalise.apply(chart.uv), chart.uv)
+    used_uv = normalise.apply(used_uv)
+
+    # 3. thin-plate spline canonical UV -> normalised chart UV.
+    warp = RBFInterpolator(face.uv[used], used_uv, kernel="thin_plate_spline", smoothing=TPS_SMOOTHING)
+
+    def jacobian(points: np.ndarray) -> np.ndarray:
+        """(P, 2) -> (P, 2, 2) by central differences (the spline has no derivative API)."""
+        columns = []
+        for axis in range(2):
+            step = np.zeros(2)
+            step[axis] = JACOBIAN_STEP
+            columns.append((warp(points + step) - warp(points - step)) / (2 * JACOBIAN_STEP))
+        return np.stack(columns, axis=-1)
+
+    j_count, k = skeleton.bone_count, config.gaussians_per_bone
+    offsets_c, covariance_c = initial_mixture(skeleton.sigma, skeleton.angle, k)
+    zeta = np.zeros((j_count, 2))
+    bind_triangle = np.zeros(j_count, dtype=np.int64)
+    bind_offset = np.zeros((j_count, 3))
+    mixture_offsets = np.zeros((j_count, k, 2))
+    mixture_covariance = np.zeros((j_count, k, 2, 2))
+    rotation = alignment.rotation
+
+    face_bones = np.flatnonzero(~skeleton.has_reach)
+    warped = warp(skeleton.anchor_uv[face_bones])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        location = locate(warped, chart_uv, triangles[face_triangles], what="binding point",
+                          names=[f"bone {skeleton.names[j]!r}" for j in face_bones], clamp=True)
+    notes.extend(str(w.message) for w in caught)
+    zeta[face_bones] = location.point
+    bind_triangle[face_bones] = face_triangles[location.triangle]
+    bind_offset[face_bones] = (skeleton.offset[face_bones] @ rotation.T) * head_unit
+    jac = jacobian(skeleton.anchor_uv[face_bones])
+    for n, j in enumerate(face_bones):
+        mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
+        mixture_covariance[j] = _clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, skeleton.sigma[j])
+
+    # 4. bones beyond the face: a 3D target, bound to the nearest chart point of the mesh itself.
+    reach_bones = np.flatnonzero(skeleton.has_reach)
+    if len(reach_bones):
+        targets = np.stack([skeleton.anchor_weights[j] @ _filled(landmarks, landmark_valid, skeleton.anchor_landmarks[j], alignment)
+                            for j in reach_bones])
+        targets += (skeleton.reach[reach_bones] @ rotation.T) * head_unit
+        closest, hit, bary, distance = closest_points_on_mesh(targets, vertices, chart_tris, centre_tree=chart_tree)
+        for n, j in enumerate(reach_bones):
+            tri = chart.triangles[hit[n]]
+            bind_triangle[j] = tri
+            zeta[j] = bary[n] @ chart_uv[triangles[tri]]
+            bind_offset[j] = (targets[n] - closest[n]) + (skeleton.offset[j] @ rotation.T) * head_unit
+            mixture_offsets[j] = offsets_c[j]
+            mixture_covariance[j] = covariance_c[j]
+            if distance[n] > FAR_FROM_SURFACE * head_unit:
+                notes.append(f"bone {skeleton.names[j]!r}: the mesh has no surface near its place "
+                             f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
+
+    for message in notes:
+        warnings.warn(message, stacklevel=2)
+    return RigDefinition(
+        names=skeleton.names, parents=skeleton.parents.copy(),
+        rest_rotation=rotation @ skeleton.rest_rotation,
+        zeta=zeta, bind_triangle=bind_triangle, bind_offset=bind_offset,
+        length=skeleton.length * head_unit, free=skeleton.free.copy(), deform=skeleton.deform.copy(),
+        has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
+        mixture_logits=np.zeros((j_count, k)), mixture_offsets=mixture_offsets,
+        mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
+        face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes)
+
+
+def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:
+    """Keep the principal standard deviations of warped covariances (K, 2, 2) within [1/factor, factor] x the
+    template's: the spline's Jacobian collapses where landmarks crowd (inner and outer lip lines), and a
+    Gaussian squashed to a line would move a single row of vertices."""
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.clip(values, (sigma.min() / factor) ** 2, (sigma.max() * factor) ** 2)
+    return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
+
+
+def _filled(landmarks: np.ndarray, valid: np.ndarray, ids: np.ndarray, alignment: Similarity) -> np.ndarray:
+    """Mesh positions of landmarks `ids`; missing ones come from the aligned canonical face."""
+    positions = landmarks[ids].copy()
+    missing = ~valid[ids]
+    if missing.any():
+        positions[missing] = alignment.apply(canonical_face().vertices[ids[missing]])
+    return positions

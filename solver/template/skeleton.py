@@ -1,0 +1,293 @@
+"""The skeleton template: one data file (template/skeleton.json), loaded, validated and expanded here.
+
+The loader is strict on purpose: a typo in a template silently produces a broken rig much later, so
+every problem raises a TemplateError that names the bone and the field.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..core.errors import TemplateError
+from . import TEMPLATE_DIR
+from .canonical import canonical_face
+
+DEFAULT_TEMPLATE = TEMPLATE_DIR / "skeleton.json"
+PARAMETER_GROUPS = ("scale", "rotation", "translation")
+BONE_FIELDS = {
+    "name", "parent", "anchor", "reach", "offset", "y_axis", "z_axis", "length", "free", "presets",
+    "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale",
+}
+MAX_DEPTH_BELOW_HEAD = 3
+
+
+@dataclass(frozen=True)
+class Skeleton:
+    """A template resolved for one preset, in the canonical face frame. J bones, parents before children."""
+
+    preset: str
+    names: tuple[str, ...]
+    parents: np.ndarray  # (J,) int64, -1 for the root
+    anchor_landmarks: tuple[np.ndarray, ...]  # per bone: landmark ids
+    anchor_weights: tuple[np.ndarray, ...]  # per bone: weights summing to 1
+    anchor_uv: np.ndarray  # (J, 2) canonical UV of the binding point
+    reach: np.ndarray  # (J, 3) iod; for bones beyond the face: surface target = anchor landmarks + reach
+    has_reach: np.ndarray  # (J,) bool
+    offset: np.ndarray  # (J, 3) iod, bind offset delta from the surface point to the bone's head
+    rest_rotation: np.ndarray  # (J, 3, 3) columns = bone X, Y, Z axes in the canonical frame
+    length: np.ndarray  # (J,) iod
+    free: np.ndarray  # (J, 3) bool for (scale, rotation, translation)
+    deform: np.ndarray  # (J,) bool: has a vertex group
+    has_gaussians: np.ndarray  # (J,) bool
+    sigma: np.ndarray  # (J, 2) canonical UV units (major, minor before rotation by angle)
+    angle: np.ndarray  # (J,) radians
+    remainder_bone: int  # the bone that takes the weight no Gaussian claims (the head)
+    iod_canonical: float  # cm between the canonical outer eye corners
+
+    @property
+    def bone_count(self) -> int:
+        return len(self.names)
+
+    def index(self, name: str) -> int:
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise TemplateError(f"no bone named {name!r} in the {self.preset!r} preset") from None
+
+
+def mirrored_name(name: str) -> str:
+    if name.endswith(".L"):
+        return name[:-2] + ".R"
+    if name.endswith(".R"):
+        return name[:-2] + ".L"
+    return name
+
+
+def _vector(bone: str, field: str, value, size: int) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise TemplateError(f"bone {bone!r}: field {field!r} must be a list of {size} numbers, got {value!r}") from None
+    if array.shape != (size,) or not np.isfinite(array).all():
+        raise TemplateError(f"bone {bone!r}: field {field!r} must be a list of {size} finite numbers, got {value!r}")
+    return array
+
+
+def _rest_rotation(bone: str, y_axis: np.ndarray, z_axis: np.ndarray) -> np.ndarray:
+    """Orthonormal frame with Y along y_axis and Z as close to z_axis as possible (Gram-Schmidt)."""
+    if np.linalg.norm(y_axis) < 1e-9:
+        raise TemplateError(f"bone {bone!r}: y_axis is zero")
+    y = y_axis / np.linalg.norm(y_axis)
+    z = z_axis - y * (z_axis @ y)
+    if np.linalg.norm(z) < 1e-6:
+        raise TemplateError(f"bone {bone!r}: z_axis is parallel to y_axis, so the roll is undefined")
+    z /= np.linalg.norm(z)
+    return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+def _expand_mirrors(bones: list[dict], mirror_map: np.ndarray) -> list[dict]:
+    flip = np.array([-1.0, 1.0, 1.0])
+    expanded = []
+    for bone in bones:
+        expanded.append(bone)
+        if not bone.get("mirror"):
+            continue
+        name = bone.get("name", "?")
+        if not str(name).endswith(".L"):
+            raise TemplateError(f"bone {name!r}: mirror=true needs a name ending in '.L' (the subject's left side)")
+        twin = dict(bone, name=mirrored_name(name), mirror=False)
+        if bone.get("parent") is not None:
+            twin["parent"] = mirrored_name(bone["parent"])
+        anchor = dict(bone.get("anchor", {}))
+        landmarks = anchor.get("landmarks", [])
+        if all(isinstance(i, int) and 0 <= i < len(mirror_map) for i in landmarks):
+            anchor["landmarks"] = [int(mirror_map[i]) for i in landmarks]
+        twin["anchor"] = anchor
+        for field in ("reach", "offset", "y_axis", "z_axis"):
+            if field in bone:
+                twin[field] = list(np.asarray(bone[field], float) * flip)
+        if "angle" in bone:
+            twin["angle"] = -float(bone["angle"])
+        twin["_mirror_of"] = name
+        expanded.append(twin)
+    return expanded
+
+
+def _topological_order(names: list[str], parent_of: dict[str, str | None]) -> list[str]:
+    order, state = [], {}
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name):] + [name]
+            raise TemplateError("bone hierarchy has a cycle: " + " -> ".join(cycle))
+        state[name] = "visiting"
+        parent = parent_of[name]
+        if parent is not None:
+            visit(parent, path + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in names:
+        visit(name, [])
+    return order
+
+
+def load_skeleton(preset: str = "full", path: Path | str | None = None) -> Skeleton:
+    """Load and validate the template file and resolve it for `preset` ("full", "standard" or "game")."""
+    path = Path(path) if path is not None else DEFAULT_TEMPLATE
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise TemplateError(f"skeleton template not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise TemplateError(f"skeleton template {path} is not valid JSON: {error}") from None
+    return skeleton_from_dict(data, preset, source=str(path))
+
+
+def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template") -> Skeleton:
+    face = canonical_face()
+    if data.get("format") != "asm-skeleton":
+        raise TemplateError(f"{source}: 'format' must be 'asm-skeleton'")
+    presets = data.get("presets", {})
+    if preset not in presets:
+        raise TemplateError(f"{source}: unknown preset {preset!r}; the template defines {sorted(presets)}")
+    defaults = data.get("defaults", {})
+    raw_bones = data.get("bones")
+    if not isinstance(raw_bones, list) or not raw_bones:
+        raise TemplateError(f"{source}: 'bones' must be a non-empty list")
+    for bone in raw_bones:
+        if not isinstance(bone, dict) or not isinstance(bone.get("name"), str) or not bone["name"]:
+            raise TemplateError(f"{source}: every bone needs a non-empty string 'name' (got {bone!r:.80})")
+        unknown = set(bone) - BONE_FIELDS
+        if unknown:
+            raise TemplateError(f"bone {bone['name']!r}: unknown field(s) {sorted(unknown)}; allowed: {sorted(BONE_FIELDS)}")
+    bones = _expand_mirrors(raw_bones, face.mirror)
+
+    by_name: dict[str, dict] = {}
+    for bone in bones:
+        if bone["name"] in by_name:
+            raise TemplateError(f"duplicate bone name {bone['name']!r}")
+        by_name[bone["name"]] = bone
+    parent_of = {}
+    for name, bone in by_name.items():
+        parent = bone.get("parent")
+        if parent is not None and parent not in by_name:
+            raise TemplateError(f"bone {name!r}: parent {parent!r} does not exist")
+        parent_of[name] = parent
+    order = _topological_order(list(by_name), parent_of)  # first, so that a cycle is named as such
+    roots = [n for n, p in parent_of.items() if p is None]
+    if len(roots) != 1:
+        raise TemplateError(f"the template needs exactly one root bone (parent null), found {roots}")
+    remainders = [n for n in order if by_name[n].get("remainder")]
+    if len(remainders) != 1:
+        raise TemplateError(f"exactly one bone must have remainder=true (the head), found {remainders}")
+    depth = {}
+    for name in order:
+        depth[name] = 0 if parent_of[name] is None else depth[parent_of[name]] + 1
+    head = remainders[0]
+    for name in order:
+        ancestor, steps = name, 0
+        while ancestor is not None and ancestor != head:
+            ancestor, steps = parent_of[ancestor], steps + 1
+        if ancestor == head and steps > MAX_DEPTH_BELOW_HEAD:
+            raise TemplateError(f"bone {name!r} is {steps} levels below {head!r}; at most {MAX_DEPTH_BELOW_HEAD} are allowed")
+
+    # The preset keeps a subset; each kept bone hangs from its nearest kept ancestor.
+    def in_preset(bone: dict) -> bool:
+        chosen = bone.get("presets", defaults.get("presets", ["full"]))
+        for p in chosen:
+            if p not in presets:
+                raise TemplateError(f"bone {bone['name']!r}: unknown preset {p!r} in 'presets'")
+        return preset == "full" or preset in chosen
+
+    kept = [n for n in order if in_preset(by_name[n])]
+    if roots[0] not in kept or head not in kept:
+        raise TemplateError(f"preset {preset!r} must keep the root {roots[0]!r} and the head {head!r}")
+    kept_index = {n: i for i, n in enumerate(kept)}
+
+    iod_landmarks = data.get("canonical", {}).get("iod_landmarks", [33, 263])
+    iod = float(np.linalg.norm(face.vertices[iod_landmarks[0]] - face.vertices[iod_landmarks[1]]))
+
+    columns: dict[str, list] = {k: [] for k in (
+        "parents", "landmarks", "weights", "anchor_uv", "reach", "has_reach", "offset", "rotation", "length",
+        "free", "deform", "gauss", "sigma", "angle")}
+    for name in kept:
+        bone = {**defaults, **by_name[name]}
+        parent = parent_of[name]
+        while parent is not None and parent not in kept_index:
+            parent = parent_of[parent]
+        columns["parents"].append(-1 if parent is None else kept_index[parent])
+        anchor = bone.get("anchor")
+        if not isinstance(anchor, dict) or not anchor.get("landmarks"):
+            raise TemplateError(f"bone {name!r}: 'anchor' needs a non-empty 'landmarks' list")
+        landmarks = anchor["landmarks"]
+        for landmark in landmarks:
+            if not isinstance(landmark, int) or not 0 <= landmark < face.surface_count:
+                raise TemplateError(
+                    f"bone {name!r}: unknown landmark index {landmark!r}; anchors use the {face.surface_count} "
+                    f"surface landmarks 0..{face.surface_count - 1} of the MediaPipe face mesh")
+        weights = _vector(name, "anchor.weights", anchor.get("weights", [1.0] * len(landmarks)), len(landmarks))
+        if (weights < 0).any() or weights.sum() <= 0:
+            raise TemplateError(f"bone {name!r}: anchor weights must be non-negative with a positive sum")
+        weights = weights / weights.sum()
+        landmarks = np.asarray(landmarks, dtype=np.int64)
+        anchor_x = float(weights @ face.vertices[landmarks, 0])
+        if name.endswith(".L") and anchor_x <= 0 or name.endswith(".R") and anchor_x >= 0:
+            side = "left (x > 0)" if name.endswith(".L") else "right (x < 0)"
+            raise TemplateError(f"bone {name!r}: its anchor lies at x = {anchor_x:.2f} cm, not on the subject's {side}")
+        columns["landmarks"].append(landmarks)
+        columns["weights"].append(weights)
+        columns["anchor_uv"].append(weights @ face.uv[landmarks])
+        columns["has_reach"].append("reach" in by_name[name])
+        columns["reach"].append(_vector(name, "reach", bone.get("reach", [0, 0, 0]), 3))
+        columns["offset"].append(_vector(name, "offset", bone["offset"], 3))
+        columns["rotation"].append(_rest_rotation(name, _vector(name, "y_axis", bone["y_axis"], 3),
+                                                  _vector(name, "z_axis", bone["z_axis"], 3)))
+        length = float(bone["length"])
+        if not length > 0:
+            raise TemplateError(f"bone {name!r}: length must be positive, got {length}")
+        columns["length"].append(length)
+        free = bone["free"]
+        unknown = set(free) - set(PARAMETER_GROUPS)
+        if unknown:
+            raise TemplateError(f"bone {name!r}: unknown parameter group(s) {sorted(unknown)} in 'free'; use {PARAMETER_GROUPS}")
+        columns["free"].append([g in free for g in PARAMETER_GROUPS])
+        deform = bool(bone.get("deform", True))
+        has_gaussians = deform and not bone.get("remainder", False)
+        if has_gaussians and "sigma" not in bone:
+            raise TemplateError(f"bone {name!r}: a deforming bone needs 'sigma' (its Gaussian size in canonical UV)")
+        sigma = _vector(name, "sigma", bone.get("sigma", [0.05, 0.05]), 2)
+        if (sigma <= 0).any():
+            raise TemplateError(f"bone {name!r}: sigma must be positive, got {list(sigma)}")
+        if preset != "full":  # a smaller preset widens the Gaussians of bones whose neighbours it leaves out
+            sigma = sigma * float(bone.get(f"{preset}_sigma_scale", 1.0))
+        columns["deform"].append(deform)
+        columns["gauss"].append(has_gaussians)
+        columns["sigma"].append(sigma)
+        columns["angle"].append(np.radians(float(bone.get("angle", 0.0))))
+
+    return Skeleton(
+        preset=preset,
+        names=tuple(kept),
+        parents=np.asarray(columns["parents"], dtype=np.int64),
+        anchor_landmarks=tuple(columns["landmarks"]),
+        anchor_weights=tuple(columns["weights"]),
+        anchor_uv=np.asarray(columns["anchor_uv"]),
+        reach=np.asarray(columns["reach"]),
+        has_reach=np.asarray(columns["has_reach"], dtype=bool),
+        offset=np.asarray(columns["offset"]),
+        rest_rotation=np.asarray(columns["rotation"]),
+        length=np.asarray(columns["length"]),
+        free=np.asarray(columns["free"], dtype=bool),
+        deform=np.asarray(columns["deform"], dtype=bool),
+        has_gaussians=np.asarray(columns["gauss"], dtype=bool),
+        sigma=np.asarray(columns["sigma"]),
+        angle=np.asarray(columns["angle"]),
+        remainder_bone=kept_index[head],
+        iod_canonical=iod,
+    )
