@@ -78,8 +78,9 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         name="Influences", description="Bones per vertex kept in the weights (game engines need 4 or 8)",
         items=INFLUENCE_ITEMS, default=str(choices.DEFAULT_INFLUENCE_CAP))
     gaussians_per_bone: bpy.props.IntProperty(
-        name="Gaussians per Bone", description="Gaussians in each bone's weight mixture", default=choices.DEFAULT_GAUSSIANS_PER_BONE,
-        min=choices.GAUSSIANS_PER_BONE[0], max=choices.GAUSSIANS_PER_BONE[-1])
+        name="Gaussians per Bone", description="Gaussians in each bone's weight mixture",
+        default=choices.DEFAULT_GAUSSIANS_PER_BONE, min=choices.GAUSSIANS_PER_BONE[0],
+        max=choices.GAUSSIANS_PER_BONE[-1])
     face_direction: bpy.props.EnumProperty(
         name="Face Direction", description="Which way the face looks in the world (Auto: found from renders)",
         items=FACE_DIRECTION_ITEMS, default=choices.AUTO_DIRECTION)

@@ -28,6 +28,8 @@ def textured_photos(vertices, triangles, cameras, scale=0.5, per_triangle=12, se
     import torch
     from scipy.interpolate import griddata
 
+    from solver.core.geometry import face_normals
+
     vertices = np.asarray(vertices, dtype=float)
     triangles = np.asarray(triangles)
     size = np.ptp(vertices, axis=0).max()
@@ -38,8 +40,7 @@ def textured_photos(vertices, triangles, cameras, scale=0.5, per_triangle=12, se
 
     bary = np.random.default_rng(seed + 1).dirichlet(np.ones(3), size=per_triangle)
     points = np.einsum("sk,tkd->tsd", bary, vertices[triangles]).reshape(-1, 3)
-    corners = vertices[triangles]
-    normals = np.repeat(np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), per_triangle, axis=0)
+    normals = np.repeat(face_normals(vertices, triangles, unit=False), per_triangle, axis=0)
     images, masks = [], []
     with torch.no_grad():
         pixels, depth = cameras.project(torch.as_tensor(points))

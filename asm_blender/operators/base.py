@@ -157,12 +157,19 @@ def poll_idle(cls, context) -> bool:
     return True
 
 
-def poll_photo_list(cls, context) -> bool:
+def poll_head(cls, context, missing: str = "select a head mesh") -> bpy.types.Object | None:
+    """The head the sidebar acts on, when no job runs and there is one; else None, with the reason for the user."""
     if not poll_idle(cls, context):
-        return False
+        return None
     mesh_obj = target_mesh(context)
     if mesh_obj is None:
-        cls.poll_message_set("select a head mesh")
+        cls.poll_message_set(missing)
+    return mesh_obj
+
+
+def poll_photo_list(cls, context) -> bool:
+    mesh_obj = poll_head(cls, context)
+    if mesh_obj is None:
         return False
     if len(mesh_obj.asm.photos) == 0:
         cls.poll_message_set("the photo list is empty; add photos first")

@@ -8,7 +8,7 @@ import bpy
 from ..flows.fit import fit_steps, rig_for_fit
 from ..flows.photos import enabled_photos
 from ..scene_io.rig import existing_rig
-from .base import StepsOperator, poll_idle, target_mesh
+from .base import StepsOperator, poll_head, target_mesh
 
 
 class ASM_OT_fit_photos(StepsOperator, bpy.types.Operator):
@@ -22,11 +22,8 @@ class ASM_OT_fit_photos(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not poll_idle(cls, context):
-            return False
-        mesh_obj = target_mesh(context)
+        mesh_obj = poll_head(cls, context, "select a head mesh (or its ASM armature)")
         if mesh_obj is None:
-            cls.poll_message_set("select a head mesh (or its ASM armature)")
             return False
         if existing_rig(mesh_obj) is None:
             cls.poll_message_set(f"{mesh_obj.name!r} has no ASM rig yet: press Generate Rig first")

@@ -7,7 +7,7 @@ from pathlib import Path
 import bpy
 
 from ..flows.generate import GenerateOptions, generate_steps
-from .base import StepsOperator, poll_idle, target_mesh
+from .base import StepsOperator, poll_head, target_mesh
 
 
 def _options(mesh_obj: bpy.types.Object, detect_again: bool) -> GenerateOptions:
@@ -31,12 +31,7 @@ class ASM_OT_generate_rig(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not poll_idle(cls, context):
-            return False
-        if target_mesh(context) is None:
-            cls.poll_message_set("select a head mesh")
-            return False
-        return True
+        return poll_head(cls, context) is not None
 
     def _steps(self, context, workdir: Path):
         self.mesh_obj = target_mesh(context)

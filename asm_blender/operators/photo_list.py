@@ -7,7 +7,7 @@ import bpy
 
 from ..protocol import choices
 from ..scene_io.photos import photo_path
-from .base import poll_idle, poll_photo_list, target_mesh
+from .base import poll_head, poll_photo_list, target_mesh
 
 PHOTO_SUFFIXES = choices.PHOTO_SUFFIXES
 IMAGE_GLOB = ";".join(f"*{suffix}" for suffix in PHOTO_SUFFIXES)
@@ -30,12 +30,7 @@ class ASM_OT_add_photos(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        if not poll_idle(cls, context):
-            return False
-        if target_mesh(context) is None:
-            cls.poll_message_set("select a head mesh")
-            return False
-        return True
+        return poll_head(cls, context) is not None
 
     def invoke(self, context, event):
         context.window_manager.fileselect_add(self)

@@ -20,6 +20,21 @@ def test_sidebar_panels_operators_and_settings_are_registered():
     assert settings.preset == "full" and settings.influence_cap == "4" and settings.face_direction == "AUTO"
 
 
+def test_the_sidebars_choices_are_the_protocols():
+    from asm_blender.protocol import choices
+
+    properties = bpy.types.Object.bl_rna.properties["asm"].fixed_type.bl_rna.properties
+
+    def values(name):
+        return [item.identifier for item in properties[name].enum_items]
+
+    assert values("preset") == list(choices.PRESETS)
+    assert values("influence_cap") == [str(cap) for cap in choices.INFLUENCE_CAPS]
+    assert values("fit_quality") == list(choices.QUALITIES)
+    assert values("expressions") == list(choices.EXPRESSION_MODES)
+    assert values("face_direction") == [choices.AUTO_DIRECTION, *choices.FACE_DIRECTIONS]
+
+
 def _has_photo_libraries() -> bool:
     import importlib.util
 

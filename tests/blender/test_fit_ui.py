@@ -23,7 +23,8 @@ from asm_blender.flows import photos as photo_flow
 from asm_blender.flows import rebake
 from asm_blender.flows.steps import StepRunner, run_to_completion
 from asm_blender.operators import ASM_OT_fit_photos
-from asm_blender.protocol import choices, keys
+from asm_blender.protocol import choices
+from asm_blender.protocol import keys as job_keys
 from asm_blender.scene_io import photo_fit as photo_fit_io
 from asm_blender.scene_io.exporters import export_glb
 from asm_blender.scene_io.photos import photo_path
@@ -120,7 +121,7 @@ def stored_fit_result(head, photos: int, seed: int = 0, with_photo_poses: bool =
     result.update(fit_log_scale=shared[0], fit_rotvec=shared[1], fit_translation=shared[2])
     if with_photo_poses:
         own = np.array([name.startswith(("jaw", "lid", "lip")) for name in names])
-        for group, (key, size) in enumerate(zip(keys.PHOTO_POSE_KEYS, (0.05, 0.15, 0.05))):
+        for group, (key, size) in enumerate(zip(job_keys.PHOTO_POSE_KEYS, (0.05, 0.15, 0.05))):
             photo = np.repeat(shared[group][None], photos, 0)
             photo[:, own] += size * generator.normal(size=(photos, int(own.sum()), 3)) * free[own, group][None, :, None]
             result[key] = photo
@@ -393,7 +394,7 @@ def test_each_photo_action_poses_the_rig_as_its_photo(sample_head, tmp_path):
     armature_io.set_pose(arm, names, result["fit_log_scale"], result["fit_rotvec"], result["fit_translation"])
     assert np.allclose(bone_matrices(arm), shared, atol=1e-6)
     for index, action in enumerate(summary["actions"]):
-        armature_io.set_pose(arm, names, *(result[key][index] for key in keys.PHOTO_POSE_KEYS))
+        armature_io.set_pose(arm, names, *(result[key][index] for key in job_keys.PHOTO_POSE_KEYS))
         expected = bone_matrices(arm)
         assert np.abs(expected - shared).max() > 1e-3  # the photo's own expression differs from the shared pose
         applied(arm, action)
@@ -426,7 +427,7 @@ def test_bake_identity_makes_the_fitted_face_the_rest_shape_and_keeps_the_users_
     names = [str(n) for n in result["names"]]
     photo_bones = []
     for index in range(2):  # where each photo's pose puts the bones on the fitted rig, before baking
-        armature_io.set_pose(arm, names, *(result[key][index] for key in keys.PHOTO_POSE_KEYS))
+        armature_io.set_pose(arm, names, *(result[key][index] for key in job_keys.PHOTO_POSE_KEYS))
         photo_bones.append(bone_matrices(arm))
     armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
     old_landmarks, valid = markers_io.read_markers(head)
@@ -466,7 +467,9 @@ def test_undo_after_a_fit_restores_the_scene(sample_head, tmp_path, monkeypatch)
     bpy.ops.ed.undo_push(message="before the fit")
     before = fit_state(head)
     # The operator as the sidebar runs it, with the stored result in place of the solver's fit job.
-    monkeypatch.setattr(fit_flow, "fit_steps", lambda arm, photos, quality, expressions, bake, workdir, **options:
+    from asm_blender.operators import fit_photos as fit_operator
+
+    monkeypatch.setattr(fit_operator, "fit_steps", lambda arm, photos, quality, expressions, bake, workdir, **options:
                         fit_flow.finish_fit_steps(arm, photos, result, bake, workdir, expressions))
     assert bpy.ops.asm.fit_photos('EXEC_DEFAULT', True) == {'FINISHED'}  # True: push an undo step, as the UI does
     head = bpy.data.objects["Head"]
