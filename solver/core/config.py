@@ -17,6 +17,7 @@ class WeightConfig:
     support_slack: float = 0.05  # cached supports are padded by this fraction, so small moves need no rebuild
     lbs: str = "dense"  # "dense": one (N x J) @ (J x 12) GEMM, "gather": N x k gathered matrices
     rigid_parts: bool = True  # small loose parts inside the head follow one bone rigidly (solver/rigid_parts.py)
+    opening_sharpness: float = 8.0  # a bone's influence on the far side of the mouth or an eye: x exp(-this)
 
     def validated(self, bone_count: int) -> "WeightConfig":
         if self.gaussians_per_bone < 1:
@@ -28,6 +29,8 @@ class WeightConfig:
             raise ASMInputError(f"remainder_density must be positive, got {self.remainder_density}")
         if not 0 < self.cull_tolerance < 1:
             raise ASMInputError(f"cull_tolerance must be in (0, 1), got {self.cull_tolerance}")
+        if self.opening_sharpness < 0:
+            raise ASMInputError(f"opening_sharpness must be >= 0, got {self.opening_sharpness}")
         if self.lbs not in ("dense", "gather"):
             raise ASMInputError(f"lbs must be 'dense' or 'gather', got {self.lbs!r}")
         return self

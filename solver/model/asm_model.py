@@ -76,7 +76,8 @@ class ASMModel:
         self.mixture = Mixture(as_tensor(rig.mixture_logits), as_tensor(rig.mixture_offsets),
                                raw_from_covariance(torch.as_tensor(rig.mixture_covariance, dtype=torch.float64)).to(dtype).to(device))
         self.pose = Pose.zeros(len(rig.names), dtype=dtype, device=device)
-        self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config)
+        self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config,
+                                    rig.openings)
         self.evaluated: torch.Tensor | None = None  # vertex ids the forward pass returns; None: all
         self.rigid: torch.Tensor | None = None  # (N,) bone each vertex follows rigidly, -1: Gaussian weights
         if self.config.rigid_parts:
@@ -98,7 +99,7 @@ class ASMModel:
             self.rig = dataclasses.replace(self.rig, has_gaussians=has_gaussians)
             self.has_gaussians = torch.as_tensor(has_gaussians, device=self.vertices.device)
             self.sparse = SparseWeights(self.rig.chart_uv, len(self.rig.names), self.rig.remainder_bone,
-                                        has_gaussians, self.config)
+                                        has_gaussians, self.config, self.rig.openings)
         with torch.no_grad():
             capped = self.sparse(self.uv, self.zeta, self.mixture)
         assigned = rigid_bones(labels, small, eyeballs, along_lids, self.rig.names, self.parents,
@@ -129,7 +130,8 @@ class ASMModel:
         view = copy.copy(self)
         view.evaluated = torch.as_tensor(ids, device=self.vertices.device)
         view.sparse = SparseWeights(self.rig.chart_uv[ids], len(self.rig.names), self.rig.remainder_bone,
-                                    self.rig.has_gaussians, self.config)
+                                    self.rig.has_gaussians, self.config,
+                                    None if self.rig.openings is None else self.rig.openings.subset(ids))
         return view
 
     @property
@@ -167,13 +169,20 @@ class ASMModel:
     def dense_weights(self) -> torch.Tensor:
         """(N, J) capped weights from the dense reference."""
         weights = dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians,
-                                self.rig.remainder_bone, self.config)
+                                self.rig.remainder_bone, self.config,
+                                self._openings_evaluated())
         if self.rigid is None:
             return weights
         rigid = self.rigid if self.evaluated is None else self.rigid[self.evaluated]
         chosen = rigid >= 0
         one_hot = torch.nn.functional.one_hot(rigid.clamp(min=0), weights.shape[-1]).to(weights.dtype)
         return torch.where(chosen.unsqueeze(-1), one_hot, weights)
+
+    def _openings_evaluated(self):
+        """The opening sides of the vertices the forward pass returns (None: the rig has none)."""
+        if self.rig.openings is None or self.evaluated is None:
+            return self.rig.openings
+        return self.rig.openings.subset(self.evaluated.cpu().numpy())
 
     def forward(self, pose: Pose | None = None) -> torch.Tensor:
         """(..., M, 3) posed vertices (all N, or the restricted subset)."""

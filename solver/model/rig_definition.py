@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.geometry import Similarity
+from .weights import OpeningSides
 
 
 @dataclass
@@ -34,3 +35,4 @@ class RigDefinition:
     head_unit: float  # mesh units per iod
     alignment: Similarity  # canonical (cm) -> mesh
     warnings: list[str] = field(default_factory=list)
+    openings: OpeningSides | None = None  # which side of the mouth and eyes each vertex and bone is on

@@ -3,6 +3,11 @@
 Influence of bone j on vertex i:  a_ij = sum_k softmax(logits_j)_k N(u_i; zeta_j + mu_jk, L_jk L_jk^T).
 Weights: w_ij = a_ij / (eps + sum_j a_ij), the remainder eps / (...) going to the remainder (head) bone;
 then the top-k per vertex are kept and renormalised, inside the forward pass.
+
+Openings (mouth, eyes): a_ij is multiplied by a gate g_ij = exp(-sharpness * sum_c relu(-s_ic * b_jc)), where s_ic in
+[-1, 1] says on which side of opening c vertex i lies (solver/rig/openings.py) and b_jc in {-1, 0, 1} on which side
+bone j belongs (the template's openings). The lips and lids touch in the chart, but a bone of one lip never reaches
+the other; bones of neither side (b = 0) are not gated.
 """
 from __future__ import annotations
 
@@ -55,11 +60,31 @@ class Mixture:
         return torch.softmax(self.logits, dim=-1)
 
 
-def dense_influence(uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture, has_gaussians: torch.Tensor) -> torch.Tensor:
-    """Reference: every Gaussian on every vertex.  uv (N, 2) -> (N, J)."""
+@dataclass(frozen=True)
+class OpeningSides:
+    """Sides of the face's openings: vertex (N, C) in [-1, 1] and bone (J, C) in {-1, 0, 1}, C openings."""
+
+    vertex: np.ndarray
+    bone: np.ndarray
+
+    def subset(self, vertex_ids: np.ndarray) -> "OpeningSides":
+        return OpeningSides(self.vertex[vertex_ids], self.bone)
+
+
+def opening_gate(vertex_side: np.ndarray, bone_side: np.ndarray, sharpness: float) -> np.ndarray:
+    """(..., C) vertex sides, (..., C) bone sides (broadcastable) -> (...) gate in (0, 1]."""
+    conflict = np.maximum(-vertex_side * bone_side, 0.0).sum(-1)
+    return np.exp(-sharpness * conflict)
+
+
+def dense_influence(uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture, has_gaussians: torch.Tensor,
+                    gate: torch.Tensor | None = None) -> torch.Tensor:
+    """Reference: every Gaussian on every vertex.  uv (N, 2), optional gate (N, J) -> (N, J)."""
     density = gaussian_density(uv[:, None, None, :], mixture.centers(zeta)[None],
                                cholesky_factor(mixture.cholesky_raw)[None])  # (N, J, K)
     influence = (density * mixture.component_weights()[None]).sum(-1)
+    if gate is not None:
+        influence = influence * gate.to(influence)
     return influence * has_gaussians.to(influence.dtype)
 
 
@@ -80,9 +105,12 @@ def cap_top_k(weights: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def dense_weights(uv: torch.Tensor, zeta: torch.Tensor, mixture: Mixture, has_gaussians: torch.Tensor,
-                  remainder_bone: int, config: WeightConfig) -> torch.Tensor:
+                  remainder_bone: int, config: WeightConfig, sides: OpeningSides | None = None) -> torch.Tensor:
     """The plain dense reference of the capped weights, (N, J)."""
-    influence = dense_influence(uv, zeta, mixture, has_gaussians)
+    gate = None
+    if sides is not None:
+        gate = torch.as_tensor(opening_gate(sides.vertex[:, None, :], sides.bone[None], config.opening_sharpness))
+    influence = dense_influence(uv, zeta, mixture, has_gaussians, gate)
     return cap_top_k(normalize_with_remainder(influence, remainder_bone, config.remainder_density), config.influence_cap)
 
 
@@ -133,8 +161,9 @@ class SparseWeights:
     BUCKET_GROWTH = 1.6  # support sizes within a bucket differ by at most this factor
 
     def __init__(self, uv: np.ndarray, bone_count: int, remainder_bone: int, has_gaussians: np.ndarray,
-                 config: WeightConfig):
+                 config: WeightConfig, sides: OpeningSides | None = None):
         self.uv_numpy = np.asarray(uv, dtype=np.float64)
+        self.sides = sides
         self._by_u = None  # the chart sorted by u, made at the first support rebuild
         self.bone_count = bone_count
         self.remainder_bone = remainder_bone
@@ -220,9 +249,15 @@ class SparseWeights:
                 n = len(supports[g])
                 vertex_block[row, :n] = supports[g]
                 target_block[row, :n] = pair_target[offsets[g]:offsets[g] + n]
-            blocks.append({"gaussians": torch.from_numpy(np.array(bucket, dtype=np.int64)),
-                           "u": torch.from_numpy(self.uv_numpy[vertex_block, 0]),
-                           "v": torch.from_numpy(self.uv_numpy[vertex_block, 1])})
+            block = {"gaussians": torch.from_numpy(np.array(bucket, dtype=np.int64)),
+                     "u": torch.from_numpy(self.uv_numpy[vertex_block, 0]),
+                     "v": torch.from_numpy(self.uv_numpy[vertex_block, 1])}
+            if self.sides is not None:  # constant per (Gaussian, vertex): made once per support
+                bone = np.array(bucket, dtype=np.int64) // k
+                block["gate"] = torch.from_numpy(opening_gate(self.sides.vertex[vertex_block],
+                                                              self.sides.bone[bone][:, None, :],
+                                                              self.config.opening_sharpness))
+            blocks.append(block)
             targets.append(target_block.reshape(-1))
             cells += target_block.size
         self._support = {"centers": centers, "padded_radius": padded, "blocks": blocks, "width": width,
@@ -264,8 +299,8 @@ class SparseWeights:
         cache = self._support["cache"]
         key = (dtype, str(device))
         if key not in cache:
-            cache[key] = [{"gaussians": b["gaussians"].to(device), "u": b["u"].to(device=device, dtype=dtype),
-                           "v": b["v"].to(device=device, dtype=dtype)} for b in self._support["blocks"]]
+            cache[key] = [{name: (t.to(device) if name == "gaussians" else t.to(device=device, dtype=dtype))
+                           for name, t in b.items()} for b in self._support["blocks"]]
             cache[key + ("target",)] = self._support["target"].to(device)
             cache[key + ("slot_bone",)] = self._support["slot_bone"].to(device)
         return cache[key]
@@ -286,7 +321,10 @@ class SparseWeights:
             g = block["gaussians"]
             y0 = (block["u"] - centers_all[g, 0:1]) / l00_all[g].unsqueeze(-1)  # (B, M)
             y1 = (block["v"] - centers_all[g, 1:2] - l10_all[g].unsqueeze(-1) * y0) / l11_all[g].unsqueeze(-1)
-            values.append((torch.exp(-0.5 * (y0 * y0 + y1 * y1)) * scale_all[g].unsqueeze(-1)).reshape(-1))
+            value = torch.exp(-0.5 * (y0 * y0 + y1 * y1)) * scale_all[g].unsqueeze(-1)
+            if "gate" in block:
+                value = value * block["gate"]
+            values.append(value.reshape(-1))
         vertex_count = uv.shape[0]
         width = self._support["width"]
         base = torch.zeros(vertex_count * width + 1, dtype=dtype, device=device)

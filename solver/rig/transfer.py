@@ -26,6 +26,7 @@ from ..model.rig_definition import RigDefinition
 from ..model.uv_chart import Chart
 from ..template.canonical import canonical_face
 from ..template.skeleton import Skeleton
+from .openings import opening_sides
 
 TPS_SMOOTHING = 1e-5  # canonical-UV units squared; tolerates a few centimetre-scale landmark slips
 JACOBIAN_STEP = 1e-3
@@ -202,6 +203,10 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                 notes.append(f"bone {skeleton.names[j]!r}: the mesh has no surface near its place "
                              f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
 
+    # 5. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
+    openings, opening_notes = opening_sides(vertices, triangles, landmarks, landmark_valid, skeleton.openings,
+                                            head_unit)
+    notes.extend(opening_notes)
     for message in notes:
         warnings.warn(message, stacklevel=2)
     return RigDefinition(
@@ -212,7 +217,8 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
         mixture_logits=np.zeros((j_count, k)), mixture_offsets=mixture_offsets,
         mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
-        face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes)
+        face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes,
+        openings=openings)
 
 
 def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:

@@ -22,6 +22,17 @@ BONE_FIELDS = {
     "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale",
 }
 MAX_DEPTH_BELOW_HEAD = 3
+OPENING_SIDES = ("upper", "lower")
+
+
+@dataclass(frozen=True)
+class Opening:
+    """One opening of the face (the mouth, an eye) for one preset: per side ("upper", "lower") the seed landmark
+    groups and the (J,) side of every bone: +1 upper, -1 lower, 0 neither."""
+
+    name: str
+    seeds: dict[str, tuple[tuple[int, ...], ...]]
+    bone_side: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class Skeleton:
     angle: np.ndarray  # (J,) radians
     remainder_bone: int  # the bone that takes the weight no Gaussian claims (the head)
     iod_canonical: float  # cm between the canonical outer eye corners
+    openings: tuple[Opening, ...] = ()  # the mouth and the eyes (solver/rig/openings.py)
 
     @property
     def bone_count(self) -> int:
@@ -135,6 +147,32 @@ def _topological_order(names: list[str], parent_of: dict[str, str | None]) -> li
     for name in names:
         visit(name, [])
     return order
+
+
+def _openings(data: dict, known: set[str], kept: list[str], landmark_count: int) -> tuple[Opening, ...]:
+    """The template's "openings" resolved for the kept bones; unknown bones, sides and landmarks are refused."""
+    openings = []
+    for name, opening in data.items():
+        if name == "about":
+            continue
+        if not isinstance(opening, dict) or set(opening) != set(OPENING_SIDES):
+            raise TemplateError(f"opening {name!r}: needs exactly the sides {list(OPENING_SIDES)}")
+        bone_side = np.zeros(len(kept))
+        seeds = {}
+        for side, sign in zip(OPENING_SIDES, (1.0, -1.0)):
+            groups = opening[side].get("seeds", [])
+            if not groups or not all(isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < landmark_count
+                                                                         for i in g) for g in groups):
+                raise TemplateError(f"opening {name!r} {side}: 'seeds' must be non-empty lists of landmark ids "
+                                    f"below {landmark_count}")
+            seeds[side] = tuple(tuple(g) for g in groups)
+            for bone in opening[side].get("bones", []):
+                if bone not in known:
+                    raise TemplateError(f"opening {name!r} {side}: no bone named {bone!r}")
+                if bone in kept:
+                    bone_side[kept.index(bone)] = sign
+        openings.append(Opening(name, seeds, bone_side))
+    return tuple(openings)
 
 
 def load_skeleton(preset: str = "full", path: Path | str | None = None) -> Skeleton:
@@ -290,4 +328,5 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         angle=np.asarray(columns["angle"]),
         remainder_bone=kept_index[head],
         iod_canonical=iod,
+        openings=_openings(data.get("openings", {}), set(by_name), kept, face.surface_count),
     )

@@ -1,0 +1,216 @@
+"""Expressions: can an artist pose the generated rig into the ICT-FaceKit's artist-made expressions?
+
+    .venv/bin/python -m benchmarks.expressions [--expressions jawOpen eyeBlink_L ...] [--pictures] [--out DIR]
+
+The rig is generated (full preset, cap 4) on the whole ICT-FaceKit head, mouth socket, teeth, tongue and eyes
+included, from MediaPipe landmarks found on renders of it (cached in benchmarks/results/), as Generate Rig does.
+Each of the kit's expression shapes (neutral + offset) is then a target:
+
+- (A) bone poses alone, the generated Gaussians and bindings unchanged: what an artist can reach by posing.
+
+Per expression, over the kit's face area (vertices 0-9408), in millimetres:
+- `own_rms_mm`: the expression's own RMS displacement; `rms_mm`: the posed rig's RMS distance to the target;
+  `residual`: their ratio (0: the rig reaches the shape, 1: no better than the neutral face);
+- `folded`: the share of face triangles turned more than 60 degrees from the target's normal (`folded_target`: the
+  target against the neutral face, for scale);
+- where the target opens the lips (lip vertex pairs closer than 1.5 mm at rest and 5 mm apart in the target): the
+  median opening of those pairs in the target and in the posed rig, and the smallest distance between them;
+- where the target closes the lids or the lips (pairs more than 5 mm apart at rest that meet in the target):
+  their median gap in the target and in the posed rig.
+
+Writes expressions.csv (and, with --pictures, expressions.png: target beside the posed rig, close up on the
+mouth and eyes) into --out (default benchmarks/results). Needs ../shared/data.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.capacity import CM_TO_MM, FACE_VERTICES, RESULTS, SHARED, ict_landmarks  # noqa: E402
+from benchmarks.common import write_csv  # noqa: E402
+from solver.core.config import WeightConfig  # noqa: E402
+from solver.core.geometry import face_normals  # noqa: E402
+from solver.fit.engine import Stage, fit  # noqa: E402
+from solver.model import ASMModel  # noqa: E402
+from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
+from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
+
+PICTURED = ("jawOpen", "eyeBlink_L", "mouthSmile_L", "mouthPucker", "browInnerUp_L")
+FOLD_DEGREES = 60.0
+LIP_CONTACT_CM, LIP_OPEN_CM = 0.15, 0.5  # lip pairs: this close at rest, this far apart in the target
+CLOSE_APART_CM, CLOSE_MEET_CM = 0.5, 0.1  # closing pairs (lids, lips): this far apart at rest, this close in the target
+POSE_STAGES = (  # L-BFGS on the poses: the vertex loss is smooth in them, and Adam stalls on small shapes
+    Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=150,
+          learning_rate=1.0, optimizer="lbfgs", patience=10, early_stop=1e-5),
+)
+
+
+def ict_whole_head():
+    """The kit's whole neutral head (every part): vertices (N, 3) cm, triangles (T, 3), corner UVs (T, 3, 2)."""
+    vertices, uvs, faces = parse_obj(SHARED / "ict_facekit" / "generic_neutral_mesh.obj")
+    triangles, uv_ids = triangulate_faces(faces)
+    return vertices, triangles, uvs[uv_ids]
+
+
+def ict_expressions(names: list[str] | None) -> dict[str, np.ndarray]:
+    """The kit's expression offsets (N, 3) in cm by name (only those in the kit's own list)."""
+    shapes = np.load(SHARED / "ict_facekit" / "ict_shapes.npz")
+    chosen = {}
+    for name, offsets, in_kit in zip(shapes["expression_names"], shapes["expression_offsets"],
+                                     shapes["expression_in_kit_list"]):
+        if in_kit and (not names or str(name) in names):
+            chosen[str(name)] = offsets.astype(np.float64)
+    missing = set(names or ()) - set(chosen)
+    if missing:
+        raise SystemExit(f"unknown expression(s) {sorted(missing)}; the kit has {list(shapes['expression_names'])}")
+    return chosen
+
+
+def opening_pairs(rest: np.ndarray, target: np.ndarray, near: float, far: float, opens: bool) -> np.ndarray:
+    """(P, 2) face vertex pairs that open (closer than `near` at rest, further than `far` in the target) or, with
+    `opens` False, close (closer than `near` in the target, further than `far` at rest)."""
+    closer, further = (rest, target) if opens else (target, rest)
+    pairs = np.array(sorted(cKDTree(closer[:FACE_VERTICES]).query_pairs(near)), dtype=np.int64).reshape(-1, 2)
+    if len(pairs) == 0:
+        return pairs
+    return pairs[np.linalg.norm(further[pairs[:, 0]] - further[pairs[:, 1]], axis=1) > far]
+
+
+def pair_distances(points: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(points[pairs[:, 0]] - points[pairs[:, 1]], axis=1) * CM_TO_MM
+
+
+def folded_share(surface: np.ndarray, target: np.ndarray, face_triangles: np.ndarray) -> float:
+    """Share of the triangles whose normal on `surface` is turned more than FOLD_DEGREES from the target's."""
+    a, b = face_normals(surface, face_triangles), face_normals(target, face_triangles)
+    return float(((a * b).sum(1) < np.cos(np.radians(FOLD_DEGREES))).mean())
+
+
+def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, face_triangles: np.ndarray) -> dict:
+    displacement = np.linalg.norm(target[:FACE_VERTICES] - rest[:FACE_VERTICES], axis=1) * CM_TO_MM
+    error = np.linalg.norm(posed[:FACE_VERTICES] - target[:FACE_VERTICES], axis=1) * CM_TO_MM
+    own, rms = float(np.sqrt((displacement**2).mean())), float(np.sqrt((error**2).mean()))
+    row = {"expression": name, "own_rms_mm": own, "rms_mm": rms, "residual": rms / own,
+           "max_mm": float(error.max()), "folded": folded_share(posed, target, face_triangles),
+           "folded_target": folded_share(rest, target, face_triangles)}
+    lips = opening_pairs(rest, target, LIP_CONTACT_CM, LIP_OPEN_CM, opens=True)
+    if len(lips) >= 3:
+        row.update(lip_pairs=len(lips), lip_open_target_mm=float(np.median(pair_distances(target, lips))),
+                   lip_open_mm=float(np.median(pair_distances(posed, lips))),
+                   lip_min_gap_mm=float(pair_distances(posed, lips).min()))
+    closing = opening_pairs(rest, target, CLOSE_MEET_CM, CLOSE_APART_CM, opens=False)
+    if len(closing) >= 3:
+        row.update(closing_pairs=len(closing), close_gap_target_mm=float(np.median(pair_distances(target, closing))),
+                   close_gap_mm=float(np.median(pair_distances(posed, closing))))
+    return row
+
+
+def pose_fit(model: ASMModel, target: np.ndarray) -> np.ndarray:
+    """(A): the bone poses that bring the rig closest to `target`, everything else as generated."""
+    model.pose.log_scale.zero_(), model.pose.rotvec.zero_(), model.pose.translation.zero_()
+    fit(model, {"vertices": torch.as_tensor(target, dtype=model.vertices.dtype)}, list(POSE_STAGES))
+    with torch.no_grad():
+        return model.forward().double().numpy()
+
+
+def render_pictures(rows: list[tuple[str, np.ndarray, np.ndarray]], triangles: np.ndarray, landmarks: np.ndarray,
+                    output: Path) -> None:
+    """Target beside posed rig for each pictured expression, close up on the mouth or on the eyes (front and
+    40 degrees): only the face's triangles near there are drawn, so the renders frame them."""
+    import tempfile
+
+    import bpy
+    from mathutils import Matrix
+
+    from asm_blender.scene_io.mesh import mesh_from_arrays
+    from asm_blender.scene_io.objects import remove_object
+    from asm_blender.scene_io.views import render_views, tile_images
+
+    rest = rows[0][1]
+    face = triangles[(triangles < FACE_VERTICES).all(1)]
+    mouth = np.linalg.norm(rest - landmarks[[13, 14]].mean(0), axis=1) < 3.2  # MediaPipe inner lip middle
+    eye_line = landmarks[[33, 263]].mean(0)  # MediaPipe outer eye corners
+    eyes = (np.abs(rest[:, 1] - eye_line[1] - 0.8) < 2.6) & (np.abs(rest[:, 0] - eye_line[0]) < 6.0)
+    bpy.ops.wm.read_homefile(use_empty=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        picture_rows = []
+        for name, target, posed in rows[1:]:
+            region = eyes if name.startswith(("eye", "brow")) else mouth
+            keep = face[region[face].all(1)]
+            used, corners = np.unique(keep, return_inverse=True)  # only the drawn vertices: they set the framing
+            cells = []
+            for label, points in (("ICT artist shape", target), ("rig, bone poses only", posed)):
+                obj = mesh_from_arrays(f"{name} {label}", points[used], corners.reshape(-1, 3))
+                obj.matrix_world = Matrix.Rotation(np.pi / 2, 4, 'X')  # the kit looks along +Z, Y up
+                views = render_views(obj, Path(tmp) / f"{name}_{len(cells)}", yaw_degrees=(0.0, 40.0), size=360,
+                                     label=f"{name}: {label}")
+                cells.extend(v.image_path for v in views)
+                remove_object(obj)
+            picture_rows.append(cells)
+        tile_images(picture_rows, output)
+
+
+def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = WeightConfig.opening_sharpness,
+        log=lambda line: print(line, flush=True)) -> list[dict]:
+    vertices, triangles, corner_uv = ict_whole_head()
+    landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_whole_head_landmarks.json")
+    started = time.perf_counter()
+    rig, chart = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4))
+    log(f"ICT whole head: {len(vertices)} vertices, {int(valid.sum())} landmarks, {len(rig.names)} bones, "
+        f"{chart} chart, placed in {time.perf_counter() - started:.1f} s")
+    model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
+    face_triangles = triangles[(triangles < FACE_VERTICES).all(1)]
+    rows, pictured = [], [("neutral", vertices, vertices)]
+    for name, offsets in ict_expressions(names).items():
+        target = vertices + offsets
+        started = time.perf_counter()
+        posed = pose_fit(model, target)
+        row = {**measure(name, vertices, target, posed, face_triangles), "seconds": time.perf_counter() - started}
+        rows.append(row)
+        log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
+            f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%})"
+            + (f"  lips open {row['lip_open_mm']:.1f} of {row['lip_open_target_mm']:.1f} mm" if "lip_pairs" in row else "")
+            + (f"  closing gap {row['close_gap_mm']:.1f} (target {row['close_gap_target_mm']:.1f}) mm"
+               if "closing_pairs" in row else ""))
+        if name in PICTURED:
+            pictured.append((name, target, posed))
+    residuals = np.array([r["residual"] for r in rows])
+    log(f"(A) median residual {np.median(residuals):.1%} over {len(rows)} expressions; worst fold "
+        f"{max(r['folded'] for r in rows):.2%} ({max(rows, key=lambda r: r['folded'])['expression']})")
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "expressions.csv", rows)
+    if pictures and len(pictured) > 1:
+        render_pictures(pictured, triangles, landmarks, out / "expressions.png")
+        log(f"wrote {out / 'expressions.png'}")
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="the generated rig posed into the ICT-FaceKit's expressions")
+    parser.add_argument("--expressions", nargs="+", default=None, help="only these (default: all in the kit's list)")
+    parser.add_argument("--pictures", action="store_true", help="render target beside rig for " + ", ".join(PICTURED))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--opening-sharpness", type=float, default=WeightConfig.opening_sharpness,
+                        help="the weights' gate across the mouth and eyes (0: none, the rig before openings)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if not (SHARED / "ict_facekit" / "ict_shapes.npz").is_file():
+        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
+              file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    run(args.expressions, args.pictures, args.out, args.opening_sharpness)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
