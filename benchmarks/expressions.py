@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,16 +39,19 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.capacity import CM_TO_MM, FACE_VERTICES, RESULTS, SHARED, ict_landmarks  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
-from solver.core.geometry import face_normals  # noqa: E402
+from solver.core.geometry import face_normals, spread_subset  # noqa: E402
 from solver.fit.engine import Stage, fit  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
+from solver.rig.openings import edge_graph  # noqa: E402
 from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
 
 PICTURED = ("jawOpen", "eyeBlink_L", "mouthSmile_L", "mouthPucker", "browInnerUp_L")
 FOLD_DEGREES = 60.0
+ACROSS_SURFACE_CM = 1.0  # pairs this far apart along the rest surface lie on two sides of an opening
 LIP_CONTACT_CM, LIP_OPEN_CM = 0.15, 0.5  # lip pairs: this close at rest, this far apart in the target
 CLOSE_APART_CM, CLOSE_MEET_CM = 0.5, 0.1  # closing pairs (lids, lips): this far apart at rest, this close in the target
+OTHER_FIT_VERTICES = 3000  # fitted besides the face area: a spread subset of the mouth's inside, the eyes, the head
 POSE_STAGES = (  # L-BFGS on the poses: the vertex loss is smooth in them, and Adam stalls on small shapes
     Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=150,
           learning_rate=1.0, optimizer="lbfgs", patience=10, early_stop=1e-5),
@@ -75,14 +79,18 @@ def ict_expressions(names: list[str] | None) -> dict[str, np.ndarray]:
     return chosen
 
 
-def opening_pairs(rest: np.ndarray, target: np.ndarray, near: float, far: float, opens: bool) -> np.ndarray:
-    """(P, 2) face vertex pairs that open (closer than `near` at rest, further than `far` in the target) or, with
-    `opens` False, close (closer than `near` in the target, further than `far` at rest)."""
+def opening_pairs(rest: np.ndarray, target: np.ndarray, graph, near: float, far: float, opens: bool) -> np.ndarray:
+    """(P, 2) face vertex pairs across an opening: far apart along the surface (ACROSS_SURFACE_CM) and either
+    opening (closer than `near` at rest, further than `far` in the target) or, with `opens` False, closing
+    (closer than `near` in the target, further than `far` at rest)."""
     closer, further = (rest, target) if opens else (target, rest)
     pairs = np.array(sorted(cKDTree(closer[:FACE_VERTICES]).query_pairs(near)), dtype=np.int64).reshape(-1, 2)
+    pairs = pairs[np.linalg.norm(further[pairs[:, 0]] - further[pairs[:, 1]], axis=1) > far]
     if len(pairs) == 0:
         return pairs
-    return pairs[np.linalg.norm(further[pairs[:, 0]] - further[pairs[:, 1]], axis=1) > far]
+    starts, back = np.unique(pairs[:, 0], return_inverse=True)
+    along = dijkstra(graph, directed=False, indices=starts, limit=ACROSS_SURFACE_CM)[back, pairs[:, 1]]
+    return pairs[along >= ACROSS_SURFACE_CM]
 
 
 def pair_distances(points: np.ndarray, pairs: np.ndarray) -> np.ndarray:
@@ -95,29 +103,39 @@ def folded_share(surface: np.ndarray, target: np.ndarray, face_triangles: np.nda
     return float(((a * b).sum(1) < np.cos(np.radians(FOLD_DEGREES))).mean())
 
 
-def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, face_triangles: np.ndarray) -> dict:
+def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, triangles: np.ndarray, graph) -> dict:
+    """One expression's row (see the module's docstring); graph: the rest mesh's edge_graph."""
+    face_triangles = triangles[(triangles < FACE_VERTICES).all(1)]
     displacement = np.linalg.norm(target[:FACE_VERTICES] - rest[:FACE_VERTICES], axis=1) * CM_TO_MM
     error = np.linalg.norm(posed[:FACE_VERTICES] - target[:FACE_VERTICES], axis=1) * CM_TO_MM
     own, rms = float(np.sqrt((displacement**2).mean())), float(np.sqrt((error**2).mean()))
     row = {"expression": name, "own_rms_mm": own, "rms_mm": rms, "residual": rms / own,
            "max_mm": float(error.max()), "folded": folded_share(posed, target, face_triangles),
            "folded_target": folded_share(rest, target, face_triangles)}
-    lips = opening_pairs(rest, target, LIP_CONTACT_CM, LIP_OPEN_CM, opens=True)
+    lips = opening_pairs(rest, target, graph, LIP_CONTACT_CM, LIP_OPEN_CM, opens=True)
     if len(lips) >= 3:
         row.update(lip_pairs=len(lips), lip_open_target_mm=float(np.median(pair_distances(target, lips))),
                    lip_open_mm=float(np.median(pair_distances(posed, lips))),
                    lip_min_gap_mm=float(pair_distances(posed, lips).min()))
-    closing = opening_pairs(rest, target, CLOSE_MEET_CM, CLOSE_APART_CM, opens=False)
+    closing = opening_pairs(rest, target, graph, CLOSE_MEET_CM, CLOSE_APART_CM, opens=False)
     if len(closing) >= 3:
         row.update(closing_pairs=len(closing), close_gap_target_mm=float(np.median(pair_distances(target, closing))),
                    close_gap_mm=float(np.median(pair_distances(posed, closing))))
     return row
 
 
-def pose_fit(model: ASMModel, target: np.ndarray) -> np.ndarray:
-    """(A): the bone poses that bring the rig closest to `target`, everything else as generated."""
+def fit_vertices(vertices: np.ndarray, spread: int = OTHER_FIT_VERTICES) -> np.ndarray:
+    """Every vertex of the face area and a spread subset of the rest (inside the mouth, the eyes, the head)."""
+    others = np.arange(FACE_VERTICES, len(vertices))
+    return np.concatenate([np.arange(FACE_VERTICES), others[spread_subset(vertices[others], spread)]])
+
+
+def pose_fit(model: ASMModel, view: ASMModel, target: np.ndarray) -> np.ndarray:
+    """(A): the bone poses that bring the rig closest to `target`, everything else as generated. `view` is
+    `model` restricted to the vertices fitted (no parameter belongs to a vertex); all are measured."""
     model.pose.log_scale.zero_(), model.pose.rotvec.zero_(), model.pose.translation.zero_()
-    fit(model, {"vertices": torch.as_tensor(target, dtype=model.vertices.dtype)}, list(POSE_STAGES))
+    fitted = torch.as_tensor(target[view.evaluated.numpy()], dtype=model.vertices.dtype)
+    fit(view, {"vertices": fitted}, list(POSE_STAGES))
     with torch.no_grad():
         return model.forward().double().numpy()
 
@@ -168,13 +186,14 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     log(f"ICT whole head: {len(vertices)} vertices, {int(valid.sum())} landmarks, {len(rig.names)} bones, "
         f"{chart} chart, placed in {time.perf_counter() - started:.1f} s")
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
-    face_triangles = triangles[(triangles < FACE_VERTICES).all(1)]
+    view = model.restricted(fit_vertices(vertices))
+    graph = edge_graph(vertices, triangles)
     rows, pictured = [], [("neutral", vertices, vertices)]
     for name, offsets in ict_expressions(names).items():
         target = vertices + offsets
         started = time.perf_counter()
-        posed = pose_fit(model, target)
-        row = {**measure(name, vertices, target, posed, face_triangles), "seconds": time.perf_counter() - started}
+        posed = pose_fit(model, view, target)
+        row = {**measure(name, vertices, target, posed, triangles, graph), "seconds": time.perf_counter() - started}
         rows.append(row)
         log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
             f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%})"

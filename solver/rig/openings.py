@@ -57,7 +57,10 @@ def opening_sides(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.nda
             points = [landmarks[list(g)].mean(0) for g in groups if valid[list(g)].all()]
             if len(points) >= MIN_SEEDS:
                 seeds[side] = np.unique(skin[skin_tree.query(np.asarray(points))[1]])
-        if len(seeds) < 2 or np.intersect1d(seeds["upper"], seeds["lower"]).size:
+        if len(seeds) == 2:  # a vertex both sides snap to (near a corner) belongs to neither
+            shared = np.intersect1d(seeds["upper"], seeds["lower"])
+            seeds = {side: np.setdiff1d(ids, shared) for side, ids in seeds.items()}
+        if len(seeds) < 2 or min(len(ids) for ids in seeds.values()) < MIN_SEEDS:
             notes.append(f"too few landmarks were found around the {opening.name}: its two sides share weights")
             continue
         distance = {side: np.minimum(dijkstra(graph, directed=False, indices=ids, min_only=True, limit=reach), reach)
