@@ -53,7 +53,7 @@ LIP_CONTACT_CM, LIP_OPEN_CM = 0.15, 0.5  # lip pairs: this close at rest, this f
 CLOSE_APART_CM, CLOSE_MEET_CM = 0.5, 0.1  # closing pairs (lids, lips): this far apart at rest, this close in the target
 OTHER_FIT_VERTICES = 3000  # fitted besides the face area: a spread subset of the mouth's inside, the eyes, the head
 POSE_STAGES = (  # L-BFGS on the poses: the vertex loss is smooth in them, and Adam stalls on small shapes
-    Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=150,
+    Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=80,
           learning_rate=1.0, optimizer="lbfgs", patience=10, early_stop=1e-5),
 )
 
