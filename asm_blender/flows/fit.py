@@ -45,10 +45,12 @@ def rig_for_fit(mesh_obj) -> bpy.types.Object:
 
 def fit_steps(arm, photos: list[Path], quality: str = choices.DEFAULT_QUALITY,
               expressions: str = choices.DEFAULT_EXPRESSIONS, bake_identity: bool = False,
-              workdir: Path | None = None, *, match_texture: bool = True, same_lens: bool = False) -> Steps:
+              workdir: Path | None = None, *, match_texture: bool = True, same_lens: bool = False,
+              detections: dict | None = None) -> Steps:
     """The photo fit of `arm`'s rig (see the module docstring); returns a summary dict. `workdir`: where the jobs'
     folders go (a new temporary folder each when None). match_texture False: landmarks only (no patch term);
-    same_lens: every photo from one camera and lens."""
+    same_lens: every photo from one camera and lens. `detections`: the photos' landmarks found already
+    (photos.detection_steps), which the fit then uses instead of finding them again."""
     started = time.perf_counter()
     try:
         fit = settings.photo_fit_settings(quality, expressions, same_lens, match_texture)
@@ -59,11 +61,16 @@ def fit_steps(arm, photos: list[Path], quality: str = choices.DEFAULT_QUALITY,
     arm_name = arm.name
     yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02)
     rig_settings, inputs = rebake.rig_job_inputs(arm)
+    if detections is not None:
+        inputs.update(detections=detections["points"], found=detections["found"],
+                      image_size=detections["image_size"], exif_focal=detections["focal_px"])
     job = jobs.Job(tasks.FIT_PHOTOS, settings.photo_fit_job(rig_settings["generate"], fit,
                                                            [p.resolve() for p in photos], rig_settings["names"]),
                    inputs, folder=job_folder(workdir, "fit"))
     yield job.start()
     result = job.result()
+    if detections is not None:  # the notes of finding the faces (several faces, downscaled photos) stay with the fit
+        result["warnings"] = list(detections["warnings"]) + list(result["warnings"])
     arm = bpy.data.objects.get(arm_name)  # looked up again: the user may have removed it meanwhile
     if arm is None or RIG_PROPERTY not in arm:
         raise SceneInputError(f"the rig {arm_name!r} was removed or renamed during the fit; nothing was changed")
