@@ -28,9 +28,10 @@ def _flush_c_stdio() -> None:
         pass
 
 
-# Lines Blender's C code prints on stderr that mean nothing to a user: headless, without a display, every render
-# reports this EGL error and then renders fine.
-NOISE = (b"EGL Error (0x3009)",)
+# Lines Blender prints that mean nothing to a user: headless, without a display, every render reports this EGL
+# error and then renders fine; a .blend is saved under a hidden temporary name first (outputs.written_atomically),
+# and the command says itself where it wrote it.
+NOISE = (b"EGL Error (0x3009)", b'Info: Saved copy as "."')
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from .. import jobs
 from ..flows.fit import fit_steps
 from ..flows.generate import GenerateOptions
 from ..flows.photos import collect_photos, detection_steps
-from ..flows.steps import run_to_completion
+from ..flows.steps import ProgressLog, run_to_completion
 from ..protocol import choices
 from ..scene_io.exporters import export_glb
 from ..scene_io.importers import check_head_file, open_head
@@ -19,6 +19,8 @@ from ..scene_io.rig import existing_rig
 from .common import PYTHON_PROG, addon_registered, log, output_blend, report, save_blend, stdout_to_stderr
 from .outputs import check_output, check_output_folder, written_atomically
 from .generate import generated_rig, rig_arguments
+
+GENERATE_SHARE = 0.1  # of the command's progress when the head gets its rig first (a few seconds of a fit's minute)
 
 
 def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
@@ -31,7 +33,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
     parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _fit.blend)")
     parser.add_argument("--object", help="the mesh object when the file holds several")
     parser.add_argument("--quality", choices=choices.QUALITIES, default=choices.DEFAULT_QUALITY,
-                        help=f"how long the fit works (default {choices.DEFAULT_QUALITY})")
+                        help=f"how long the fit works: fast, balanced or best (default: {choices.DEFAULT_QUALITY})")
     rig_arguments(parser, for_a_head_without_one=True)
     parser.add_argument("--expressions", choices=choices.EXPRESSION_MODES, default=choices.DEFAULT_EXPRESSIONS,
                         help="per_photo (default): each photo may show its own expression (one Action per photo); "
@@ -77,17 +79,19 @@ def _fit(args, output: Path) -> dict:
             bpy.ops.wm.read_homefile(use_empty=True)
         head, notes = open_head(args.mesh, args.object)
         arm = existing_rig(head)
-        if arm is None:
+        generated_first = arm is None
+        if generated_first:
             log(f"{head.name!r} has no ASM rig: generating it first")
-            generated = generated_rig(head, GenerateOptions(preset=args.preset, influence_cap=args.cap))
+            generated = generated_rig(head, GenerateOptions(preset=args.preset, influence_cap=args.cap),
+                                      (0.0, GENERATE_SHARE))
             notes += generated["notes"] + generated["warnings"]
             arm = existing_rig(head)
         head.asm.fit_quality, head.asm.expressions, head.asm.bake_identity = args.quality, args.expressions, \
             args.bake_identity
         head.asm.match_texture, head.asm.same_lens = not args.no_texture, args.same_lens
-        summary = run_to_completion(fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity,
-                                              workdir, match_texture=not args.no_texture, same_lens=args.same_lens,
-                                              detections=detections))
+        fitting = fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity, workdir,
+                            match_texture=not args.no_texture, same_lens=args.same_lens, detections=detections)
+        summary = run_to_completion(fitting, ProgressLog(span=(GENERATE_SHARE if generated_first else 0.0, 1.0)))
     save_blend(output)
     summary.update(blend=str(output), notes=notes)
     if args.glb is not None:

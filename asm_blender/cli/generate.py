@@ -10,7 +10,7 @@ import bpy
 
 from .. import jobs
 from ..flows.generate import GenerateOptions, generate_steps
-from ..flows.steps import run_to_completion
+from ..flows.steps import ProgressLog, run_to_completion
 from ..protocol import choices, tasks
 from ..scene_io.importers import check_head_file, open_head
 from ..scene_io.mesh import SceneInputError
@@ -57,12 +57,12 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} generate") -> int:
                   f"done: {summary['bones']} bones on {summary['mesh']!r}, {summary['seconds']} s; wrote {output}")
 
 
-def generated_rig(head, options: GenerateOptions) -> dict:
+def generated_rig(head, options: GenerateOptions, progress_span: tuple[float, float] = (0.0, 1.0)) -> dict:
     """Generate the rig on `head` in a temporary work folder; the flow's summary. The solver's refusals name the
-    head."""
+    head. progress_span: the part of the command's progress that the Generate is."""
     with jobs.work_folder("asm_generate_") as workdir:
         try:
-            return run_to_completion(generate_steps(head, options, workdir))
+            return run_to_completion(generate_steps(head, options, workdir), ProgressLog(span=progress_span))
         except jobs.JobError as error:
             if error.kind != tasks.INPUT_ERROR:
                 raise

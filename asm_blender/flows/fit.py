@@ -59,7 +59,7 @@ def fit_steps(arm, photos: list[Path], quality: str = choices.DEFAULT_QUALITY,
     photos = collect_photos(photos)
     check_mesh_object(mesh_of(arm))
     arm_name = arm.name
-    yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02)
+    yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02, solver_until=0.9)
     rig_settings, inputs = rebake.rig_job_inputs(arm)
     if detections is not None:
         inputs.update(detections=detections["points"], found=detections["found"],
@@ -137,7 +137,7 @@ def _rebind_steps(arm, result: dict, fitted_vertices: np.ndarray, workdir: Path 
     """Steps that bind the fitted rig again on the fitted face ("rebake" on the fitted surface, its landmarks
     carried along); returns the job's result and the carried landmarks (478, 3), NaN where not found."""
     rig_settings, inputs = rebake.rig_job_inputs(arm)
-    yield Status("binding the rig again on the fitted face", 0.9)
+    yield Status("binding the rig again on the fitted face", 0.9, solver_until=0.96)
     valid = inputs["landmark_valid"].astype(bool)
     moved = photo_fit_io.carried_landmarks(inputs["landmarks"], valid, inputs["vertices"], inputs["triangles"],
                                            fitted_vertices)

@@ -92,6 +92,7 @@ def generate_steps(mesh_obj, options: GenerateOptions, workdir: Path) -> Steps:
     if surface_count < MIN_LANDMARKS:
         raise SceneInputError(f"only {surface_count} face landmarks lie on {mesh_obj.name!r} (at least "
                               f"{MIN_LANDMARKS} are needed); move or add markers, or detect again")
+    yield Status("placing the rig", 0.55, solver_until=0.95)
     job = jobs.Job(tasks.GENERATE, options.job_settings(),
                    {"vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
                     "landmarks": np.where(valid[:, None], landmarks, 0.0), "landmark_valid": valid},

@@ -38,6 +38,14 @@ def _mesh(inputs: dict) -> tuple:
             inputs["landmark_valid"].astype(bool))
 
 
+DETECTION_SHARE = 0.1  # of a photo fit's progress, when it finds the landmarks itself
+
+
+def _share(progress, start: float, end: float):
+    """progress(stage, fraction, loss) reporting its fraction within [start, end] of the caller's."""
+    return lambda stage, fraction, loss=None: progress(stage, start + (end - start) * fraction, loss)
+
+
 def _step_counter(progress, total_steps: int):
     """A fit's progress(stage, step, loss) -> False that reports the share of all steps done."""
     done = {"steps": 0}
@@ -157,7 +165,8 @@ def fit_photos(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
     photos = _load_photos(settings.get("images", []))  # once: landmarks, colours and upright copies
     detection_notes = []
     if "detections" not in inputs:
-        found = detect_in_photos(photos, progress)
+        found = detect_in_photos(photos, _share(progress, 0.0, DETECTION_SHARE))
+        progress = _share(progress, DETECTION_SHARE, 1.0)  # the fit's steps after it: its fraction goes on
         inputs = {**inputs, "detections": found["points"], "found": found["found"], "image_size": found["image_size"],
                   "exif_focal": found["focal_px"]}
         detection_notes = found["warnings"]

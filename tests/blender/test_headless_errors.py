@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.blender.conftest import bpy, generate, sample_landmarks
@@ -52,7 +53,58 @@ def inputs(tmp_path_factory) -> Path:
     shutil.copy(PHOTO, folder / "photo_again.jpg")
     (folder / "not_a_photo.jpg").write_text("not an image")
     (folder / "out.blend").mkdir()  # a folder with a .blend's name
+    _write_turned_obj(folder / "upside_down.obj")
+    _write_two_heads_obj(folder / "two_heads.obj")
+    _save_with_upside_down_markers(folder / "upside_down_markers.blend")
     return folder
+
+
+def _write_turned_obj(path: Path) -> None:
+    """The sample head upside down: x and y negated in the file (+Y up there), i.e. turned 180 degrees about the
+    axis its face looks along."""
+    def turned(line: str) -> str:
+        if not line.startswith("v "):
+            return line
+        x, y, z = map(float, line.split()[1:4])
+        return f"v {-x} {-y} {z}"
+
+    lines = (SAMPLE_DIR / "base_head.obj").read_text().splitlines()
+    path.write_text("\n".join(map(turned, lines)) + "\n")
+
+
+def _write_two_heads_obj(path: Path) -> None:
+    """Two copies of the sample head side by side in one object."""
+    lines = (SAMPLE_DIR / "base_head.obj").read_text().splitlines()
+    vertices = [line for line in lines if line.startswith("v ")]
+    uvs = [line for line in lines if line.startswith("vt ")]
+    faces = [line for line in lines if line.startswith("f ")]
+    shifted = [f"v {float(line.split()[1]) + 3.0} {' '.join(line.split()[2:])}" for line in vertices]  # 3 dm aside
+
+    def renumbered(face: str) -> str:
+        corners = (corner.split("/") for corner in face.split()[1:])
+        return "f " + " ".join(f"{int(v) + len(vertices)}/{int(t) + len(uvs)}" for v, t, *_ in corners)
+
+    path.write_text("\n".join(vertices + shifted + uvs + uvs + faces + [renumbered(f) for f in faces]) + "\n")
+
+
+def _save_with_upside_down_markers(path: Path) -> None:
+    """The sample head (upright) with landmark markers turned upside down about the face's centre: Generate uses
+    the markers as they are, and the rig placed on them stands upside down."""
+    from asm_blender.scene_io import markers as markers_io
+    from asm_blender.scene_io.sample import import_obj
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    head = import_obj(SAMPLE_DIR / "base_head.obj")
+    head.name = "Head"
+    landmarks, valid = sample_landmarks()
+    to_world = np.array(head.matrix_world)
+    world = landmarks @ to_world[:3, :3].T + to_world[:3, 3]
+    centre = np.nanmean(world[valid], axis=0)
+    turned = (world - centre) * [-1.0, 1.0, -1.0] + centre  # 180 degrees about world Y, which the face looks along
+    to_object = np.linalg.inv(to_world)
+    markers_io.write_markers(head, turned @ to_object[:3, :3].T + to_object[:3, 3], valid)
+    bpy.context.view_layer.objects.active = head
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True)
 
 
 def _fingerprints(folder: Path) -> dict[str, str]:
@@ -117,6 +169,31 @@ def test_an_unreadable_photo_is_refused_before_the_rig_is_generated(inputs, tmp_
     assert code == 1, lines
     assert lines[0].startswith("error: photo ") and "not_a_photo.jpg is not an image" in lines[0], lines
     assert len(lines) == 1, lines  # no rendering, no rig: the photos are checked first
+    assert os.listdir(work) == [] and os.listdir(tmpdir) == []
+
+
+needs_detector = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
+                                    reason="finding a face needs MediaPipe (not in the Blender 5.0 test environment)")
+REFUSED_RIGS = {  # name: (arguments, what the error line says); refused after the landmarks are found
+    "head upside down": (["generate", "{in}/upside_down.obj"], "is upside down on its renders"),
+    "two heads in one object": (["generate", "{in}/two_heads.obj"], "holds 2 separate head-sized parts"),
+    "rig upside down on wrong markers": (["generate", "{in}/upside_down_markers.blend"],
+                                         "does not have a face's layout (chin is above nose"),
+}
+
+
+@pytest.mark.parametrize("case", [pytest.param(name, marks=needs_detector) if "markers" not in name else name
+                                  for name in REFUSED_RIGS])
+def test_a_head_that_would_get_a_wrong_rig_is_refused(case, inputs, tmp_path):
+    """Before issue 22 each of these wrote a wrong rig with exit code 0 and no warning."""
+    arguments, message = REFUSED_RIGS[case]
+    before = _fingerprints(inputs)
+    code, lines, work, tmpdir = run_command(tmp_path, *(a.replace("{in}", str(inputs)) for a in arguments))
+    assert code == 1, lines
+    errors = [line for line in lines if line.startswith("error:")]
+    assert errors == [lines[-1]] and message in errors[0], lines
+    assert not any("Traceback" in line or "EGL" in line for line in lines), lines
+    assert _fingerprints(inputs) == before
     assert os.listdir(work) == [] and os.listdir(tmpdir) == []
 
 

@@ -96,6 +96,17 @@ def test_a_photo_without_a_face_is_not_found(kind, tmp_path):
     assert detection.notes and f"{kind}.png" in detection.notes[0] and "no face" in detection.notes[0]
 
 
+def _larger_of_two_faces(smaller: np.ndarray, larger: np.ndarray, tmp_path):
+    """The detection on the two images side by side, the smaller face first (so that it is not picked by order):
+    both found, a note, and the landmarks on the larger."""
+    pair = np.concatenate([smaller, larger], axis=1)
+    detection = detect_photo(load_photo(_save(pair, tmp_path / "pair.png")))
+    assert detection.found and detection.faces_found == 2
+    assert detection.notes == ["photo pair.png: 2 faces found, using the largest"]
+    assert detection.landmarks[:, 0].min() > smaller.shape[1]  # on the right-hand (larger) face
+    return detection
+
+
 def test_of_two_faces_the_largest_is_used_and_a_note_says_so(face, tmp_path):
     import cv2
 
@@ -104,11 +115,7 @@ def test_of_two_faces_the_largest_is_used_and_a_note_says_so(face, tmp_path):
     left[:] = face[0, 0]
     top = (face.shape[0] - small.shape[0]) // 2
     left[top:top + small.shape[0]] = small
-    pair = np.concatenate([left, face], axis=1)  # the smaller face first: not picked by order
-    detection = detect_photo(load_photo(_save(pair, tmp_path / "pair.png")))
-    assert detection.found and detection.faces_found == 2
-    assert detection.notes == ["photo pair.png: 2 faces found, using the largest"]
-    assert detection.landmarks[:, 0].min() > small.shape[1]  # on the right-hand (larger) face
+    detection = _larger_of_two_faces(left, face, tmp_path)
     alone = detect_photo(load_photo(_save(face, tmp_path / "alone.png")))
     # the same face as found alone, but for MediaPipe's wobble with the frame around it (2.3 pixels on the render)
     assert _median_distance(detection.landmarks - [small.shape[1], 0], alone.landmarks) < 5.0
@@ -126,11 +133,7 @@ def test_two_small_faces_side_by_side_are_found_and_the_larger_is_used(tmp_path)
     smaller = np.asarray(Image.fromarray(frame).resize((int(0.8 * frame.shape[1]), int(0.8 * frame.shape[0]))))
     beside = np.full_like(frame, 200)
     beside[:smaller.shape[0], :smaller.shape[1]] = smaller
-    pair = np.concatenate([beside, frame], axis=1)  # the smaller face first: not picked by order
-    detection = detect_photo(load_photo(_save(pair, tmp_path / "pair.png")))
-    assert detection.found and detection.faces_found == 2
-    assert detection.notes == ["photo pair.png: 2 faces found, using the largest"]
-    assert detection.landmarks[:, 0].min() > frame.shape[1]  # on the right-hand (larger) face
+    detection = _larger_of_two_faces(beside, frame, tmp_path)
     alone = detect_photo(load_photo(_save(portrait, tmp_path / "alone.png")))
     shift = [frame.shape[1] + width, height]
     assert _median_distance(detection.landmarks - shift, alone.landmarks) < 0.03 * face_size(alone.landmarks)
