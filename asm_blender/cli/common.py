@@ -85,7 +85,7 @@ def addon_registered():
     if is_registered():
         yield
         return
-    register_addon()
+    register_addon(report_missing=False)
     try:
         yield
     finally:
