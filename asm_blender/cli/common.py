@@ -69,11 +69,14 @@ def _forward_lines(read_end: int, target: int) -> None:
     with os.fdopen(read_end, "rb", buffering=0) as stream:
         while chunk := stream.read(65536):
             *lines, pending = (pending + chunk).split(b"\n")
-            kept = b"".join(line + b"\n" for line in lines if not line.startswith(NOISE))
-            if kept:
-                os.write(target, kept)
-    if pending and not pending.startswith(NOISE):
-        os.write(target, pending)
+            _write_all(target, b"".join(line + b"\n" for line in lines if not line.startswith(NOISE)))
+    if not pending.startswith(NOISE):
+        _write_all(target, pending)
+
+
+def _write_all(target: int, data: bytes) -> None:
+    while data:  # a write may take part of it (a signal, a full pipe)
+        data = data[os.write(target, data):]
 
 
 @contextlib.contextmanager
