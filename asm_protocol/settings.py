@@ -42,5 +42,8 @@ def scan_fit_job(generate: dict, fit: dict) -> dict:
     return {**rig_job(generate), "fit": dict(fit)}
 
 
-def detect_job(images, max_side: int | None = None) -> dict:
-    return {"images": [str(Path(p)) for p in images], **({} if max_side is None else {"max_side": int(max_side)})}
+def detect_job(images, max_side: int | None = None, renders: bool = False) -> dict:
+    """renders: the images are Generate's renders of one head filling the frame, not photos: a render without a
+    face is not searched again for smaller faces, and each is checked for a head standing upside down."""
+    return {"images": [str(Path(p)) for p in images], "renders": bool(renders),
+            **({} if max_side is None else {"max_side": int(max_side)})}

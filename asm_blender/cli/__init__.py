@@ -11,15 +11,22 @@ directly; the same commands run as `python -m asm_blender ...` (the bpy module) 
                                  (a checkout only: the samples are not in the extension)
 
 export and info read FILE.blend, or the file Blender has open (`blender -b FILE.blend -c asm info`).
+
+Every failure is one `error: ...` line on stderr and exit code 1; SIGINT (Ctrl+C) and SIGTERM stop a command
+cleanly (stopping.py) with exit code 130 or 143.
 """
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import traceback
 
-from ..jobs import JobError
-from ..scene_io.mesh import SceneInputError
+from ..jobs import JobError, stop_worker
+from ..scene_io.mesh import SceneInputError, blender_error
 from . import export, fit, generate, info, sample
 from .common import BLENDER_PROG, PYTHON_PROG
+from .stopping import Stopped, stop_on_signals
 
 COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
             "sample": sample.execute}
@@ -40,12 +47,32 @@ def main(argv: list[str] | None = None, prog: str = PYTHON_PROG) -> int:
             print(f"error: unknown command {argv[0]!r}", file=sys.stderr)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
-        return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
+        with stop_on_signals():
+            return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
     except SystemExit as exit_:  # argparse: --help or a usage error
         return int(exit_.code or 0)
-    except (JobError, SceneInputError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except (JobError, SceneInputError, OSError) as error:
+        return _failed(str(error) if not isinstance(error, OSError) else _os_error(error))
+    except KeyboardInterrupt as interrupt:  # Stopped by a signal, or a Ctrl+C before the handlers were set
+        stopped = interrupt if isinstance(interrupt, Stopped) else Stopped(signal.SIGINT)
+        stop_worker()  # also when the signal came between two jobs: no solver process outlives the command
+        return _failed(stopped.message, stopped.exit_code)
+    except Exception as error:  # noqa: BLE001 - a bug or an error nobody foresaw: still one line, not a traceback
+        if os.environ.get("ASM_TRACEBACK"):
+            traceback.print_exc()
+        return _failed(f"{type(error).__name__}: {blender_error(error)} (unexpected: please report it with the "
+                       "command line; ASM_TRACEBACK=1 shows where it happened)")
+
+
+def _failed(message: str, code: int = 1) -> int:
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _os_error(error: OSError) -> str:
+    """A file error as one line naming the file."""
+    where = f"{error.filename}: " if error.filename else ""
+    return f"{where}{error.strerror or error}"
 
 
 def blender_command(argv: list[str]) -> int:

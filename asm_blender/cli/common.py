@@ -1,5 +1,6 @@
-"""What the headless commands share: stdout kept for the result, the add-on registered for the command, the
-summary printed, the output .blend chosen, a .blend opened and the rigged heads in it."""
+"""What the headless commands share: stdout kept for the result (and Blender's noise left out), the add-on
+registered for the command, the summary printed, the output .blend chosen and saved, a .blend opened and the
+rigged heads in it."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,10 @@ import ctypes
 import json
 import os
 import sys
+import threading
 from pathlib import Path
+
+from .outputs import WRITE_ADVICE, check_output, written_atomically
 
 PYTHON_PROG = "python -m asm_blender"
 BLENDER_PROG = "blender -b [FILE.blend] -c asm"
@@ -24,21 +28,55 @@ def _flush_c_stdio() -> None:
         pass
 
 
+# Lines Blender prints that mean nothing to a user: headless, without a display, every render reports this EGL
+# error and then renders fine; a .blend is saved under a hidden temporary name first (outputs.written_atomically),
+# and the command says itself where it wrote it.
+NOISE = (b"EGL Error (0x3009)", b'Info: Saved copy as "."')
+
+
 @contextlib.contextmanager
 def stdout_to_stderr():
-    """Send everything written to file descriptor 1 (Blender's own C-level messages included) to stderr,
-    so that stdout carries only the command's result (e.g. the --json summary)."""
+    """Send everything written to file descriptors 1 and 2 (Blender's own C-level messages included) to stderr,
+    without the NOISE lines, so that stdout carries only the command's result (e.g. the --json summary). Both go
+    through one pipe that a thread copies line by line, which keeps their order."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    read_end, write_end = os.pipe()
+    forward = threading.Thread(target=_forward_lines, args=(read_end, saved_err), name="stderr-filter", daemon=True)
+    forward.start()
     try:
-        os.dup2(2, 1)
+        os.dup2(write_end, 1)
+        os.dup2(write_end, 2)
         with contextlib.redirect_stdout(sys.stderr):
             yield
     finally:
         sys.stdout.flush()
+        sys.stderr.flush()
         _flush_c_stdio()  # Blender's reports sit in the C library's buffer until flushed
-        os.dup2(saved, 1)
-        os.close(saved)
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        os.close(write_end)
+        forward.join(timeout=5.0)  # the pipe is closed: it copies what is left and ends
+        os.close(saved_out)
+        if not forward.is_alive():  # else a process started meanwhile still holds the pipe: leave it the fd
+            os.close(saved_err)
+
+
+def _forward_lines(read_end: int, target: int) -> None:
+    """Copy the pipe `read_end` to the file descriptor `target` line by line, leaving out the NOISE lines."""
+    pending = b""
+    with os.fdopen(read_end, "rb", buffering=0) as stream:
+        while chunk := stream.read(65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            _write_all(target, b"".join(line + b"\n" for line in lines if not line.startswith(NOISE)))
+    if not pending.startswith(NOISE):
+        _write_all(target, pending)
+
+
+def _write_all(target: int, data: bytes) -> None:
+    while data:  # a write may take part of it (a signal, a full pipe)
+        data = data[os.write(target, data):]
 
 
 @contextlib.contextmanager
@@ -50,7 +88,7 @@ def addon_registered():
     if is_registered():
         yield
         return
-    register_addon()
+    register_addon(report_missing=False)
     try:
         yield
     finally:
@@ -67,22 +105,31 @@ def report(summary: dict, as_json: bool, done: str) -> int:
 
 
 def output_blend(args, default_suffix: str) -> Path:
-    """The .blend a command writes: --output, else the input's name + `default_suffix` in the current folder;
-    never the input itself."""
-    from ..scene_io.mesh import SceneInputError
+    """The .blend a command writes, checked before any work: --output, else the input's name + `default_suffix` in
+    the current folder; never the input itself."""
+    output = args.output or Path(f"{args.mesh.stem}{default_suffix}.blend")
+    return check_output(output, "--output", (".blend",), (args.mesh,))
 
-    output = (args.output or Path(f"{args.mesh.stem}{default_suffix}.blend")).resolve()
-    if output.suffix.lower() != ".blend":
-        raise SceneInputError(f"--output {output.name}: the rig is saved as a .blend")
-    if args.mesh.exists() and output == args.mesh.resolve():
-        raise SceneInputError(f"--output {output.name} is the input file; choose another name (the input is kept)")
-    return output
+
+def save_blend(output: Path) -> None:
+    """Save the open file as `output`, atomically (see outputs.written_atomically); one message naming the file
+    when Blender cannot."""
+    import bpy
+
+    from ..scene_io.mesh import SceneInputError, blender_error
+
+    with written_atomically(output) as temporary:
+        try:
+            bpy.ops.wm.save_as_mainfile(filepath=str(temporary), copy=True)  # copy: the open file keeps its name
+        except RuntimeError as error:
+            raise SceneInputError(f"cannot save {output} ({blender_error(error)}); {WRITE_ADVICE}") from None
 
 
 def open_blend(path: Path | None) -> str:
     """Open `path` (a .blend) unless it is None (then the file Blender has open is used); its name for messages."""
     import bpy
 
+    from ..scene_io.importers import open_blend_file
     from ..scene_io.mesh import SceneInputError
 
     if path is None:
@@ -91,7 +138,7 @@ def open_blend(path: Path | None) -> str:
         raise SceneInputError(f"file not found: {path}")
     if path.suffix.lower() != ".blend":
         raise SceneInputError(f"{path.name}: give a .blend (rig a mesh file with the generate command first)")
-    bpy.ops.wm.open_mainfile(filepath=str(path))
+    open_blend_file(path)
     return str(path)
 
 

@@ -9,6 +9,7 @@ from ..scene_io.exporters import export_fbx, export_glb
 from ..scene_io.mesh import SceneInputError
 from ..scene_io.rig import existing_rig
 from .common import PYTHON_PROG, addon_registered, open_blend, report, rigged_heads, stdout_to_stderr
+from .outputs import check_output, written_atomically
 
 EXPORT_SUFFIXES = (".glb", ".gltf", ".fbx")
 
@@ -24,9 +25,8 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} export") -> int:
                         help="glTF: influences per vertex (4: one JOINTS/WEIGHTS set, what every engine reads)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
-    suffix = args.output.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise SceneInputError(f"--output {args.output.name}: use one of {', '.join(EXPORT_SUFFIXES)}")
+    output = check_output(args.output, "--output", EXPORT_SUFFIXES, () if args.blend is None else (args.blend,))
+    suffix = output.suffix.lower()
     started = time.perf_counter()
     with stdout_to_stderr(), addon_registered():
         source = open_blend(args.blend)
@@ -41,11 +41,11 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} export") -> int:
         elif len(heads) > 1:
             raise SceneInputError(f"{source} holds {len(heads)} rigged heads {names}: choose one with --object")
         head = heads[0]
-        output = args.output.resolve()
-        if suffix == ".fbx":
-            export_fbx(head, existing_rig(head), output)
-        else:
-            export_glb(head, existing_rig(head), output, args.influences)
+        with written_atomically(output) as temporary:
+            if suffix == ".fbx":
+                export_fbx(head, existing_rig(head), temporary)
+            else:
+                export_glb(head, existing_rig(head), temporary, args.influences)
         summary = {"file": source, "head": head.name, "output": str(output), "format": suffix[1:],
                    "influences": None if suffix == ".fbx" else args.influences,
                    "bytes": output.stat().st_size, "seconds": round(time.perf_counter() - started, 2)}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import tempfile
 from pathlib import Path
 
 import bpy
@@ -10,16 +9,18 @@ import bpy
 from .. import jobs
 from ..flows.fit import fit_steps
 from ..flows.generate import GenerateOptions
-from ..flows.photos import collect_photos
-from ..flows.steps import run_to_completion
+from ..flows.photos import collect_photos, detection_steps
+from ..flows.steps import ProgressLog, run_to_completion
 from ..protocol import choices
 from ..scene_io.exporters import export_glb
-from ..scene_io.importers import open_head
-from ..scene_io.mesh import SceneInputError
+from ..scene_io.importers import check_head_file, open_head
 from ..scene_io.overlay import render_photo_overlay
 from ..scene_io.rig import existing_rig
-from .common import PYTHON_PROG, addon_registered, log, output_blend, report, stdout_to_stderr
+from .common import PYTHON_PROG, addon_registered, log, output_blend, report, save_blend, stdout_to_stderr
+from .outputs import check_output, check_output_folder, written_atomically
 from .generate import generated_rig, rig_arguments
+
+GENERATE_SHARE = 0.1  # of the command's progress when the head gets its rig first (a few seconds of a fit's minute)
 
 
 def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
@@ -32,7 +33,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
     parser.add_argument("--output", "-o", type=Path, help="the .blend to write (default: MESH's name + _fit.blend)")
     parser.add_argument("--object", help="the mesh object when the file holds several")
     parser.add_argument("--quality", choices=choices.QUALITIES, default=choices.DEFAULT_QUALITY,
-                        help=f"how long the fit works (default {choices.DEFAULT_QUALITY})")
+                        help=f"how long the fit works: fast, balanced or best (default: {choices.DEFAULT_QUALITY})")
     rig_arguments(parser, for_a_head_without_one=True)
     parser.add_argument("--expressions", choices=choices.EXPRESSION_MODES, default=choices.DEFAULT_EXPRESSIONS,
                         help="per_photo (default): each photo may show its own expression (one Action per photo); "
@@ -54,8 +55,11 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     output = output_blend(args, "_fit")
-    if args.glb is not None and args.glb.suffix.lower() != ".glb":
-        raise SceneInputError(f"--glb {args.glb.name}: the export is a binary glTF; name it .glb")
+    check_head_file(args.mesh)
+    if args.glb is not None:
+        args.glb = check_output(args.glb, "--glb", (".glb",), (args.mesh, output))
+    if args.overlays is not None:
+        args.overlays = check_output_folder(args.overlays, "--overlays")
     with stdout_to_stderr(), addon_registered():
         summary = _fit(args, output)
     errors = ", ".join(f"{e:.1f}" for e in summary["pixel_error_after"])
@@ -65,32 +69,38 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
 
 
 def _fit(args, output: Path) -> dict:
-    photos = collect_photos(args.photos)  # before any work: a wrong path fails at once
-    jobs.warm_worker()  # the solver loads torch and MediaPipe while the mesh is read
-    if args.mesh.suffix.lower() != ".blend":
-        bpy.ops.wm.read_homefile(use_empty=True)
-    head, notes = open_head(args.mesh, args.object)
-    arm = existing_rig(head)
-    if arm is None:
-        log(f"{head.name!r} has no ASM rig: generating it first")
-        generated = generated_rig(head, GenerateOptions(preset=args.preset, influence_cap=args.cap))
-        notes += generated["notes"] + generated["warnings"]
+    photos = collect_photos(args.photos)  # before any work: a wrong path or a photo given twice fails at once
+    with jobs.work_folder("asm_fit_") as workdir:
+        # the faces in the photos before the rig: an unusable photo is refused in seconds, not after a Generate
+        detections = run_to_completion(detection_steps(photos, workdir), report=lambda status: None)
+        for note in detections["warnings"]:
+            log(f"  note: {note}")
+        if args.mesh.suffix.lower() != ".blend":
+            bpy.ops.wm.read_homefile(use_empty=True)
+        head, notes = open_head(args.mesh, args.object)
         arm = existing_rig(head)
-    head.asm.fit_quality, head.asm.expressions, head.asm.bake_identity = args.quality, args.expressions, \
-        args.bake_identity
-    head.asm.match_texture, head.asm.same_lens = not args.no_texture, args.same_lens
-    with tempfile.TemporaryDirectory(prefix="asm_fit_") as workdir:
-        summary = run_to_completion(fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity,
-                                              Path(workdir), match_texture=not args.no_texture,
-                                              same_lens=args.same_lens))
-    output.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(output))
+        generated_first = arm is None
+        if generated_first:
+            log(f"{head.name!r} has no ASM rig: generating it first")
+            generated = generated_rig(head, GenerateOptions(preset=args.preset, influence_cap=args.cap),
+                                      (0.0, GENERATE_SHARE))
+            notes += generated["notes"] + generated["warnings"]
+            arm = existing_rig(head)
+        head.asm.fit_quality, head.asm.expressions, head.asm.bake_identity = args.quality, args.expressions, \
+            args.bake_identity
+        head.asm.match_texture, head.asm.same_lens = not args.no_texture, args.same_lens
+        fitting = fit_steps(arm, photos, args.quality, args.expressions, args.bake_identity, workdir,
+                            match_texture=not args.no_texture, same_lens=args.same_lens, detections=detections)
+        summary = run_to_completion(fitting, ProgressLog(span=(GENERATE_SHARE if generated_first else 0.0, 1.0)))
+    save_blend(output)
     summary.update(blend=str(output), notes=notes)
     if args.glb is not None:
-        summary["glb"] = str(export_glb(head, arm, args.glb.resolve()))
+        with written_atomically(args.glb) as temporary:
+            export_glb(head, arm, temporary)
+        summary["glb"] = str(args.glb)
         log(f"exported {summary['glb']}")
     if args.overlays is not None:
-        summary["overlays"] = _write_overlays(head, arm, summary, args.overlays.resolve())
+        summary["overlays"] = _write_overlays(head, arm, summary, args.overlays)
     return summary
 
 

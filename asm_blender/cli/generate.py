@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -11,10 +10,11 @@ import bpy
 
 from .. import jobs
 from ..flows.generate import GenerateOptions, generate_steps
-from ..flows.steps import run_to_completion
-from ..protocol import choices
-from ..scene_io.importers import open_head
-from .common import PYTHON_PROG, addon_registered, log, output_blend, report, stdout_to_stderr
+from ..flows.steps import ProgressLog, run_to_completion
+from ..protocol import choices, tasks
+from ..scene_io.importers import check_head_file, open_head
+from ..scene_io.mesh import SceneInputError
+from .common import PYTHON_PROG, addon_registered, log, output_blend, report, save_blend, stdout_to_stderr
 
 
 def rig_arguments(parser: argparse.ArgumentParser, for_a_head_without_one: bool = False) -> None:
@@ -50,16 +50,23 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} generate") -> int:
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     output = output_blend(args, "_asm")
+    check_head_file(args.mesh)
     with stdout_to_stderr(), addon_registered():
         summary = _generate(args, output)
     return report(summary, args.json,
                   f"done: {summary['bones']} bones on {summary['mesh']!r}, {summary['seconds']} s; wrote {output}")
 
 
-def generated_rig(head, options: GenerateOptions) -> dict:
-    """Generate the rig on `head` in a temporary work folder; the flow's summary."""
-    with tempfile.TemporaryDirectory(prefix="asm_generate_") as workdir:
-        return run_to_completion(generate_steps(head, options, Path(workdir)))
+def generated_rig(head, options: GenerateOptions, progress_span: tuple[float, float] = (0.0, 1.0)) -> dict:
+    """Generate the rig on `head` in a temporary work folder; the flow's summary. The solver's refusals name the
+    head. progress_span: the part of the command's progress that the Generate is."""
+    with jobs.work_folder("asm_generate_") as workdir:
+        try:
+            return run_to_completion(generate_steps(head, options, workdir), ProgressLog(span=progress_span))
+        except jobs.JobError as error:
+            if error.kind != tasks.INPUT_ERROR:
+                raise
+            raise SceneInputError(f"{head.name!r}: {error}") from None
 
 
 def _generate(args, output: Path) -> dict:
@@ -81,8 +88,7 @@ def _generate(args, output: Path) -> dict:
     head.asm.gaussians_per_bone, head.asm.face_direction = args.gaussians, args.face_direction
     head.asm.geometry_fallback = args.geometry_fallback
     head.asm.summary = json.dumps(summary)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    bpy.ops.wm.save_as_mainfile(filepath=str(output))
+    save_blend(output)
     summary.update(blend=str(output), input=str(args.mesh), notes=notes + summary["notes"],
                    seconds=round(time.perf_counter() - started, 2))
     return summary

@@ -10,7 +10,7 @@ import numpy as np
 from ..scene_io import armature as armature_io
 from ..scene_io.markers import find_markers
 from ..scene_io.rig import RIG_PROPERTY, existing_rig
-from .common import PYTHON_PROG, addon_registered, log, open_blend, rigged_heads, stdout_to_stderr
+from .common import PYTHON_PROG, addon_registered, open_blend, rigged_heads, stdout_to_stderr
 
 
 def head_info(head) -> dict:
@@ -50,10 +50,12 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} info") -> int:
     if args.json:
         print(json.dumps(summary, indent=1), flush=True)
         return 0
+    # the listing is the command's result: on stdout, like --json
     if not heads:
-        log(f"{source}: no ASM rig (generate one with the generate command)")
+        print(f"{source}: no ASM rig (generate one with the generate command)", flush=True)
     for item in heads:
-        log(f"{item['head']}: armature {item['armature']!r}, {item['bones']} bones ({item['deforming_bones']} "
-            f"deforming), {item['vertices']} vertices, at most {item['max_influences']} influences per vertex, "
-            f"preset {item['preset']}, {'fitted to ' + str(len(item['fit_cameras'])) + ' photos' if item['fitted'] else 'not fitted'}")
+        fitted = f"fitted to {len(item['fit_cameras'])} photos" if item["fitted"] else "not fitted"
+        print(f"{item['head']}: armature {item['armature']!r}, {item['bones']} bones ({item['deforming_bones']} "
+              f"deforming), {item['vertices']} vertices, at most {item['max_influences']} influences per vertex, "
+              f"preset {item['preset']}, {fitted}", flush=True)
     return 0

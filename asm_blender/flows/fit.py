@@ -45,10 +45,12 @@ def rig_for_fit(mesh_obj) -> bpy.types.Object:
 
 def fit_steps(arm, photos: list[Path], quality: str = choices.DEFAULT_QUALITY,
               expressions: str = choices.DEFAULT_EXPRESSIONS, bake_identity: bool = False,
-              workdir: Path | None = None, *, match_texture: bool = True, same_lens: bool = False) -> Steps:
+              workdir: Path | None = None, *, match_texture: bool = True, same_lens: bool = False,
+              detections: dict | None = None) -> Steps:
     """The photo fit of `arm`'s rig (see the module docstring); returns a summary dict. `workdir`: where the jobs'
     folders go (a new temporary folder each when None). match_texture False: landmarks only (no patch term);
-    same_lens: every photo from one camera and lens."""
+    same_lens: every photo from one camera and lens. `detections`: the photos' landmarks found already
+    (photos.detection_steps), which the fit then uses instead of finding them again."""
     started = time.perf_counter()
     try:
         fit = settings.photo_fit_settings(quality, expressions, same_lens, match_texture)
@@ -57,13 +59,18 @@ def fit_steps(arm, photos: list[Path], quality: str = choices.DEFAULT_QUALITY,
     photos = collect_photos(photos)
     check_mesh_object(mesh_of(arm))
     arm_name = arm.name
-    yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02)
+    yield Status(f"fitting {arm_name!r} to {len(photos)} photo(s)", 0.02, solver_until=0.9)
     rig_settings, inputs = rebake.rig_job_inputs(arm)
+    if detections is not None:
+        inputs.update(detections=detections["points"], found=detections["found"],
+                      image_size=detections["image_size"], exif_focal=detections["focal_px"])
     job = jobs.Job(tasks.FIT_PHOTOS, settings.photo_fit_job(rig_settings["generate"], fit,
                                                            [p.resolve() for p in photos], rig_settings["names"]),
                    inputs, folder=job_folder(workdir, "fit"))
     yield job.start()
     result = job.result()
+    if detections is not None:  # the notes of finding the faces (several faces, downscaled photos) stay with the fit
+        result["warnings"] = list(detections["warnings"]) + list(result["warnings"])
     arm = bpy.data.objects.get(arm_name)  # looked up again: the user may have removed it meanwhile
     if arm is None or RIG_PROPERTY not in arm:
         raise SceneInputError(f"the rig {arm_name!r} was removed or renamed during the fit; nothing was changed")
@@ -130,7 +137,7 @@ def _rebind_steps(arm, result: dict, fitted_vertices: np.ndarray, workdir: Path 
     """Steps that bind the fitted rig again on the fitted face ("rebake" on the fitted surface, its landmarks
     carried along); returns the job's result and the carried landmarks (478, 3), NaN where not found."""
     rig_settings, inputs = rebake.rig_job_inputs(arm)
-    yield Status("binding the rig again on the fitted face", 0.9)
+    yield Status("binding the rig again on the fitted face", 0.9, solver_until=0.96)
     valid = inputs["landmark_valid"].astype(bool)
     moved = photo_fit_io.carried_landmarks(inputs["landmarks"], valid, inputs["vertices"], inputs["triangles"],
                                            fitted_vertices)

@@ -23,6 +23,7 @@ from ..scene_io.mesh import SceneInputError, check_mesh_object, mesh_arrays, upd
 from ..scene_io.rig import apply_rig, check_rig_format, existing_rig, store_generate_settings
 from ..scene_io.views import (CANDIDATE_YAWS, VIEW_YAWS, View, detection_views, facing_direction, frontalness,
                               lift_to_surface, render_direction_candidates, surface_tree)
+from .rig_checks import refuse_wrong_layout
 from .steps import Status, Steps
 
 MIN_LANDMARKS = 100  # fewer surface landmarks than this cannot place 80 bones reliably
@@ -50,6 +51,12 @@ class _Rendered:
     view: View
     points: np.ndarray  # (478, 2) pixels, NaN where no face
     found: bool
+    upside_down: bool = False  # the face on it stands upside down (the detector's landmarks are then wrong)
+
+    @classmethod
+    def from_detection(cls, view: View, detected: dict, index: int = 0) -> "_Rendered":
+        return cls(view, detected["points"][index], bool(detected["found"][index]),
+                   bool(detected["upside_down"][index]))
 
 
 def generate_steps(mesh_obj, options: GenerateOptions, workdir: Path) -> Steps:
@@ -85,12 +92,14 @@ def generate_steps(mesh_obj, options: GenerateOptions, workdir: Path) -> Steps:
     if surface_count < MIN_LANDMARKS:
         raise SceneInputError(f"only {surface_count} face landmarks lie on {mesh_obj.name!r} (at least "
                               f"{MIN_LANDMARKS} are needed); move or add markers, or detect again")
+    yield Status("placing the rig", 0.55, solver_until=0.95)
     job = jobs.Job(tasks.GENERATE, options.job_settings(),
                    {"vertices": arrays.vertices, "triangles": arrays.triangles, "corner_uv": arrays.corner_uv,
                     "landmarks": np.where(valid[:, None], landmarks, 0.0), "landmark_valid": valid},
                    folder=workdir / "generate").start()
     yield job
     result = job.result()
+    refuse_wrong_layout(mesh_obj.name, result["names"], result["bind"], world, facing)
     yield Status("writing the rig", 0.95)
     arm = apply_rig(mesh_obj, result)
     facing_text = _describe(Vector(facing)) if facing is not None else "unknown"
@@ -115,7 +124,7 @@ def _detected_landmarks(mesh_obj, arrays, options: GenerateOptions, workdir: Pat
 
     def detect(views: list[View], folder: Path) -> jobs.Job:
         started.append(jobs.Job(tasks.DETECT, settings.detect_job([view.image_path for view in views],
-                                                                   views_io.DETECTOR_SIZE), {},
+                                                                   views_io.DETECTOR_SIZE, renders=True), {},
                                 folder=folder).start())
         return started[-1]
 
@@ -138,6 +147,7 @@ def _detection_steps(mesh_obj, arrays, options: GenerateOptions, workdir: Path, 
             return _no_face(options, f"no face was found on renders of {mesh_obj.name!r} from eight directions "
                                      "around it; check that it is a head standing upright (+Z up), set Face Direction "
                                      "by hand, or allow landmarks from the geometry")
+        _refuse_upside_down(mesh_obj, best)
         direction = _looking_direction(mesh_obj, arrays, best, tree)
         direction_key = _describe(direction)
         if _angle_degrees(best.view.camera_to_world[:3, 2], direction) < SAME_VIEW_DEGREES:
@@ -153,10 +163,20 @@ def _detection_steps(mesh_obj, arrays, options: GenerateOptions, workdir: Path, 
         return _no_face(options, f"no face was found on the front render of {mesh_obj.name!r} (facing "
                                  f"{direction_key}); set Face Direction to where the face looks, or allow landmarks "
                                  "from the geometry")
+    _refuse_upside_down(mesh_obj, rendered[0])
     yield Status("placing the landmarks on the surface", 0.5)
     landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, [r.view for r in rendered],
                                           [r.points if r.found else None for r in rendered], tree=tree)
     return landmarks, valid
+
+
+def _refuse_upside_down(mesh_obj, front: _Rendered) -> None:
+    """The landmarks of a face seen upside down are an upright face's, the chin where the forehead is: a rig on them
+    would be wrong from top to bottom. Renders look along the horizon with +Z up, so the head must stand upright."""
+    if front.upside_down:
+        raise SceneInputError(f"the face of {mesh_obj.name!r} is upside down on its renders (Generate needs the head "
+                              "standing upright, +Z up): turn the object 180 degrees about the axis its face looks "
+                              "along (or fix the import's axes) and generate again")
 
 
 def _no_face(options: GenerateOptions, message: str) -> None:
@@ -175,8 +195,7 @@ def _face_direction_steps(mesh_obj, workdir: Path, detect, tree: list):
     job = detect(candidates, workdir / "detect_front")
     tree[0] = surface_tree(mesh_obj)  # while the solver process looks for the face
     yield job
-    found = job.result()
-    rendered = [_Rendered(candidates[0], found["points"][0], bool(found["found"][0]))]
+    rendered = [_Rendered.from_detection(candidates[0], job.result())]
     if not (rendered[0].found and frontalness(rendered[0].points) >= FRONTAL_ENOUGH):
         yield Status("the face is not towards -Y: looking around it", 0.1)
         around = []
@@ -186,8 +205,7 @@ def _face_direction_steps(mesh_obj, workdir: Path, detect, tree: list):
             yield Status("the face is not towards -Y: looking around it", 0.1 + 0.1 * len(around) / 7)
         for view, job in around:
             yield job
-            found = job.result()
-            rendered.append(_Rendered(view, found["points"][0], bool(found["found"][0])))
+            rendered.append(_Rendered.from_detection(view, job.result()))
     scores = [frontalness(r.points) if r.found else -1.0 for r in rendered]
     best = int(np.argmax(scores))
     return rendered[best] if scores[best] >= 0 else None
@@ -216,8 +234,7 @@ def _view_steps(mesh_obj, direction: Vector, direction_key: str, front: _Rendere
                      0.25 + 0.2 * (len(rendered) + len(queued)) / len(VIEW_YAWS))
     for view, job in queued:
         yield job
-        found = job.result()
-        rendered.append(_Rendered(view, found["points"][0], bool(found["found"][0])))
+        rendered.append(_Rendered.from_detection(view, job.result()))
     return rendered
 
 

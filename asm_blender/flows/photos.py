@@ -2,6 +2,7 @@
 Photos: the face found in each, as steps like the other flows)."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,35 @@ def collect_photos(paths) -> list[Path]:
             photos.append(path)
     if not photos:
         raise SceneInputError("no photos to fit: give image files or a folder of them")
+    refuse_duplicates(photos)
     return photos
+
+
+def refuse_duplicates(photos: list[Path]) -> None:
+    """The same image given twice (under two names, or as a file and in its folder) would count as two views of
+    the face and hide the one-photo warning: refuse it, naming both files."""
+    seen: dict[str, Path] = {}
+    for photo in photos:
+        digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+        if digest in seen:
+            raise SceneInputError(f"photo {photo} is the same image as {seen[digest].name} ({seen[digest]}); give "
+                                  "each photo once")
+        seen[digest] = photo
+
+
+def detection_steps(photos: list[Path], workdir: Path | None = None) -> Steps:
+    """Find the face in every photo (one "detect" job): the check that a fit's photos are usable, before any other
+    work. Refuses a photo that cannot be read or shows no face, naming it; returns the job's result (points,
+    found, faces_found, image_size, focal_px, warnings), which `fit_steps` takes as its detections."""
+    job = jobs.Job(tasks.DETECT, settings.detect_job([p.resolve() for p in photos]), {},
+                   folder=job_folder(workdir, "detect_photos"))
+    yield job.start()
+    detected = job.result()
+    missing = [photo.name for photo, found in zip(photos, detected["found"]) if not found]
+    if missing:
+        raise SceneInputError(f"no face was found in photo(s) {', '.join(missing)}: remove or replace "
+                              f"{'them' if len(missing) > 1 else 'it'} (a photo where the face is clearly visible)")
+    return detected
 
 
 def enabled_photos(mesh_obj) -> list[Path]:
@@ -50,6 +79,7 @@ def enabled_photos(mesh_obj) -> list[Path]:
         if path.suffix.lower() not in PHOTO_SUFFIXES:
             raise SceneInputError(f"{path.name}: not a photo this fit reads ({', '.join(PHOTO_SUFFIXES)})")
         paths.append(path)
+    refuse_duplicates(paths)
     return paths
 
 

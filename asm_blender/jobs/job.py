@@ -3,6 +3,7 @@ and `Job.progress()` are cheap enough for a modal operator's timer; `run_blockin
 progress on stderr."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -15,7 +16,7 @@ import numpy as np
 from ..protocol import keys, tasks
 from . import dependencies
 from .folders import JobError, folder_error, make_folder
-from .worker import WorkerServer
+from .worker import WorkerServer, stop_worker
 
 
 @dataclass
@@ -132,12 +133,28 @@ class Job:
 
 def run_blocking(task: str, settings: dict, inputs: dict[str, np.ndarray], report=None,
                  poll_seconds: float = 0.1) -> dict:
-    """Run a job to completion, reporting progress changes through `report(progress)` (stderr by default)."""
+    """Run a job to completion, reporting progress changes through `report(progress)` (stderr by default); its
+    folder is removed once the result is read (or the job failed)."""
     report = report or (lambda p: print(f"  {p.stage} {p.fraction:4.0%}" + (f"  loss {p.loss:.4g}" if p.loss is not None
                                                                                else ""), file=sys.stderr))
-    job = Job(task, settings, inputs).start()
-    job.wait(report, poll_seconds)
-    return job.result()
+    with work_folder("asm_job_") as folder:
+        job = Job(task, settings, inputs, folder=folder / "job").start()
+        job.wait(report, poll_seconds)
+        return job.result()
+
+
+@contextlib.contextmanager
+def work_folder(prefix: str):
+    """A temporary folder for a flow's jobs, removed afterwards. When the flow is stopped (Ctrl+C, a signal) the
+    solver process is stopped first: a job still running or queued would write into the folder while it goes."""
+    folder = make_folder(prefix)
+    try:
+        yield folder
+    except KeyboardInterrupt:
+        stop_worker()
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def warm_worker() -> Job | None:

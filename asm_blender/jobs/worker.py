@@ -28,6 +28,9 @@ class WorkerServer:
     def __init__(self):
         self.queue = make_folder("asm_worker_")
         env = dependencies.worker_environment()
+        # torch makes a `torchinductor_<user>` folder in the temporary folder and leaves it there; in the queue
+        # folder it goes when the worker stops
+        env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(self.queue / "torchinductor"))
         try:
             self._log = open(self.queue / tasks.WORKER_LOG, "w")
         except OSError as error:

@@ -4,6 +4,7 @@ Blender stays responsive; Esc or the panel's Cancel stops it and the scene stays
 (`blender -b`, the bpy module) the same operators run their flow to completion."""
 from __future__ import annotations
 
+import atexit
 import shutil
 
 import bpy
@@ -25,6 +26,15 @@ class RunningJob:
     text = ""
     fraction = 0.0
     cancel_requested = False
+
+
+@atexit.register
+def _drop_running_job() -> None:
+    """Blender quits while a job runs: the solver process is stopped first (it may be writing into the job's work
+    folder), then the folder goes, as after a Cancel."""
+    if RunningJob.operator is not None:
+        jobs.stop_worker()
+        RunningJob.operator._drop_workdir()
 
 
 def job_running() -> bool:
@@ -68,7 +78,6 @@ class StepsOperator:
     and the panels, Esc or Cancel stops it and nothing changes. `execute` is the blocking form (background mode,
     scripts, the Redo panel). Subclasses give `_steps(context, workdir)`, `_finish(summary)` and `action`."""
     action = "the job"  # for the messages: "<action> cancelled"
-    solver_range = (0.5, 0.95)
 
     def _start(self, context) -> None:
         self.workdir = None
@@ -113,7 +122,7 @@ class StepsOperator:
             self._drop_workdir()
             self.report({'ERROR'}, str(error))
             return {'CANCELLED'}
-        self.runner = StepRunner(self.steps, self.solver_range)
+        self.runner = StepRunner(self.steps)
         RunningJob.operator = self
         RunningJob.text, RunningJob.fraction = "starting", 0.0
         self.timer = context.window_manager.event_timer_add(TIMER_SECONDS, window=context.window)

@@ -16,7 +16,6 @@ class ASM_OT_check_photos(StepsOperator, bpy.types.Operator):
     bl_label = "Check Photos"
     bl_options = {'REGISTER', 'UNDO'}
     action = "Check Photos"
-    solver_range = (0.0, 0.0)  # the photos' own steps carry the fraction
 
     @classmethod
     def poll(cls, context):

@@ -18,7 +18,6 @@ class ASM_OT_fit_photos(StepsOperator, bpy.types.Operator):
     bl_label = "Fit to Photos"
     bl_options = {'REGISTER', 'UNDO'}
     action = "Fit to Photos"
-    solver_range = (0.05, 0.9)
 
     @classmethod
     def poll(cls, context):

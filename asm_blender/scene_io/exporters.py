@@ -6,7 +6,7 @@ from pathlib import Path
 import addon_utils
 import bpy
 
-from .mesh import SceneInputError
+from .mesh import SceneInputError, blender_error
 
 
 def select_only(objects) -> None:
@@ -27,13 +27,10 @@ def export_glb(head, arm, path: Path, influences: int = 4) -> Path:
     animations (the photos' expressions stay in the .blend)."""
     select_only((head, arm))
     path.parent.mkdir(parents=True, exist_ok=True)
-    finished = bpy.ops.export_scene.gltf(
+    return _exported("glTF", path, lambda: bpy.ops.export_scene.gltf(
         filepath=str(path), export_format='GLB' if path.suffix.lower() == ".glb" else 'GLTF_SEPARATE',
         use_selection=True, export_skins=True, export_influence_nb=influences, export_all_influences=False,
-        export_rest_position_armature=False, export_animations=False)
-    if finished != {'FINISHED'} or not path.is_file():
-        raise SceneInputError(f"the glTF export to {path} did not finish")
-    return path
+        export_rest_position_armature=False, export_animations=False))
 
 
 def export_fbx(head, arm, path: Path) -> Path:
@@ -43,8 +40,19 @@ def export_fbx(head, arm, path: Path) -> Path:
     addon_utils.enable("io_scene_fbx", default_set=False)
     select_only((head, arm))
     path.parent.mkdir(parents=True, exist_ok=True)
-    finished = bpy.ops.export_scene.fbx(filepath=str(path), use_selection=True, object_types={'ARMATURE', 'MESH'},
-                                        add_leaf_bones=False, use_armature_deform_only=True, bake_anim=False)
+    return _exported("FBX", path, lambda: bpy.ops.export_scene.fbx(
+        filepath=str(path), use_selection=True, object_types={'ARMATURE', 'MESH'}, add_leaf_bones=False,
+        use_armature_deform_only=True, bake_anim=False))
+
+
+def _exported(kind: str, path: Path, export) -> Path:
+    """Run `export()` (a Blender exporter operator writing `path`); its failure as one message naming the file (the
+    exporters raise RuntimeError with their own traceback in the text)."""
+    try:
+        finished = export()
+    except RuntimeError as error:
+        raise SceneInputError(f"the {kind} export to {path} failed ({blender_error(error)}); check that its folder "
+                              "is writable and has room") from None
     if finished != {'FINISHED'} or not path.is_file():
-        raise SceneInputError(f"the FBX export to {path} did not finish")
+        raise SceneInputError(f"the {kind} export to {path} did not finish")
     return path

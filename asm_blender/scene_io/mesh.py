@@ -11,6 +11,13 @@ class SceneInputError(ValueError):
     """A Blender object cannot be used as asked; the message names it and says what to do."""
 
 
+def blender_error(error: Exception) -> str:
+    """The gist of an error Blender's operators raise ("Error: ... \n" with Blender's own prefix): one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(error).__name__
+    return text.removeprefix("Error:").strip()
+
+
 @dataclass(frozen=True)
 class MeshArrays:
     vertices: np.ndarray  # (N, 3) object space, float64
@@ -65,8 +72,10 @@ def mesh_arrays(obj: bpy.types.Object) -> MeshArrays:
         corner_uv = uv.reshape(-1, 2)[loops].reshape(-1, 3, 2).astype(np.float64)
         layer_name = layer.name
     vertices = vertices.reshape(-1, 3).astype(np.float64)
-    if not np.isfinite(vertices).all():
-        raise SceneInputError(f"mesh {obj.name!r} has vertices with NaN or infinite coordinates")
+    broken = np.flatnonzero(~np.isfinite(vertices).all(axis=1))
+    if len(broken):
+        raise SceneInputError(f"mesh {obj.name!r} has {len(broken)} vertices with NaN or infinite coordinates (the "
+                              f"first: vertex {broken[0]}); fix or delete them (Edit Mode), then try again")
     return MeshArrays(vertices, triangles, corner_uv, layer_name)
 
 

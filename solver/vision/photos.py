@@ -211,9 +211,10 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
                  orientation=orientation)
 
 
-def detect_photo(photo: Photo, min_confidence: float = 0.3) -> PhotoDetection:
-    """MediaPipe's 478 landmarks of the largest face on the photo, in its original (upright) pixels."""
-    detection = detect_face_landmarks(photo.rgb, min_confidence)
+def detect_photo(photo: Photo, min_confidence: float = 0.3, small_faces: bool = True) -> PhotoDetection:
+    """MediaPipe's 478 landmarks of the largest face on the photo, in its original (upright) pixels; small_faces:
+    look for faces too small for the whole image's detection (detector.detect_face_landmarks)."""
+    detection = detect_face_landmarks(photo.rgb, min_confidence, small_faces)
     landmarks = np.full((LANDMARK_COUNT, 2), np.nan)
     notes = []
     if detection.found:

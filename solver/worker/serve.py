@@ -4,7 +4,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -17,6 +20,7 @@ from ..core.errors import ASMInputError
 
 PROGRESS_SECONDS = 0.5
 IDLE_SECONDS = 1800.0
+PARENT_POLL_SECONDS = 0.5
 
 
 class Cancelled(Exception):
@@ -88,12 +92,28 @@ def run_job(job_dir: Path) -> int:
                             traceback.format_exc())
 
 
+def _exit_with_parent(parent: int, queue: Path, poll_seconds: float = PARENT_POLL_SECONDS) -> None:
+    """Thread: end this process as soon as the process that started it is gone (killed, crashed), also in the
+    middle of a long job, so that no orphan keeps computing; its queue folder goes with it, as nobody else will
+    remove it now. (The serve loop's own check only runs between jobs.)"""
+    while os.getppid() == parent:
+        time.sleep(poll_seconds)
+    shutil.rmtree(queue, ignore_errors=True)
+    os._exit(0)
+
+
 def serve(queue: Path, idle_seconds: float = IDLE_SECONDS, poll_seconds: float = 0.02) -> int:
     """Run queued jobs one after another: each ticket `queue/NNNNNN.job` holds a job folder's path; `finished`
     is written into that folder when its job is over (result or error). Stops on `queue/stop`, when the
-    process that started it is gone, or after `idle_seconds` without work."""
+    process that started it is gone (at once, also during a job), or after `idle_seconds` without work.
+
+    Ctrl+C in a terminal reaches the whole process group, this worker too: it is ignored here, because the client
+    decides (it cancels its job through the job folder and stops this process, which leaves no half-written
+    folder behind)."""
     queue = Path(queue)
     parent = os.getppid()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent, queue), name="exit-with-parent", daemon=True).start()
     last_work = time.monotonic()
     while not (queue / protocol.STOP_FILE).exists():
         if os.getppid() != parent:  # Blender quit (or crashed) without stopping us

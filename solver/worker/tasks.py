@@ -25,8 +25,9 @@ from ..model import ASMModel, Pose
 from ..rig.generate import GenerateSettings, generate_rig, place_rig, restore_model, rig_arrays
 from ..rig.geometry_landmarks import landmarks_from_geometry
 from ..template.canonical import canonical_face
-from ..vision.detector import prepare_detector
+from ..vision.detector import looks_upside_down, prepare_detector
 from ..vision.photos import MAX_WORKING_SIDE, detect_photo, load_photo
+from .checks import refuse_several_heads
 
 WORKER_MODULES = ("numpy", "torch", "scipy", "cv2", "mediapipe", "PIL", "matplotlib")
 
@@ -35,6 +36,14 @@ def _mesh(inputs: dict) -> tuple:
     """The head's arrays as the rig functions take them: vertices, triangles, corner UVs, landmarks, valid."""
     return (inputs["vertices"], inputs["triangles"], inputs.get("corner_uv"), inputs["landmarks"],
             inputs["landmark_valid"].astype(bool))
+
+
+DETECTION_SHARE = 0.1  # of a photo fit's progress, when it finds the landmarks itself
+
+
+def _share(progress, start: float, end: float):
+    """progress(stage, fraction, loss) reporting its fraction within [start, end] of the caller's."""
+    return lambda stage, fraction, loss=None: progress(stage, start + (end - start) * fraction, loss)
 
 
 def _step_counter(progress, total_steps: int):
@@ -70,8 +79,11 @@ def _history(result) -> dict:
 
 
 def generate(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
-    """A new rig on the mesh (solver.rig.generate.generate_rig): every array the scene needs."""
-    return generate_rig(*_mesh(inputs), GenerateSettings(**settings), progress)
+    """A new rig on the mesh (solver.rig.generate.generate_rig): every array the scene needs. A mesh with several
+    heads is refused first (checks.refuse_several_heads)."""
+    vertices, triangles, _uv, landmarks, valid = mesh = _mesh(inputs)
+    refuse_several_heads(vertices, triangles, landmarks, valid)
+    return generate_rig(*mesh, GenerateSettings(**settings), progress)
 
 
 def rebake(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
@@ -94,33 +106,38 @@ def _load_photos(paths: list[str], max_side: int | None = None) -> list:
     return [load_photo(path, max_side or MAX_WORKING_SIDE) for path in paths]
 
 
-def detect_in_photos(photos: list, progress) -> dict:
+def detect_in_photos(photos: list, progress, renders: bool = False) -> dict:
     """The face's landmarks on each photo (solver.vision.photos.Photo, loaded upright): points (V, 478, 2) in the
     photo's original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size (V, 2) width,
-    height as the user sees the photo, focal_px (V,) from EXIF (NaN where absent) and warnings (downscaled photos,
-    several faces, no face)."""
+    height as the user sees the photo, focal_px (V,) from EXIF (NaN where absent), upside_down (V,) bool and
+    warnings (downscaled photos, several faces, no face). renders: the images are renders of one head (see
+    asm_protocol.settings.detect_job): no search for small faces; upside_down says whether a found face stands
+    upside down (always False for photos)."""
     points = np.full((len(photos), LANDMARK_COUNT, 2), np.nan)
     found = np.zeros(len(photos), dtype=bool)
     faces_found = np.zeros(len(photos), dtype=np.int64)
+    upside_down = np.zeros(len(photos), dtype=bool)
     sizes = np.zeros((len(photos), 2))
     focal = np.full(len(photos), np.nan)
     notes: list[str] = []
     for index, photo in enumerate(photos):
         progress("landmarks", index / max(len(photos), 1))
-        detection = detect_photo(photo)
+        detection = detect_photo(photo, small_faces=not renders)
         points[index], found[index], faces_found[index] = detection.landmarks, detection.found, detection.faces_found
+        upside_down[index] = renders and detection.found and looks_upside_down(photo.rgb)
         sizes[index] = photo.original_size
         focal[index] = np.nan if photo.focal_px is None else photo.focal_px
         notes += photo.notes + detection.notes
     progress("landmarks", 1.0)
     return {"points": points, "found": found, "faces_found": faces_found, "image_size": sizes, "focal_px": focal,
-            "warnings": notes}
+            "upside_down": upside_down, "warnings": notes}
 
 
 def detect(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
     """`detect_in_photos` of the image files settings["images"], each read at most settings["max_side"] pixels
-    wide and high (the points are still in the files' own pixels)."""
-    return detect_in_photos(_load_photos(settings.get("images", []), settings.get("max_side")), progress)
+    wide and high (the points are still in the files' own pixels), settings["renders"] as there."""
+    return detect_in_photos(_load_photos(settings.get("images", []), settings.get("max_side")), progress,
+                            settings.get("renders", False))
 
 
 def upright_copies(photos: list, folder: Path) -> np.ndarray:
@@ -148,7 +165,8 @@ def fit_photos(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
     photos = _load_photos(settings.get("images", []))  # once: landmarks, colours and upright copies
     detection_notes = []
     if "detections" not in inputs:
-        found = detect_in_photos(photos, progress)
+        found = detect_in_photos(photos, _share(progress, 0.0, DETECTION_SHARE))
+        progress = _share(progress, DETECTION_SHARE, 1.0)  # the fit's steps after it: its fraction goes on
         inputs = {**inputs, "detections": found["points"], "found": found["found"], "image_size": found["image_size"],
                   "exif_focal": found["focal_px"]}
         detection_notes = found["warnings"]

@@ -11,6 +11,7 @@ import json
 import math
 import tempfile
 import time
+import zlib
 from pathlib import Path
 
 import bpy
@@ -51,8 +52,12 @@ def rigged(head):
     return head
 
 
-def write_image(path: Path, size=(64, 48), colour=(0.5, 0.5, 0.5, 1.0)) -> Path:
-    """A plain image file (no face) through Blender's own writer."""
+def write_image(path: Path, size=(64, 48), colour=None) -> Path:
+    """A plain image file (no face) through Blender's own writer; its grey comes from its name unless `colour` is
+    given, so that two photos are never the same image (a fit refuses a photo given twice)."""
+    if colour is None:
+        grey = 0.2 + 0.6 * (zlib.crc32(path.name.encode()) % 1000) / 1000
+        colour = (grey, grey, grey, 1.0)
     image = bpy.data.images.new(path.stem, *size)
     image.pixels.foreach_set(np.tile(np.asarray(colour, dtype=np.float32), size[0] * size[1]))
     image.filepath_raw = str(path)

@@ -342,7 +342,7 @@ def test_generate_command_writes_a_rigged_blend(tmp_path, capfd):
 @pytest.mark.parametrize("arguments, message", [
     (["missing.obj"], "mesh file not found: missing.obj"),
     (["notes.txt"], "unsupported file type '.txt'"),
-    ([str(SAMPLE_DIR / "base_head.obj"), "-o", str(SAMPLE_DIR / "base_head.obj")], "the rig is saved as a .blend"),
+    ([str(SAMPLE_DIR / "base_head.obj"), "-o", str(SAMPLE_DIR / "base_head.obj")], "name it .blend"),
 ])
 def test_generate_command_errors_exit_non_zero_with_a_message(tmp_path, capfd, arguments, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
