@@ -130,6 +130,10 @@ def serve(queue: Path, idle_seconds: float = IDLE_SECONDS, poll_seconds: float =
             continue
         try:
             run_job(folder)
+        except FileNotFoundError:
+            if folder.exists():
+                raise
+            # The client cancelled the job and removed its folder while it ran: nobody reads its answer.
         finally:
             with contextlib.suppress(OSError):  # the client may remove a cancelled job's folder while it runs
                 (folder / protocol.FINISHED_FILE).touch()
