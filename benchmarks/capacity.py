@@ -63,6 +63,15 @@ MODELS = {  # name: (preset, influence cap, stages)
 }
 
 
+def ict_missing(who: str = "this benchmark") -> bool:
+    """True, after one error line on stderr, when ../shared/data has no ICT-FaceKit."""
+    kit = SHARED / "ict_facekit"
+    if (kit / "generic_neutral_mesh.obj").is_file() and (kit / "ict_shapes.npz").is_file():
+        return False
+    print(f"error: the ICT-FaceKit data is not in {kit}; {who} needs ../shared/data", file=sys.stderr)
+    return True
+
+
 def ict_head():
     vertices, uvs, faces = parse_obj(SHARED / "ict_facekit" / "generic_neutral_mesh.obj")
     faces = faces[:HEAD_POLYGONS]
@@ -195,9 +204,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.targets = args.targets or (20 if args.full else 3)
     args.scan_quality = args.scan_quality or ("balanced" if args.full else "fast")
-    if not (SHARED / "ict_facekit" / "generic_neutral_mesh.obj").is_file():
-        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
-              file=sys.stderr)
+    if ict_missing():
         return 2
     torch.set_num_threads(args.threads)
     began = time.perf_counter()

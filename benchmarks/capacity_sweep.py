@@ -23,8 +23,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.capacity import (POSE, RESULTS, SHARED, errors_mm, ict_head, ict_landmarks, ict_targets,  # noqa: E402
-                                 morphable_fit, parameter_count, refine)
+from benchmarks.capacity import (POSE, RESULTS, errors_mm, ict_head, ict_landmarks, ict_missing,  # noqa: E402
+                                 ict_targets, morphable_fit, parameter_count, refine)
 from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.fit.engine import ALL_GROUPS, fit  # noqa: E402
@@ -88,9 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if not (SHARED / "ict_facekit" / "generic_neutral_mesh.obj").is_file():
-        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; the sweep needs ../shared/data",
-              file=sys.stderr)
+    if ict_missing("the sweep"):
         return 2
     torch.set_num_threads(args.threads)
     rows = run(args.targets, args.seed, args.fit_vertices, args.iterations,

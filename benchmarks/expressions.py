@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.capacity import CM_TO_MM, FACE_VERTICES, RESULTS, SHARED, ict_landmarks  # noqa: E402
+from benchmarks.capacity import CM_TO_MM, FACE_VERTICES, RESULTS, SHARED, ict_landmarks, ict_missing  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.core.geometry import face_normals, spread_subset  # noqa: E402
@@ -222,9 +222,7 @@ def main(argv=None) -> int:
                         help="the weights' gate across the mouth and eyes (0: none, the rig before openings)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    if not (SHARED / "ict_facekit" / "ict_shapes.npz").is_file():
-        print(f"error: the ICT-FaceKit data is not in {SHARED / 'ict_facekit'}; this benchmark needs ../shared/data",
-              file=sys.stderr)
+    if ict_missing("this benchmark"):
         return 2
     torch.set_num_threads(args.threads)
     run(args.expressions, args.pictures, args.out, args.opening_sharpness)
