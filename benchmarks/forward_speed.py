@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +34,7 @@ from solver.model import ASMModel, Pose  # noqa: E402
 from solver.template.skeleton import load_skeleton  # noqa: E402
 from solver.rig.transfer import transfer_template  # noqa: E402
 from solver.model.uv_chart import chart_from_uv_map  # noqa: E402
-from solver.model.weights import blend_vertices_dense  # noqa: E402
+from solver.model.weights import OpeningSides, blend_vertices_dense  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SAMPLE = ROOT / "samples" / "makehuman_head"
@@ -68,9 +69,12 @@ def grid_mesh(rig, face_uv: np.ndarray, count: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         location = locate(rig.zeta, uv, triangles, clamp=True)
+    # The openings' sides come along from the nearest chart vertex, so the fast path gates as on a head.
+    nearest = cKDTree(rig.chart_uv).query(uv)[1]
+    openings = None if rig.openings is None else OpeningSides(rig.openings.vertex[nearest], rig.openings.bone)
     grid_rig = dataclasses.replace(rig, chart_uv=uv, chart_triangles=np.arange(len(triangles)),
                                    face_triangles=np.arange(len(triangles)), zeta=location.point,
-                                   bind_triangle=location.triangle)
+                                   bind_triangle=location.triangle, openings=openings)
     return grid_rig, vertices, triangles
 
 

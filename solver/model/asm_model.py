@@ -58,6 +58,9 @@ class ASMModel:
         triangles = np.asarray(triangles, dtype=np.int64)
         if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
             raise ASMInputError(f"mesh triangles: expected a non-empty (T, 3) array, got shape {triangles.shape}")
+        if rig.openings is not None and len(rig.openings.vertex) != len(vertices):
+            raise ASMInputError(f"the rig's opening sides cover {len(rig.openings.vertex)} vertices but the mesh has "
+                                f"{len(vertices)}; generate the rig on this mesh again")
         if rig.bind_triangle.max() >= len(triangles):
             raise ASMInputError(f"the rig binds to triangle {rig.bind_triangle.max()} but the mesh has {len(triangles)}")
         self.rig = rig
