@@ -133,8 +133,7 @@ class ASMModel:
         view = copy.copy(self)
         view.evaluated = torch.as_tensor(ids, device=self.vertices.device)
         view.sparse = SparseWeights(self.rig.chart_uv[ids], len(self.rig.names), self.rig.remainder_bone,
-                                    self.rig.has_gaussians, self.config,
-                                    None if self.rig.openings is None else self.rig.openings.subset(ids))
+                                    self.rig.has_gaussians, self.config, view._openings_evaluated())
         return view
 
     @property
