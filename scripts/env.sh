@@ -26,15 +26,28 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv" || {
         echo "error: could not create $venv; on Debian install python3.11-venv" >&2; exit 2; }
 fi
-# Read the pinned requirement lists straight from pyproject.toml (tomllib is in Python 3.11's stdlib).
+# Read the pinned requirement lists straight from pyproject.toml (tomllib is in Python 3.11's stdlib); those that
+# [tool.asm-env] no-deps names are prefixed "--no-deps ": they are installed without their dependencies.
 mapfile -t requirements < <("$venv/bin/python" - "$groups" <<'PY'
-import sys, tomllib
-project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+import re, sys, tomllib
+document = tomllib.load(open("pyproject.toml", "rb"))
+project, no_deps = document["project"], set(document.get("tool", {}).get("asm-env", {}).get("no-deps", []))
 for group in sys.argv[1].split():
     for requirement in (project["dependencies"] if group == "project" else project["optional-dependencies"][group]):
-        print(requirement)
+        print(("--no-deps " if re.split(r"[=<>!~;\[ ]", requirement)[0] in no_deps else "") + requirement)
 PY
 )
-echo "installing into $venv: ${requirements[*]}" >&2
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
+with_deps=() without_deps=()
+for requirement in "${requirements[@]}"; do
+    case "$requirement" in
+        "--no-deps "*) without_deps+=("${requirement#--no-deps }") ;;
+        *) with_deps+=("$requirement") ;;
+    esac
+done
+echo "installing into $venv: ${with_deps[*]}" >&2
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${with_deps[@]}"
+if [ ${#without_deps[@]} -gt 0 ]; then
+    echo "installing into $venv without their dependencies: ${without_deps[*]}" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${without_deps[@]}"
+fi
 echo "$want" > "$stamp"
