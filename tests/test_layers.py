@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("asm_protocol", "solver", "asm_blender")
 BLENDER_MODULES = ("bpy", "mathutils", "bmesh", "bpy_extras", "addon_utils", "bl_ui", "bl_operators")
-WORKER_ONLY = ("torch", "scipy", "cv2", "mediapipe", "PIL", "matplotlib", "solver")
+WORKER_ONLY = ("torch", "scipy", "cv2", "ai_edge_litert", "mediapipe", "PIL", "matplotlib", "solver")
 # Rank of each layer: a module may import modules of a lower rank, or of its own layer (a layer is a package's
 # folder; modules of one folder form one layer). The first matching prefix decides.
 LAYERS = {

@@ -21,10 +21,8 @@ WORKER_PACKAGES = {
     "torch": "torch",
     "scipy": "scipy",
     "cv2": "opencv-contrib-python-headless",
-    "mediapipe": "mediapipe",
+    "ai_edge_litert": "ai-edge-litert (runs the face models)",
     "PIL": "pillow",
-    "matplotlib": "matplotlib (mediapipe imports it)",
-    "attr": "attrs (mediapipe imports it)",
 }
 CORE_PACKAGES = ("numpy", "torch", "scipy")
 

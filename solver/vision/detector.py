@@ -1,13 +1,15 @@
 """MediaPipe's 478 face landmarks on an image (the landmark vocabulary of ASM.md §7, asm_protocol.landmarks).
 
-Uses the legacy `solutions.face_mesh` model that ships inside the mediapipe wheel: nothing is downloaded.
+Runs MediaPipe's face models on LiteRT (solver/vision/face_models.py); their files come with the solver, nothing is
+downloaded.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import numpy as np
+
+from . import face_models
 
 
 @dataclass(frozen=True)
@@ -23,20 +25,10 @@ class Detection:
 DEFAULT_CONFIDENCE = 0.3
 
 
-@functools.lru_cache(maxsize=2)
-def _face_mesh(min_confidence: float):
-    """One MediaPipe graph per confidence, kept for the worker's life: building it costs more than running it on an
-    image, and in static image mode every image is processed on its own."""
-    import mediapipe as mp  # heavy import, only in the worker
-
-    return mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=4, refine_landmarks=True,
-                                           min_detection_confidence=min_confidence)
-
-
 def prepare_detector(min_confidence: float = DEFAULT_CONFIDENCE) -> None:
-    """Load MediaPipe and build its graphs now (the worker's warm-up), not at the first image."""
-    _face_mesh(min_confidence)
-    _face_detector()
+    """Load the face models now (the worker's warm-up), not at the first image. min_confidence: kept for callers,
+    the models do not depend on it."""
+    face_models.load_face_models()
 
 
 def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = DEFAULT_CONFIDENCE,
@@ -55,10 +47,8 @@ def detect_face_landmarks(image_rgb: np.ndarray, min_confidence: float = DEFAULT
 
 
 def _faces(image: np.ndarray, min_confidence: float) -> list[np.ndarray]:
-    """Every face MediaPipe finds on the image: (478, 2) pixel coordinates each."""
-    height, width = image.shape[:2]
-    result = _face_mesh(min_confidence).process(image)
-    return [np.array([[p.x * width, p.y * height] for p in face.landmark]) for face in result.multi_face_landmarks or []]
+    """Every face found on the image: (478, 2) pixel coordinates each."""
+    return face_models.find_faces(image, min_confidence)
 
 
 def _box_area(points: np.ndarray) -> float:
@@ -69,7 +59,7 @@ WINDOW_SHARES = (1.0, 0.5)  # window sides as shares of the image's shorter side
 
 
 def _faces_in_windows(image: np.ndarray, min_confidence: float) -> list[np.ndarray]:
-    """The faces in square windows of the image, half overlapping, in image pixels. MediaPipe's face detector (the
+    """The faces in square windows of the image, half overlapping, in image pixels. The face detector (MediaPipe's
     short-range model) sees the whole image shrunk to 128 pixels, so a face narrower than about a tenth of a wide
     image is lost; in a window it is larger. Windows of the shorter side first, then of half of it; a face seen
     in two windows counts once."""
@@ -108,24 +98,15 @@ def _add_unless_seen(faces: list[np.ndarray], points: np.ndarray) -> None:
     faces.append(points)
 
 
-@functools.lru_cache(maxsize=1)
-def _face_detector():
-    """MediaPipe's face detector alone (the short-range model the face mesh starts from), for its score."""
-    import mediapipe as mp  # heavy import, only in the worker
-
-    return mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.05)
-
-
 # how much higher the score of the image turned by 180 degrees must be. Sample head's front render, scores as it is /
 # turned: upright 0.87 / 0.54, upside down 0.61 / 0.81.
 UPSIDE_DOWN_MARGIN = 0.15
 
 
 def upright_scores(image_rgb: np.ndarray) -> tuple[float, float]:
-    """MediaPipe's face detection score of the image as it is and turned by 180 degrees (0 where it finds none)."""
+    """The face detector's best score on the image as it is and turned by 180 degrees (0 where it finds none)."""
     image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
-    return tuple(max((d.score[0] for d in _face_detector().process(np.ascontiguousarray(i)).detections or []),
-                     default=0.0) for i in (image, image[::-1, ::-1]))
+    return tuple(face_models.best_detection_score(np.ascontiguousarray(i)) for i in (image, image[::-1, ::-1]))
 
 
 def looks_upside_down(image_rgb: np.ndarray, margin: float = UPSIDE_DOWN_MARGIN) -> bool:

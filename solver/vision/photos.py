@@ -1,8 +1,8 @@
 """Photos for the photo fit: each loaded upright as 8-bit RGB at a working resolution, its face found by MediaPipe with
 the landmarks in the photo's own pixels, and after the fit a check that every photo shows the same person.
 
-Decoding is pillow's (it comes with matplotlib, which mediapipe needs), not OpenCV's, because of what each does with
-a bad or unusual file (OpenCV 4.11, pillow 13, checked when this was written):
+Decoding is pillow's, not OpenCV's, because of what each does with a bad or unusual file (OpenCV 4.11, pillow 13,
+checked when this was written):
 - EXIF orientation: `cv2.imread(path)` (IMREAD_COLOR) turns the image upright, but IMREAD_UNCHANGED and
   IMREAD_IGNORE_ORIENTATION do not, so a size read one way and landmarks found on the other disagree for a phone photo
   stored sideways. Pillow leaves the pixels as stored and reports the tag (0x0112); we apply it ourselves.

@@ -2,11 +2,11 @@
 in the photo. In a turned photo that outline is the face's profile (brow, nose, lips, chin), the depth that
 landmarks leave open.
 
-    mask = person_mask(rgb)                          # (H, W) in [0, 1], MediaPipe's selfie segmentation
+    mask = person_mask(rgb)                          # (H, W) in [0, 1], MediaPipe's selfie segmentation model
     distance = signed_distance(mask)                 # (H, W) pixels to the outline, negative inside
     loss = silhouette_loss(context)                  # solver/fit/losses.py: contour points of the rig onto the outline
 
-The segmentation model ships inside the mediapipe wheel (nothing is downloaded).
+The segmentation model comes with the solver (solver/vision/models, run by LiteRT; nothing is downloaded).
 """
 from __future__ import annotations
 
@@ -14,18 +14,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .face_models import segment_person
+
 CONTOUR_COSINE = 0.2  # a rig vertex whose normal is this close to perpendicular to the view is on the outline
 INSIDE_BAND = 0.04  # of the face's size: contour points deeper inside the person's outline than this are on an
 # inner outline (the cheek behind the nose) or where hair and ears stick out beyond the face: left alone
 
 
 def person_mask(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 photo -> (H, W) float32 probability that a pixel shows the person (MediaPipe)."""
-    import mediapipe as mp  # heavy import, only in the worker
-
-    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
-        result = segmenter.process(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8))
-    return np.asarray(result.segmentation_mask, dtype=np.float32)
+    """(H, W, 3) uint8 photo -> (H, W) float32 probability that a pixel shows the person (MediaPipe's selfie
+    segmentation model)."""
+    return segment_person(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8))
 
 
 def signed_distance(mask: np.ndarray, threshold: float = 0.5) -> np.ndarray:

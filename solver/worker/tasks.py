@@ -26,10 +26,12 @@ from ..rig.generate import GenerateSettings, generate_rig, place_rig, restore_mo
 from ..rig.geometry_landmarks import landmarks_from_geometry
 from ..template.canonical import canonical_face
 from ..vision.detector import looks_upside_down, prepare_detector
+from ..vision.face_models import model
+from ..vision.model_files import MODEL_FILES, MissingModelError
 from ..vision.photos import MAX_WORKING_SIDE, detect_photo, load_photo
 from .checks import refuse_several_heads
 
-WORKER_MODULES = ("numpy", "torch", "scipy", "cv2", "mediapipe", "PIL", "matplotlib")
+WORKER_MODULES = ("numpy", "torch", "scipy", "cv2", "ai_edge_litert", "PIL")
 
 
 def _mesh(inputs: dict) -> tuple:
@@ -243,16 +245,15 @@ def compare_to_scan(inputs: dict, settings: dict, progress, job_dir: Path) -> di
 
 def environment(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
     """Where this worker's packages come from (for the add-on's checks and the install test): modules (M,) str,
-    files (M,) str, versions (M,) str, python (the interpreter); MediaPipe's face mesh and selfie segmentation
-    solutions are loaded too (they import more than mediapipe itself)."""
+    files (M,) str, versions (M,) str, python (the interpreter); every face model is loaded by LiteRT too (the
+    files the zip carries, and the runtime's own libraries)."""
     files, versions = [], []
     for name in WORKER_MODULES:
         module = importlib.import_module(name)
         files.append(str(Path(module.__file__).resolve()))
         versions.append(str(getattr(module, "__version__", "")))
-    import mediapipe as mp
-
-    _ = mp.solutions.face_mesh.FaceMesh, mp.solutions.selfie_segmentation.SelfieSegmentation
+    for name in MODEL_FILES:
+        model(name)
     return {"modules": np.array(WORKER_MODULES), "files": np.array(files), "versions": np.array(versions),
             "python": np.array(sys.executable), "warnings": []}
 
@@ -260,13 +261,13 @@ def environment(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
 def warm_up(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
     """Read the solver's data and load the landmark detector once, so that the first Generate of a session does not
     wait for them. `loaded` (M,) str names what loaded; a part that cannot load is left to the job that needs it,
-    which reports it."""
+    which reports it (a missing package or model file)."""
     canonical_face()
     loaded = ["solver"]
     try:
         prepare_detector()
         loaded.append("detector")
-    except ImportError:
+    except (ImportError, MissingModelError):
         pass
     return {"loaded": np.array(loaded), "warnings": []}
 

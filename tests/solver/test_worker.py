@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from asm_blender.jobs import Job, JobError, run_blocking
+from solver.vision import model_files
 
 
 def test_generate_job_runs_in_a_worker_process(sample_mesh):
@@ -60,6 +61,6 @@ def test_warming_up_starts_one_solver_process_that_loads_the_solver_and_detector
     assert warm is not None
     loaded = warm.result()["loaded"].tolist()
     assert "solver" in loaded
-    assert ("detector" in loaded) == (importlib.util.find_spec("mediapipe") is not None)
+    assert ("detector" in loaded) == (importlib.util.find_spec("ai_edge_litert") is not None and model_files.complete())
     assert jobs.warm_worker() is None  # running already: nothing to do
     assert warm.server is jobs.WorkerServer.get()
