@@ -44,8 +44,8 @@ IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc")
 PYTHON_VERSION = "3.11"  # Blender 4.2 to 5.0
 UNSUPPORTED = {  # Blender platforms without a zip, and why
     "macos-x64": "no torch 2.13 wheel for Intel macOS",
-    "linux-arm64": "no mediapipe 0.10.21 wheel for Linux on ARM",
-    "windows-arm64": "no mediapipe 0.10.21 wheel for Windows on ARM",
+    "linux-arm64": "no ai-edge-litert 2.3.0 wheel for Linux on ARM (Python 3.11)",
+    "windows-arm64": "no ai-edge-litert 2.3.0 wheel for Windows on ARM",
 }
 
 

@@ -16,9 +16,13 @@ case "$flavour" in
     bpy50) venv=.venv-bpy50; groups="bpy50" ;;
     *) echo "error: unknown environment '$flavour' (use main or bpy50)" >&2; exit 2 ;;
 esac
+# The face models are not packages: build.py takes them out of the mediapipe wheel into solver/vision/models (kept
+# out of git) when they are not there yet.
+face_models() { "$venv/bin/python" build.py --models; }
 stamp="$venv/.asm-env-stamp"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) $flavour"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    face_models
     exit 0
 fi
 if [ ! -x "$venv/bin/python" ]; then
@@ -51,3 +55,4 @@ if [ ${#without_deps[@]} -gt 0 ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${without_deps[@]}"
 fi
 echo "$want" > "$stamp"
+face_models

@@ -16,12 +16,13 @@ from tests.conftest import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))
 import build  # noqa: E402
+from solver.vision import model_files  # noqa: E402
 
 MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 # distribution -> the import name it provides, for what the worker imports (asm_blender/jobs/dependencies.py)
-BUNDLED = {"torch": "torch", "scipy": "scipy", "mediapipe": "mediapipe", "opencv_contrib_python_headless": "cv2",
-           "pillow": "PIL", "matplotlib": "matplotlib", "attrs": "attr", "protobuf": "google.protobuf"}
+BUNDLED = {"torch": "torch", "scipy": "scipy", "ai_edge_litert": "ai_edge_litert", "opencv_contrib_python_headless": "cv2",
+           "pillow": "PIL"}
 
 
 def wheel_name(path: str) -> tuple[str, str]:
@@ -42,7 +43,9 @@ def test_build_writes_a_valid_extension_zip_without_wheels(tmp_path):
         manifest = tomllib.loads(archive.read("blender_manifest.toml").decode())
     for required in ("blender_manifest.toml", "__init__.py", "scene_io/armature.py", "solver/model/weights.py",
                      "jobs/dependencies.py", "solver/worker/__main__.py", "asm_protocol/tasks.py", "protocol.py",
-                     "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe", "LICENSE"):
+                     "solver/template/skeleton.json", "solver/template/LICENSE.mediapipe", "LICENSE",
+                     "solver/vision/models/LICENSE.mediapipe", "solver/vision/models/SOURCE.md",
+                     *(f"solver/vision/models/{name}" for name in model_files.MODEL_FILES)):
         assert required in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("wheels/")]
     assert "wheels" not in manifest and "platforms" not in manifest  # nothing promised that is not there
@@ -57,6 +60,8 @@ def test_every_platform_gets_each_worker_package_once():
         assert sorted(own) == sorted(set(own)), (platform, own)  # one wheel per package: one cv2, one torch
         assert set(BUNDLED) <= set(own), (platform, set(BUNDLED) - set(own))
         assert not {"numpy", "opencv_contrib_python", "opencv_python", "jax", "jaxlib"} & set(own)
+        # the face models run on LiteRT: MediaPipe and what only it needed stay out
+        assert not {"mediapipe", "matplotlib", "attrs", "protobuf"} & set(own)
 
 
 def test_bundled_versions_are_the_ones_the_project_is_tested_with():
@@ -129,3 +134,15 @@ def test_the_zipfile_fallback_writes_what_blenders_builder_accepts(tmp_path):
                                text=True, timeout=120)
     assert validated.returncode == 0, validated.stdout + validated.stderr
     assert "__init__.py" in zipfile.ZipFile(archive).namelist()
+
+
+def test_the_face_models_come_out_of_the_mediapipe_wheel_with_its_licence(tmp_path):
+    pytest.importorskip("mediapipe", reason="the main environment has mediapipe 0.10.21, the models' source")
+    folder = tmp_path / "models"
+    assert build.extract_models(folder, tmp_path / "wheels") is None
+    assert model_files.complete(folder)
+    assert "Apache License" in (folder / model_files.LICENCE_FILE).read_text()
+    (folder / "iris_landmark.tflite").write_bytes(b"damaged")  # a changed file is taken again
+    assert not model_files.complete(folder)
+    assert build.extract_models(folder, tmp_path / "wheels") is None and model_files.complete(folder)
+    assert not (tmp_path / "wheels").exists()  # from the installed package: nothing downloaded

@@ -27,6 +27,7 @@ def test_bundled_copies_are_unchanged(shared_data):
 
 
 def test_every_bundled_asset_names_its_source_and_licence():
-    for folder in (SAMPLE_DIR, PROJECT_ROOT / "solver" / "template", PROJECT_ROOT / "samples" / "fran_scan"):
+    for folder in (SAMPLE_DIR, PROJECT_ROOT / "solver" / "template", PROJECT_ROOT / "samples" / "fran_scan",
+                   PROJECT_ROOT / "solver" / "vision" / "models"):
         source = (folder / "SOURCE.md").read_text()
         assert "Licence" in source and ("CC0" in source or "Apache-2.0" in source or "BSD-3-Clause" in source)
