@@ -62,6 +62,16 @@ def detected_landmarks(head, arrays, workdir: Path) -> tuple[np.ndarray, np.ndar
     return landmarks, valid, sum(found)
 
 
+TRUTH_HEAD = "mediapipe_canonical"  # its vertices are the landmarks (shared data README)
+
+
+def truth_distances(landmarks: np.ndarray, valid: np.ndarray, vertices: np.ndarray, eye: float) -> np.ndarray:
+    """Distances of the valid ones of the 468 surface landmarks (478, 3) from the canonical face's own vertices, in
+    units of `eye`."""
+    surface = valid[:468]
+    return np.linalg.norm(landmarks[:468][surface] - vertices[:468][surface], axis=1) / eye
+
+
 def quality_rows(heads: dict[str, str], shared: Path, settings: list[str]) -> list[dict]:
     import bpy
 
@@ -98,8 +108,8 @@ def quality_rows(heads: dict[str, str], shared: Path, settings: list[str]) -> li
                    "to_reference_median": round(float(np.median(to_reference)), 4),
                    "to_reference_p90": round(float(np.percentile(to_reference, 90)), 4),
                    "canonical_residual_median": round(float(np.median(residual)), 4), "seconds": round(seconds, 2)}
-            if key == "mediapipe_canonical":  # its vertices are the landmarks (shared data README)
-                truth = np.linalg.norm(landmarks[:468][surface] - arrays.vertices[:468][surface], axis=1) / eye
+            if key == TRUTH_HEAD:
+                truth = truth_distances(landmarks, valid, arrays.vertices, eye)
                 row["truth_median"] = round(float(np.median(truth)), 4)
                 row["truth_p90"] = round(float(np.percentile(truth, 90)), 4)
             rows.append(row)

@@ -1,7 +1,7 @@
 """Photo fit against ground truth: the sample rig (MakeHuman head) fitted to the bundled Cycles photos of the Lee
 Perry-Smith scan (samples/lps_photos, a different person and mesh), measured against that scan.
 
-    .venv/bin/python -m benchmarks.photo_fit_scan [--views 4] [--quality fast|balanced|best]
+    .venv/bin/python -m benchmarks.photo_fit_scan [--views 4] [--quality fast|balanced|best] [--detector mediapipe]
 
 Rows: the unfitted rig (do nothing), a landmarks-only fit, the default fit (landmarks + multi-view patch
 consistency) and the fit with silhouettes added. Each fitted surface is compared with the scan as the field
@@ -10,6 +10,8 @@ face within 1.05 outer-eye-corner distances (about 95 mm) of the nose tip, then 
 distance over that crop and over a tighter 60 mm crop; millimetres assume the rig's units (the MakeHuman head is
 in decimetres). Landmark NME: the rig's 468 surface landmarks to the scan's after that alignment, over the scan's
 outer-eye-corner distance. Also the 2D landmark error in the photos and the time of each stage (2 cores).
+--detector mediapipe finds the photos' landmarks with MediaPipe 0.10.21's face mesh instead of the product's detector
+(LiteRT), for the comparison in benchmarks.detector_compare.
 """
 from __future__ import annotations
 
@@ -61,10 +63,23 @@ def measure(posed: np.ndarray, triangles: np.ndarray, rig_points: np.ndarray, ri
             "landmark_nme": measured["nme"]}
 
 
+def mediapipe_detection(photo):
+    """MediaPipe 0.10.21's landmarks of a photo (benchmarks.detector_compare), as detect_photo returns them."""
+    from benchmarks.detector_compare import mediapipe_landmarks
+    from solver.vision.photos import PhotoDetection
+
+    points = mediapipe_landmarks(photo.rgb)
+    width, height = photo.working_size
+    return PhotoDetection(landmarks=points * [photo.original_size[0] / width, photo.original_size[1] / height],
+                          faces_found=1) if points is not None else PhotoDetection(np.full((478, 2), np.nan), 0)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--views", type=int, default=4, help="how many of the sample photos (1-4)")
     parser.add_argument("--quality", choices=("fast", "balanced", "best"), default="fast")
+    parser.add_argument("--detector", choices=("litert", "mediapipe"), default="litert",
+                        help="the photos' landmarks from the product's detector or from MediaPipe 0.10.21")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     from solver.template.canonical import parse_obj, triangulate_faces
@@ -93,7 +108,7 @@ def main(argv=None) -> int:
 
     paths = sorted(PHOTO_DIR.glob("photo_*.jpg"))[:args.views]
     photos = [load_photo(path) for path in paths]
-    detections = [detect_photo(photo) for photo in photos]
+    detections = [detect_photo(photo) if args.detector == "litert" else mediapipe_detection(photo) for photo in photos]
     rows = [{"fit": "unfitted rig (do nothing)", **errors(ASMModel(rig, vertices, triangles))}]
     for name, overrides in ROWS.items():
         model = ASMModel(rig, vertices, triangles)
@@ -112,7 +127,7 @@ def main(argv=None) -> int:
     for row in rows[1:]:
         print(f"  {row['fit']}: seconds per stage {row['stages']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"photo_fit_scan_{args.views}views_{args.quality}.csv"
+    out = RESULTS / f"photo_fit_scan_{args.views}views_{args.quality}{'_mediapipe' if args.detector == 'mediapipe' else ''}.csv"
     with out.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=sorted({k for row in rows for k in row}))
         writer.writeheader()
