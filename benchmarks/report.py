@@ -13,6 +13,8 @@ Parts, each in its own process (a part that fails is reported as failed, the oth
               vertices; full: 1 / 4 / 8 photos on 5k / 25k / 100k)
   forward     benchmarks.forward_speed: sparse (fast path) vs dense LBS forward
   writeback   benchmarks.writeback_speed: weights into Blender vertex groups
+  detectors   benchmarks.detector_compare: the face detector on LiteRT against MediaPipe 0.10.21 on every shared
+              head's renders and the sample photos (fast: 3 timed runs per image; full: 5)
 CSV files go to benchmarks/results/ (not kept in git) and are copied beside the plots and figures in docs/results/.
 When docs/results/results.json from an earlier run exists, the report compares its accuracy numbers with this run's
 (the re-run check).
@@ -54,10 +56,11 @@ PARTS = {  # name: (module, fast arguments, full arguments)
                                                  "--repeats", "3", "--reference-repeats", "1"],
                   ["--sizes", "5000", "25000", "100000", "--caps", "4", "8"]),
     "expressions": ("benchmarks.expressions", ["--pictures", "--expressions", *FAST_EXPRESSIONS], ["--pictures"]),
+    "detectors": ("benchmarks.detector_compare", ["--repeats", "3"], ["--repeats", "5"]),
 }
 CSV_OF = {"multiview": "multiview.csv", "capacity": "capacity_sweep.csv", "generate": "generate_speed.csv",
           "fit": "fit_speed.csv", "forward": "forward_speed.csv", "writeback": "writeback_speed.csv",
-          "expressions": "expressions.csv"}
+          "expressions": "expressions.csv", "detectors": "detector_compare.csv"}
 PART_TIMEOUT_S = 3 * 3600
 
 
@@ -321,6 +324,14 @@ def expressions_section(rows: list[dict]) -> str:
             + "\n\n![target beside the posed rig](results/expressions.png)\n")
 
 
+def detectors_section(rows: list[dict]) -> str:
+    if not rows:
+        return "The detectors part did not run (it needs mediapipe 0.10.21 and ../shared/data) or failed."
+    from benchmarks.detector_compare import detector_table
+
+    return (detector_table(rows) + "\n\nCSV: `docs/results/detector_compare.csv`.")
+
+
 def speed_section(generate, fit, forward, writeback) -> str:
     out = []
     if generate:
@@ -425,6 +436,16 @@ def main(argv=None) -> int:
         "60 degrees from the target's normal, the median opening of lip vertex pairs the target opens, and the "
         "median gap of vertex pairs the target closes (the lids on a blink).", "",
         expressions_section(read_csv("expressions")), "",
+        "## Face detector: MediaPipe's models on LiteRT against MediaPipe 0.10.21", "",
+        "The same images through the product's detector (MediaPipe's face detection, face landmark and iris models "
+        "on LiteRT, `solver/vision/face_models.py`) and through MediaPipe 0.10.21's refined face mesh (what the "
+        "product ran before; its attention model does not load in LiteRT): every shared head's detection renders "
+        "as Generate makes them, the four sample photos and the real portrait. Distances per landmark in % of the "
+        "eye distance (lips: the 80 points the attention model refines; eyes: the lids' 32 rim points and the 10 "
+        "iris points); on the sample photos both also against the oracle (the scan's landmarks projected through "
+        "the true cameras; found on renders of the scan by MediaPipe's refined face mesh, so it leans towards "
+        "MediaPipe).", "",
+        detectors_section(read_csv("detectors")), "",
         "## Speed (2 cores) and memory", "",
         speed_section(generate, fit, forward, writeback), "",
         "## Re-run check", "",
