@@ -2,20 +2,23 @@
 # Create or reuse the project's environments from pyproject.toml (the one dependency source).
 #   bash scripts/env.sh          -> .venv        (Blender 4.5 module, solver, tests)
 #   bash scripts/env.sh bpy50    -> .venv-bpy50  (Blender 5.0 module for the Blender-side tests)
+#   bash scripts/env.sh bpy53    -> .venv-bpy53  (Python 3.13, Blender 5.3 module, numpy 2: the vision tests)
 # An environment is rebuilt only when pyproject.toml changed since it was made.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 flavour=${1:-main}
-python=${PYTHON:-python3.11}
+case "$flavour" in
+    main) venv=.venv; groups="project test"; version=3.11 ;;
+    bpy50) venv=.venv-bpy50; groups="bpy50"; version=3.11 ;;
+    bpy53) venv=.venv-bpy53; groups="bpy53"; version=3.13 ;;
+    *) echo "error: unknown environment '$flavour' (use main, bpy50 or bpy53)" >&2; exit 2 ;;
+esac
+python=${PYTHON:-python$version}
 if ! command -v "$python" >/dev/null 2>&1; then
-    echo "error: $python not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)" >&2
+    echo "error: $python not found; install Python $version (Debian: apt-get install python$version" \
+         "python$version-venv), or name it in PYTHON" >&2
     exit 2
 fi
-case "$flavour" in
-    main) venv=.venv; groups="project test" ;;
-    bpy50) venv=.venv-bpy50; groups="bpy50" ;;
-    *) echo "error: unknown environment '$flavour' (use main or bpy50)" >&2; exit 2 ;;
-esac
 # The face models are not packages: build.py takes them out of the mediapipe wheel into solver/vision/models (kept
 # out of git) when they are not there yet.
 face_models() { "$venv/bin/python" build.py --models; }
@@ -28,7 +31,7 @@ fi
 if [ ! -x "$venv/bin/python" ]; then
     echo "creating $venv ..." >&2
     "$python" -m venv "$venv" || {
-        echo "error: could not create $venv; on Debian install python3.11-venv" >&2; exit 2; }
+        echo "error: could not create $venv; on Debian install python$version-venv" >&2; exit 2; }
 fi
 # Read the pinned requirement lists straight from pyproject.toml (tomllib is in Python 3.11's stdlib); those that
 # [tool.asm-env] no-deps names are prefixed "--no-deps ": they are installed without their dependencies.

@@ -38,11 +38,11 @@ def test_the_sidebars_choices_are_the_protocols():
 def _has_photo_libraries() -> bool:
     import importlib.util
 
-    return all(importlib.util.find_spec(name) is not None for name in ("cv2", "mediapipe"))
+    return all(importlib.util.find_spec(name) is not None for name in ("cv2", "ai_edge_litert"))
 
 
 def test_sample_command_writes_a_rigged_blend_and_a_picture(tmp_path, capfd):
-    photos = _has_photo_libraries()  # the Blender 5.0 test environment has no OpenCV / MediaPipe
+    photos = _has_photo_libraries()  # the Blender 5.0 test environment has no OpenCV / LiteRT
     assert cli.main(["sample", "--output", str(tmp_path), "--json", *([] if photos else ["--skip-photos"])]) == 0
     summary = json.loads(capfd.readouterr().out)
     assert summary["bones"] >= 80 and summary["vertex_groups"] == summary["bones"] - 1

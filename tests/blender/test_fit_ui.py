@@ -2,7 +2,7 @@
 pipeline uses it (`python -m asm_blender fit` with --expressions, --bake-identity, --glb); bad inputs get a message
 naming what is wrong and leave the scene as it was.
 
-The tests that fit real photos (renders of the sample head) need MediaPipe and OpenCV in the solver's environment (the
+The tests that fit real photos (renders of the sample head) need LiteRT (ai-edge-litert) and OpenCV in the solver's environment (the
 main one) and skip elsewhere; the others write a stored fit result (the rig as it stands, a made-up pose and cameras)
 through the same last steps, so they run on every Blender."""
 from __future__ import annotations
@@ -41,8 +41,8 @@ HEAD_SIZE = 2.6  # the sample head is about 2.6 dm tall
 
 
 def needs_detector():
-    pytest.importorskip("cv2", reason="photo fits need OpenCV and MediaPipe in the solver (main environment)")
-    pytest.importorskip("mediapipe", reason="photo fits need OpenCV and MediaPipe in the solver (main environment)")
+    pytest.importorskip("cv2", reason="photo fits need OpenCV and LiteRT in the solver (main environment)")
+    pytest.importorskip("ai_edge_litert", reason="photo fits need OpenCV and LiteRT in the solver (main environment)")
 
 
 def rigged(head):

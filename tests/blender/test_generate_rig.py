@@ -30,7 +30,7 @@ from .test_roundtrip import solver_posed, random_pose
 
 def with_markers(mesh_obj, landmarks=None, valid=None):
     """The head with its landmark markers (the stored sample landmarks), active and selected: Generate then
-    needs no detector, so these tests also run where MediaPipe is not installed."""
+    needs no detector, so these tests also run where the detector (LiteRT) is not installed."""
     if landmarks is None:
         landmarks, valid = sample_landmarks()
     markers_io.write_markers(mesh_obj, landmarks, valid)
@@ -244,10 +244,10 @@ def test_cancelling_while_the_solver_works_changes_nothing(sample_head, tmp_path
     assert scene_state() == before
 
 
-# -- with the landmark detector (MediaPipe in the worker) -------------------------------------------------------
+# -- with the landmark detector (LiteRT in the worker) ----------------------------------------------------------
 
 def needs_detector():
-    pytest.importorskip("mediapipe", reason="landmark detection needs MediaPipe (main environment)")
+    pytest.importorskip("ai_edge_litert", reason="landmark detection needs LiteRT (main environment)")
 
 
 def median_distance_to_stored_landmarks(head) -> float:

@@ -172,8 +172,8 @@ def test_an_unreadable_photo_is_refused_before_the_rig_is_generated(inputs, tmp_
     assert os.listdir(work) == [] and os.listdir(tmpdir) == []
 
 
-needs_detector = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                    reason="finding a face needs MediaPipe (not in the Blender 5.0 test environment)")
+needs_detector = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                                    reason="finding a face needs LiteRT (not in the Blender 5.0 test environment)")
 REFUSED_RIGS = {  # name: (arguments, what the error line says); refused after the landmarks are found
     "head upside down": (["generate", "{in}/upside_down.obj"], "is upside down on its renders"),
     "two heads in one object": (["generate", "{in}/two_heads.obj"], "holds 2 separate head-sized parts"),

@@ -21,8 +21,8 @@ HEAD = SAMPLE_DIR / "base_head.obj"
 PHOTO = PROJECT_ROOT / "samples" / "lps_photos" / "photo_1.jpg"
 STEP_SECONDS = 0.1
 
-needs_detector = pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                                    reason="finding a face needs MediaPipe (not in the Blender 5.0 test environment)")
+needs_detector = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                                    reason="finding a face needs LiteRT (not in the Blender 5.0 test environment)")
 needs_proc = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(),
                                 reason="the solver processes are found through /proc")
 

@@ -11,8 +11,8 @@ from solver.core.geometry import similarity_transform
 
 from .conftest import sample_landmarks
 
-cv2 = pytest.importorskip("cv2", reason="landmark detection needs OpenCV and MediaPipe (main environment)")
-pytest.importorskip("mediapipe", reason="landmark detection needs MediaPipe (main environment)")
+cv2 = pytest.importorskip("cv2", reason="landmark detection needs OpenCV and LiteRT (main environment)")
+pytest.importorskip("ai_edge_litert", reason="landmark detection needs LiteRT (main environment)")
 
 
 def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_path):

@@ -13,7 +13,7 @@ from asm_blender.scene_io.views import render_views
 
 from ..conftest import SAMPLE_DIR
 
-pytest.importorskip("mediapipe", reason="photo landmarks need MediaPipe (main environment)")
+pytest.importorskip("ai_edge_litert", reason="photo landmarks need LiteRT (main environment)")
 
 
 def test_fit_command_finds_the_cameras_of_rendered_photos(sample_head, tmp_path, capfd):

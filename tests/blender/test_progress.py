@@ -56,13 +56,13 @@ def progress_fractions(text: str) -> list[int]:
 
 
 def test_a_headless_generate_reports_progress_that_only_goes_forward(tmp_path, capfd):
-    """From renders and detections (its detection jobs went 50 % -> 25 % before), or where MediaPipe is missing
+    """From renders and detections (its detection jobs went 50 % -> 25 % before), or where LiteRT is missing
     (Blender 5.0's test environment) from the head's landmark markers."""
     from asm_blender.scene_io import markers as markers_io
     from asm_blender.scene_io.sample import import_obj
 
     source = SAMPLE_DIR / "base_head.obj"
-    if importlib.util.find_spec("mediapipe") is None:
+    if importlib.util.find_spec("ai_edge_litert") is None:
         head = import_obj(source)
         markers_io.write_markers(head, *sample_landmarks())
         bpy.context.view_layer.objects.active = head
@@ -75,8 +75,8 @@ def test_a_headless_generate_reports_progress_that_only_goes_forward(tmp_path, c
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None,
-                    reason="finding a face needs MediaPipe (not in the Blender 5.0 test environment)")
+@pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                    reason="finding a face needs LiteRT (not in the Blender 5.0 test environment)")
 def test_a_headless_photo_fit_on_a_photo_with_two_faces(tmp_path):
     """The sample photo beside a smaller copy of itself: the larger face is fitted and a note says so; the progress
     goes forward through the stages; torch's cache and the job folders are gone from TMPDIR afterwards."""

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 pytest.importorskip("bpy", reason="the install test needs the bpy module (Blender's extension installer)")
 
 PHOTO = PROJECT_ROOT / "samples" / "lps_photos" / "photo_1.jpg"
-BUNDLED = ("torch", "scipy", "cv2", "mediapipe", "PIL", "matplotlib")
+BUNDLED = ("torch", "scipy", "cv2", "ai_edge_litert", "PIL")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_uninstall_removes_everything(lifecycle):
     assert not state["enabled"] and not state["panel"] and not state["object_settings"]
     assert state["operators"] == [] and state["asm_commands"] == 0
     assert not uninstall["folder_left"]
-    assert not [name for name in uninstall["wheels_left"] if name.split("-")[0] in ("torch", "mediapipe", "scipy")]
+    assert not [name for name in uninstall["wheels_left"] if name.split("-")[0] in ("torch", "ai_edge_litert", "scipy")]
 
 
 def test_a_read_only_extension_folder(built_zip, stock_python, tmp_path_factory):
