@@ -74,7 +74,7 @@ class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
         layout = self.layout
         if not _WARM_UP["asked"] and not MISSING_PACKAGES:
             # The artist opened the ASM tab: start the solver now (from a timer: drawing must not start processes),
-            # so that Generate does not wait for torch and MediaPipe to load.
+            # so that Generate does not wait for torch and the face models to load.
             _WARM_UP["asked"] = True
             bpy.app.timers.register(_warm_up_solver, first_interval=0.1)
         if MISSING_PACKAGES:

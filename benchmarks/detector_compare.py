@@ -237,7 +237,8 @@ def generated(row: dict) -> str:
 
 def detector_table(rows: list[dict]) -> str:
     """The rows as a markdown table (also benchmarks.report's detector part)."""
-    what = {"between": "LiteRT vs MediaPipe", "litert_truth": "LiteRT vs oracle", "mediapipe_truth": "MediaPipe vs oracle"}
+    what = {"between": "LiteRT vs MediaPipe", "litert_truth": "LiteRT vs oracle",
+            "mediapipe_truth": "MediaPipe vs oracle"}
     header = ["images", "distance of", "faces found (LiteRT / MediaPipe)", "median %", "p90 %", "lips %", "eyes %",
               "ms per image (LiteRT / MediaPipe)", "Generate with LiteRT: views with a face (to the truth %)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -108,7 +108,8 @@ def main(argv=None) -> int:
 
     paths = sorted(PHOTO_DIR.glob("photo_*.jpg"))[:args.views]
     photos = [load_photo(path) for path in paths]
-    detections = [detect_photo(photo) if args.detector == "litert" else mediapipe_detection(photo) for photo in photos]
+    detect = detect_photo if args.detector == "litert" else mediapipe_detection
+    detections = [detect(photo) for photo in photos]
     rows = [{"fit": "unfitted rig (do nothing)", **errors(ASMModel(rig, vertices, triangles))}]
     for name, overrides in ROWS.items():
         model = ASMModel(rig, vertices, triangles)
@@ -127,7 +128,8 @@ def main(argv=None) -> int:
     for row in rows[1:]:
         print(f"  {row['fit']}: seconds per stage {row['stages']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"photo_fit_scan_{args.views}views_{args.quality}{'_mediapipe' if args.detector == 'mediapipe' else ''}.csv"
+    suffix = "_mediapipe" if args.detector == "mediapipe" else ""
+    out = RESULTS / f"photo_fit_scan_{args.views}views_{args.quality}{suffix}.csv"
     with out.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=sorted({k for row in rows for k in row}))
         writer.writeheader()

@@ -3,9 +3,9 @@
     .venv/bin/python samples/detect_landmarks.py samples/makehuman_head/base_head.obj
     .venv/bin/python samples/detect_landmarks.py samples/lee_perry_smith/LeePerrySmith.glb
 
-Renders the head headless with Workbench from the front and four turned views, runs the MediaPipe face
-mesh on each render, casts every landmark back onto the surface and keeps the median of the agreeing
-views. Writes `landmarks.json` (positions in the mesh file's own coordinates) and `landmarks_front.png`.
+Renders the head headless with Workbench from the front and four turned views, runs the face detector
+(MediaPipe's models on LiteRT, solver/vision/face_models.py) on each render, casts every landmark back onto the
+surface and keeps the median of the agreeing views. Writes `landmarks.json` (positions in the mesh file's own coordinates) and `landmarks_front.png`.
 An .obj is imported with `import_obj` (its `v` records are the object space); a .glb/.gltf with Blender's glTF
 importer, whose (x, -z, y) axis change is undone, so the points are in the glTF file's coordinates (+Y up).
 """
@@ -79,7 +79,8 @@ def main(argv=None) -> int:
                  "onto its surface; null where no view agreed. Made by samples/detect_landmarks.py.",
         "mesh": args.obj.name,
         "coordinates": COORDINATES[".glb" if suffix in (".glb", ".gltf") else ".obj"],
-        "detector": "mediapipe 0.10.21 solutions.face_mesh (refine_landmarks), Workbench renders 512 px, yaw 0/-15/+15/-30/+30",
+        "detector": "mediapipe 0.10.21's face detection, face landmark and iris models on LiteRT "
+                    "(solver/vision/face_models.py), Workbench renders 512 px, yaw 0/-15/+15/-30/+30",
         "face_direction": list(args.face_direction),
         "points": [[round(float(c), 6) for c in p] if ok else None for p, ok in zip(positions, valid)],
         "views_agreeing": [int(a) for a in agreeing],

@@ -21,8 +21,8 @@ from solver.vision import model_files  # noqa: E402
 MANIFEST = tomllib.loads((PROJECT_ROOT / "blender_manifest.toml").read_text())
 PYPROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
 # distribution -> the import name it provides, for what the worker imports (asm_blender/jobs/dependencies.py)
-BUNDLED = {"torch": "torch", "scipy": "scipy", "ai_edge_litert": "ai_edge_litert", "opencv_contrib_python_headless": "cv2",
-           "pillow": "PIL"}
+BUNDLED = {"torch": "torch", "scipy": "scipy", "ai_edge_litert": "ai_edge_litert",
+           "opencv_contrib_python_headless": "cv2", "pillow": "PIL"}
 
 
 def wheel_name(path: str) -> tuple[str, str]:

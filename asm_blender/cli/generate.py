@@ -71,7 +71,7 @@ def generated_rig(head, options: GenerateOptions, progress_span: tuple[float, fl
 
 def _generate(args, output: Path) -> dict:
     started = time.perf_counter()
-    jobs.warm_worker()  # the solver loads torch and MediaPipe while the mesh is read
+    jobs.warm_worker()  # the solver loads torch and the face models while the mesh is read
     if args.mesh.suffix.lower() != ".blend":
         bpy.ops.wm.read_homefile(use_empty=True)
     log(f"opening {args.mesh}")

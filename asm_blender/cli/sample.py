@@ -41,7 +41,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} sample") -> int:
                         help="fit the rig to the bundled Fran scan and to the bundled photos of Lee Perry-Smith at "
                              "this quality (none: skip; default: fast)")
     parser.add_argument("--skip-photos", action="store_true",
-                        help="leave out the photo fit (it needs the worker's OpenCV and MediaPipe)")
+                        help="leave out the photo fit (it needs the worker's OpenCV and LiteRT)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     started = time.perf_counter()

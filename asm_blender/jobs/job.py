@@ -158,7 +158,7 @@ def work_folder(prefix: str):
 
 
 def warm_worker() -> Job | None:
-    """Start the solver process ahead of the first job and have it load torch and MediaPipe (about two seconds)
+    """Start the solver process ahead of the first job and have it load torch and the face models (about two seconds)
     while the user is still busy: the sidebar does this when the ASM tab is first shown, the headless commands
     before they open the mesh. Does nothing when a solver process is running already or packages are missing;
     returns the warm-up job when it started one."""

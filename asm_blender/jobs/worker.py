@@ -14,7 +14,7 @@ PROJECT_ROOT = dependencies.solver_parent()
 
 
 class WorkerServer:
-    """One long-lived solver process that runs the queued jobs one after another, so that torch and MediaPipe
+    """One long-lived solver process that runs the queued jobs one after another, so that torch and the face models
     are imported once per Blender session rather than once per job (about two seconds each).
 
     A job is queued by writing a ticket (a file holding the job folder's path) into the server's queue folder;

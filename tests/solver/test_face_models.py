@@ -52,7 +52,8 @@ def test_the_face_is_found_on_a_sample_photo_and_a_render(image):
     # MediaPipe's order: 33 is the subject's right eye (image left), the iris of 33/133 is 468, the nose tip (1)
     # lies between the eyes and above the mouth (13)
     assert points[33, 0] < points[133, 0] < points[362, 0] < points[263, 0]
-    assert np.linalg.norm(points[468] - points[[33, 133]].mean(0)) < np.linalg.norm(points[473] - points[[33, 133]].mean(0))
+    first_eye = points[[33, 133]].mean(0)
+    assert np.linalg.norm(points[468] - first_eye) < np.linalg.norm(points[473] - first_eye)
     assert points[33, 0] < points[1, 0] < points[263, 0] and points[1, 1] < points[13, 1]
 
 
