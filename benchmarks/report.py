@@ -329,7 +329,16 @@ def detectors_section(rows: list[dict]) -> str:
         return "The detectors part did not run (it needs mediapipe 0.10.21 and ../shared/data) or failed."
     from benchmarks.detector_compare import detector_table
 
-    return (detector_table(rows) + "\n\nCSV: `docs/results/detector_compare.csv`.")
+    return ("The same images through the product's detector (MediaPipe's face detection, face landmark and iris "
+            "models on LiteRT, `solver/vision/face_models.py`) and through MediaPipe 0.10.21's refined face mesh "
+            "(what the product ran before; its attention model does not load in LiteRT): every shared head's "
+            "detection renders as Generate makes them, the four sample photos and the real portrait. Distances per "
+            "landmark in % of the eye distance (lips: the 80 points the attention model refines; eyes: the lids' 32 "
+            "rim points and the 10 iris points); on the sample photos both also against the oracle (the scan's "
+            "landmarks projected through the true cameras; found on renders of the scan by MediaPipe's refined face "
+            "mesh, so it leans towards MediaPipe). The last column: Generate's landmark steps with LiteRT, and on the "
+            "MediaPipe canonical face the distance of its landmarks from the truth (its vertices).\n\n"
+            + detector_table(rows) + "\n\nCSV: `docs/results/detector_compare.csv`.")
 
 
 def speed_section(generate, fit, forward, writeback) -> str:
@@ -437,14 +446,6 @@ def main(argv=None) -> int:
         "median gap of vertex pairs the target closes (the lids on a blink).", "",
         expressions_section(read_csv("expressions")), "",
         "## Face detector: MediaPipe's models on LiteRT against MediaPipe 0.10.21", "",
-        "The same images through the product's detector (MediaPipe's face detection, face landmark and iris models "
-        "on LiteRT, `solver/vision/face_models.py`) and through MediaPipe 0.10.21's refined face mesh (what the "
-        "product ran before; its attention model does not load in LiteRT): every shared head's detection renders "
-        "as Generate makes them, the four sample photos and the real portrait. Distances per landmark in % of the "
-        "eye distance (lips: the 80 points the attention model refines; eyes: the lids' 32 rim points and the 10 "
-        "iris points); on the sample photos both also against the oracle (the scan's landmarks projected through "
-        "the true cameras; found on renders of the scan by MediaPipe's refined face mesh, so it leans towards "
-        "MediaPipe).", "",
         detectors_section(read_csv("detectors")), "",
         "## Speed (2 cores) and memory", "",
         speed_section(generate, fit, forward, writeback), "",
