@@ -159,11 +159,11 @@ def _detection_steps(mesh_obj, arrays, options: GenerateOptions, workdir: Path, 
         raise SceneInputError(f"unknown face direction {options.face_direction!r}; "
                               f"use {choices.AUTO_DIRECTION} or one of {list(choices.FACE_DIRECTIONS)}")
     rendered = yield from _view_steps(mesh_obj, direction, direction_key, front, workdir, detect)
+    _refuse_upside_down(mesh_obj, rendered[0])  # first: the landmark model can find no face in one upside down
     if not rendered[0].found:
         return _no_face(options, f"no face was found on the front render of {mesh_obj.name!r} (facing "
                                  f"{direction_key}); set Face Direction to where the face looks, or allow landmarks "
                                  "from the geometry")
-    _refuse_upside_down(mesh_obj, rendered[0])
     yield Status("placing the landmarks on the surface", 0.5)
     landmarks, valid, _ = lift_to_surface(mesh_obj, arrays, [r.view for r in rendered],
                                           [r.points if r.found else None for r in rendered], tree=tree)
@@ -189,7 +189,8 @@ def _no_face(options: GenerateOptions, message: str) -> None:
 def _face_direction_steps(mesh_obj, workdir: Path, detect, tree: list):
     """Steps that find which way the face looks: Blender's front (-Y) first, as most heads face it, and only when
     the face is not frontal there the seven other directions. Returns the most frontal render with a face, or None
-    when no render shows one; tree[0] becomes the mesh's ray-casting tree."""
+    when no render shows one (a render that shows a face only when turned upside down is returned, to be refused);
+    tree[0] becomes the mesh's ray-casting tree."""
     yield Status("finding which way the face looks", 0.05)
     candidates = render_direction_candidates(mesh_obj, workdir / "directions", yaws=CANDIDATE_YAWS[:1])
     job = detect(candidates, workdir / "detect_front")
@@ -208,7 +209,9 @@ def _face_direction_steps(mesh_obj, workdir: Path, detect, tree: list):
             rendered.append(_Rendered.from_detection(view, job.result()))
     scores = [frontalness(r.points) if r.found else -1.0 for r in rendered]
     best = int(np.argmax(scores))
-    return rendered[best] if scores[best] >= 0 else None
+    if scores[best] >= 0:
+        return rendered[best]
+    return next((r for r in rendered if r.upside_down), None)
 
 
 def _looking_direction(mesh_obj, arrays, best: _Rendered, tree) -> Vector:

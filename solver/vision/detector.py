@@ -109,6 +109,15 @@ def upright_scores(image_rgb: np.ndarray) -> tuple[float, float]:
     return tuple(face_models.best_detection_score(np.ascontiguousarray(i)) for i in (image, image[::-1, ::-1]))
 
 
+def face_when_turned(image_rgb: np.ndarray, min_confidence: float = DEFAULT_CONFIDENCE) -> bool:
+    """Whether the image turned by 180 degrees shows a face: for a render where none was found as it is. The
+    landmark model (MediaPipe's face mesh without the attention model) can reject a face upside down (a render of
+    the sample head turned over: no face), where the refined one placed an upright face's landmarks; and the scores
+    of `looks_upside_down` alone would call a render of a face-like head (Suzanne) upside down."""
+    image = np.ascontiguousarray(image_rgb[::-1, ::-1, :3], dtype=np.uint8)
+    return bool(_faces(image, min_confidence))
+
+
 def looks_upside_down(image_rgb: np.ndarray, margin: float = UPSIDE_DOWN_MARGIN) -> bool:
     """Whether the face on the image (a render of one head) stands upside down. The face mesh cannot tell: on an
     upside-down face it places an upright face's landmarks, the chin where the forehead is. The face detector

@@ -25,7 +25,7 @@ from ..model import ASMModel, Pose
 from ..rig.generate import GenerateSettings, generate_rig, place_rig, restore_model, rig_arrays
 from ..rig.geometry_landmarks import landmarks_from_geometry
 from ..template.canonical import canonical_face
-from ..vision.detector import looks_upside_down, prepare_detector
+from ..vision.detector import face_when_turned, looks_upside_down, prepare_detector
 from ..vision.face_models import model
 from ..vision.model_files import MODEL_FILES, MissingModelError
 from ..vision.photos import MAX_WORKING_SIDE, detect_photo, load_photo
@@ -113,8 +113,9 @@ def detect_in_photos(photos: list, progress, renders: bool = False) -> dict:
     photo's original pixels (NaN where no face), found (V,) bool, faces_found (V,) int, image_size (V, 2) width,
     height as the user sees the photo, focal_px (V,) from EXIF (NaN where absent), upside_down (V,) bool and
     warnings (downscaled photos, several faces, no face). renders: the images are renders of one head (see
-    asm_protocol.settings.detect_job): no search for small faces; upside_down says whether a found face stands
-    upside down (always False for photos)."""
+    asm_protocol.settings.detect_job): no search for small faces; upside_down says whether the face stands upside
+    down (always False for photos): the face detector scores the render turned by 180 degrees higher, or, where no
+    face was found, the render turned shows one (the landmark model can reject a face upside down)."""
     points = np.full((len(photos), LANDMARK_COUNT, 2), np.nan)
     found = np.zeros(len(photos), dtype=bool)
     faces_found = np.zeros(len(photos), dtype=np.int64)
@@ -126,7 +127,8 @@ def detect_in_photos(photos: list, progress, renders: bool = False) -> dict:
         progress("landmarks", index / max(len(photos), 1))
         detection = detect_photo(photo, small_faces=not renders)
         points[index], found[index], faces_found[index] = detection.landmarks, detection.found, detection.faces_found
-        upside_down[index] = renders and detection.found and looks_upside_down(photo.rgb)
+        upside_down[index] = renders and (looks_upside_down(photo.rgb) if detection.found
+                                          else face_when_turned(photo.rgb))
         sizes[index] = photo.original_size
         focal[index] = np.nan if photo.focal_px is None else photo.focal_px
         notes += photo.notes + detection.notes

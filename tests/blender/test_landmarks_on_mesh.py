@@ -25,7 +25,10 @@ def test_landmarks_found_on_renders_reproduce_the_stored_ones(sample_head, tmp_p
     both = valid & stored_valid
     assert both.sum() > 450
     eye_distance = np.linalg.norm(stored[33] - stored[263])
-    assert np.median(np.linalg.norm(positions[both] - stored[both], axis=1)) < 0.01 * eye_distance
+    # The stored ones come from MediaPipe 0.10.21's refined face mesh (its attention model); MediaPipe's models on
+    # LiteRT (the plain face mesh and the iris model) place them 1.6 % of the eye distance from those (median,
+    # measured when the detector moved to LiteRT; the detectors' own points differ by 2.2 % on these renders).
+    assert np.median(np.linalg.norm(positions[both] - stored[both], axis=1)) < 0.02 * eye_distance
     # and they are a face: the canonical face fits them to within a few millimetres (median)
     face = canonical_face()
     surface = both[:468]

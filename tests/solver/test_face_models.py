@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from solver.vision import face_models
-from solver.vision.detector import detect_face_landmarks, looks_upside_down, upright_scores
+from solver.vision.detector import detect_face_landmarks, face_when_turned, looks_upside_down, upright_scores
 from solver.vision.model_files import MissingModelError, model_path
 from tests.conftest import PROJECT_ROOT
 from tests.solver.test_photo_input import _render_face
@@ -80,8 +80,10 @@ def test_no_face_on_a_blank_image(blank):
 
 def test_a_face_upside_down_is_told_apart():
     photo = _photo()
-    assert not looks_upside_down(photo)
-    assert looks_upside_down(np.ascontiguousarray(photo[::-1, ::-1]))
+    upside_down = np.ascontiguousarray(photo[::-1, ::-1])
+    assert not looks_upside_down(photo) and looks_upside_down(upside_down)
+    # what Generate asks of a render where no face was found as it is (tests/blender: a head upside down)
+    assert face_when_turned(upside_down) and not face_when_turned(np.full((480, 640, 3), 128, np.uint8))
 
 
 def test_the_person_mask_covers_the_face_and_matches_mediapipe():
