@@ -22,15 +22,15 @@ from asm_protocol.choices import DEFAULT_EXPRESSIONS, EXPRESSION_MODES
 from asm_protocol.landmarks import FACE_OVAL
 
 from ..core.errors import ASMInputError
-from ..core.geometry import barycentric_points
+from ..core.geometry import barycentric_points, vertex_normals
 from ..model import ASMModel
 from ..template.skeleton import load_skeleton
 from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
-from ..vision.photometric import face_samples, prepared_image
+from ..vision.photometric import face_samples, prepared_image, visibility
 from ..vision.photos import face_size as photo_face_size
 from ..vision.photos import identity_warnings
 from ..vision.silhouette import person_mask, signed_distance
-from ..vision.stereo import stereo_image
+from ..vision.stereo import match_views, stereo_image
 from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .landmark_surface import face_vertices, landmark_surface
 from .losses import uniform_laplacian
@@ -167,6 +167,8 @@ class PhotoFit:
     detected_px: np.ndarray | None = None  # (V, L, 2) their detections (NaN where missing)
     fitted_px: np.ndarray | None = None  # (V, L, 2) the fitted rig's landmark points in each photo
     used: np.ndarray | None = None  # (V, L) bool: fitted (not an outline point, not an outlier)
+    dense_matches: dict[tuple[int, int], int] = field(default_factory=dict)  # dense matches per pair of photos
+    # after the landmark stages (the photos stage starts from them)
 
 
 def expression_bones(names) -> torch.Tensor:
@@ -357,8 +359,26 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     if known_cameras is not None:
         stages = [dataclasses.replace(stage, groups=tuple(g for g in stage.groups if g != "cameras"))
                   for stage in stages if stage.groups != ("cameras",)]
-    result = fit(model, targets, stages, progress=timed,
-                 seed=settings.seed, cameras=cameras, expressions=expressions)
+    dense: dict[tuple[int, int], int] = {}
+    landmark_stages = [stage for stage in stages if stage.name != "photos"]
+    result = fit(model, targets, landmark_stages, progress=timed, seed=settings.seed, cameras=cameras,
+                 expressions=expressions)
+    photos_stage = [stage for stage in stages if stage.name == "photos"]
+    if photos_stage and not result.cancelled:
+        stage = photos_stage[0]
+        if "stereo" in stage.losses:
+            # Photos that share too little skin (front and back, or lit beyond recognition) would leave the
+            # patch term alone with landmarks held weakly: keep to the landmarks instead, and say so.
+            dense = _final_matches(model, cameras, expressions, targets)
+            if sum(dense.values()) < MIN_DENSE_MATCHES:
+                notes += _overlap_notes(dense, photos.names or [f"#{v + 1}" for v in range(views)])
+                stage = dataclasses.replace(stage, name="refine more", losses={
+                    name: weight for name, weight in stage.losses.items() if name not in IMAGE_LOSSES})
+                stage.losses["landmarks_2d"] = 1.0
+        later = fit(model, targets, [stage], progress=timed, seed=settings.seed, cameras=cameras,
+                    expressions=expressions)
+        result = dataclasses.replace(later, history=result.history + later.history,
+                                     notes=result.notes + later.notes)
     stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
     stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
     after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
@@ -369,4 +389,31 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     return PhotoFit(result=result, cameras=cameras, pixel_error_before=before, pixel_error_after=after,
                     seconds=time.perf_counter() - started, notes=notes + list(result.notes), expressions=expressions,
                     stage_seconds=stage_seconds, landmark_ids=which, detected_px=pixels,
-                    fitted_px=fitted_px.double().cpu().numpy(), used=confidence.numpy() > 0)
+                    fitted_px=fitted_px.double().cpu().numpy(), used=confidence.numpy() > 0, dense_matches=dense)
+
+
+MIN_DENSE_MATCHES = 100  # fewer between all photos together, after the landmark stages: too little overlap
+IMAGE_LOSSES = ("photometric", "stereo", "silhouette")
+
+
+def _final_matches(model: ASMModel, cameras: Cameras, expressions: ExpressionOffsets | None,
+                   targets: dict) -> dict[tuple[int, int], int]:
+    """How many dense matches each pair of photos has at the current surface and cameras."""
+    with torch.no_grad():
+        posed = _photo_posed(model, expressions)
+        posed = posed if posed.ndim == 2 else posed.mean(0)
+        ids, bary = targets["photo_sample_ids"], targets["photo_sample_bary"]
+        seen = visibility(posed, model.triangles, ids, bary, cameras, float(model.rig.head_unit))
+        matches = match_views(posed, vertex_normals(posed, model.triangles), ids, bary, seen, cameras,
+                              targets["stereo_images"], targets["stereo_image_scale"], float(model.rig.head_unit))
+    return matches.pairs()
+
+
+def _overlap_notes(dense: dict[tuple[int, int], int], names: list) -> list[str]:
+    """Say so when the photos share too little of the face for dense matching (front and back, or one lit so
+    differently that nothing matches): the shape then came from the landmarks."""
+    if sum(dense.values()) >= MIN_DENSE_MATCHES:
+        return []
+    return [f"the photos {', '.join(str(n) for n in names)} show too little of the same skin for dense matching "
+            f"({sum(dense.values())} points matched): the face's shape came from the landmarks alone; add photos "
+            "from between these directions (30-45 degrees apart)"]
