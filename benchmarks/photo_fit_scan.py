@@ -197,7 +197,7 @@ def main(argv=None) -> int:
         if "stages" in row:
             print(f"  {row['fit']}: seconds per stage {row['stages']}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"photo_fit_scan_{args.views}views_{args.quality}.csv"
+    out = RESULTS / "photo_fit_scan.csv"  # the latest run (its quality and views are in the printed title)
     with out.open("w", newline="") as stream:
         writer = csv.DictWriter(stream, fieldnames=sorted({k for row in rows for k in row}))
         writer.writeheader()

@@ -35,10 +35,11 @@ from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .landmark_surface import face_vertices, landmark_surface
 from .losses import uniform_laplacian
 
-QUALITY_STEPS = {"fast": (100, 200, 50, 300), "balanced": (150, 300, 150, 400), "best": (200, 500, 300, 800)}
+QUALITY_STEPS = {"fast": (100, 200, 50, 300), "balanced": (150, 300, 50, 300), "best": (200, 500, 50, 400)}
 # steps of the stages: cameras, coarse, refine, photos (keys: asm_protocol.choices.QUALITIES). Without the
-# photos' pixels the landmark stage gets the photos stage's steps too (MediaPipe's landmarks are biased by a few
-# pixels, so once the dense term is there the landmark stage is kept short: measured, docs/results.md)
+# photos' pixels the landmark stage gets the photos stage's steps too. With them the landmark stage stays short
+# (MediaPipe's landmarks are biased by 5-12 px) and the photos stage does not grow with the quality: longer ones
+# turned the cameras away and measured worse (docs/architecture.md, "Measured settings")
 MIN_PHOTO_LANDMARKS = 50
 EXPRESSION_BONE_PREFIXES = ("jaw", "chin", "lip", "mouth", "lid", "brow", "cheek", "nasolabial", "eye")
 OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark further from its detection than
