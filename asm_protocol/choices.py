@@ -11,7 +11,8 @@ CHARTS = ("auto", "uv", "projected")  # the mesh's own UV map, a cylindrical pro
 QUALITIES = ("fast", "balanced", "best")  # how long a fit works
 DEFAULT_QUALITY = "balanced"
 EXPRESSION_MODES = ("per_photo", "shared")  # each photo's own expression on the shared identity, or one pose
-DEFAULT_EXPRESSIONS = "per_photo"
+DEFAULT_EXPRESSIONS = "shared"  # measured: on photos of one expression, per-photo poses absorb the
+# shape the dense term finds (issue 19)
 AUTO_DIRECTION = "AUTO"
 FACE_DIRECTIONS = {"-Y": (0.0, -1.0, 0.0), "+Y": (0.0, 1.0, 0.0), "-X": (-1.0, 0.0, 0.0), "+X": (1.0, 0.0, 0.0)}
 # the world axis a head's face looks along; AUTO finds it from renders

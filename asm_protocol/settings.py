@@ -19,10 +19,11 @@ def generate_settings(preset: str = choices.DEFAULT_PRESET, influence_cap: int =
 
 def photo_fit_settings(quality: str = choices.DEFAULT_QUALITY, expressions: str = choices.DEFAULT_EXPRESSIONS,
                        same_lens: bool = False, match_texture: bool = True) -> dict:
-    """How a photo fit runs. match_texture False leaves out the photometric stage (landmarks only)."""
+    """How a photo fit runs. match_texture False leaves out the photos' pixels (the patch and
+    dense multi-view terms): landmarks only."""
     return {"quality": checked("fit quality", quality, choices.QUALITIES),
             "expressions": checked("expression handling", expressions, choices.EXPRESSION_MODES),
-            "same_lens": bool(same_lens), **({} if match_texture else {"photometric": 0.0})}
+            "same_lens": bool(same_lens), **({} if match_texture else {"photometric": 0.0, "stereo": 0.0})}
 
 
 def scan_fit_settings(quality: str = choices.DEFAULT_QUALITY) -> dict:

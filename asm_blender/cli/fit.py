@@ -36,8 +36,8 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
                         help=f"how long the fit works: fast, balanced or best (default: {choices.DEFAULT_QUALITY})")
     rig_arguments(parser, for_a_head_without_one=True)
     parser.add_argument("--expressions", choices=choices.EXPRESSION_MODES, default=choices.DEFAULT_EXPRESSIONS,
-                        help="per_photo (default): each photo may show its own expression (one Action per photo); "
-                             "shared: one pose for all photos")
+                        help="shared (default): one pose for all photos; per_photo: each photo may show its own "
+                             "expression (one Action per photo)")
     parser.add_argument("--same-lens", action="store_true",
                         help="the photos come from one camera and lens (their focal length over the photo's size is "
                              "shared)")

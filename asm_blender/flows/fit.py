@@ -127,6 +127,7 @@ def finish_fit_steps(arm, photos: list[Path], result: dict, bake_identity: bool 
            ["this solver returned no per-photo poses: no expression Actions were made"]),
         "fit_seconds": round(float(result["seconds"]), 1), "seconds": round(time.perf_counter() - started, 1),
         "stage_seconds": json.loads(str(result["stage_seconds"])) if "stage_seconds" in result else {},
+        "dense_matches": json.loads(str(result["dense_matches"])) if "dense_matches" in result else {},
         "max_blender_vs_solver": photo_fit_io.blender_vs_solver(mesh_obj, fitted_vertices),
     }
     store_fit_summary(mesh_obj, summary)

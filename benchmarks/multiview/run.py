@@ -35,7 +35,7 @@ from benchmarks.common import exit_after, write_csv  # noqa: E402
 SAMPLE_DIR = ROOT / "samples" / "makehuman_head"
 MM_PER_RIG_UNIT = 100.0  # the MakeHuman head is in decimetres
 ERROR_LIMIT_MM = 6.0  # the heat maps saturate here
-FITS = {"landmarks only": {"photometric": 0.0}, "default (landmarks + patches)": {}}
+FITS = {"landmarks only": {"photometric": 0.0, "stereo": 0.0}, "default (landmarks + patches + dense)": {}}
 UNFITTED = "unfitted rig (do nothing)"
 
 

@@ -15,6 +15,7 @@ from ..core.geometry import barycentric_points, closest_points_on_mesh, face_nor
 from ..model.weights import Mixture, cholesky_factor
 from ..vision.photometric import PATCH_SPACING, patch_consistency, patch_points, sample_colours, visibility
 from ..vision.silhouette import INSIDE_BAND, contour_vertices, sample_field
+from ..vision.stereo import match_views, triangulate
 
 # iod: correspondences further apart than these are ignored. A scan point is real surface, so it may pull
 # from far (a rig placed from landmarks can be 0.3 iod off at the temples); only hair and shoulders are
@@ -128,6 +129,47 @@ def photometric_loss(context: FitContext) -> torch.Tensor:
     colours = sample_colours(context.targets["photo_images"], pixels, context.targets["photo_image_scale"])
     grey = colours.mean(-1).reshape(len(seen), seen.shape[1], -1)  # (V, S, K)
     return patch_consistency(grey, seen.to(grey.dtype))
+
+
+STEREO_HEIGHT_SCALE = 0.03  # iod (about 2 mm): triangulated points further off the surface count less and less
+STEREO_PIXEL_SCALE = 0.01  # of the face's size: the same for the reprojection of the triangulated points
+STEREO_REMATCH = 5  # refreshes between two matchings (matching costs about a second per pair of photos)
+
+
+def stereo_loss(context: FitContext) -> torch.Tensor:
+    """Dense multi-view geometry (solver/vision/stereo.py): points of the face matched between every two photos
+    are triangulated with the current cameras; the surface is pulled to them along its normal (point-to-plane, so
+    the surface may slide under them) and the cameras are pulled to where the two rays meet (bundle adjustment).
+    targets["stereo_images"] (V (1, h, w)), "stereo_image_scale" (V,), "photo_sample_ids" / "photo_sample_bary"
+    (S, 3) the face's sample points, "face_size_2d" (V,). The matches are made again every STEREO_REMATCH refreshes,
+    from the current surface and cameras, as ICP does (cache "stereo_matches")."""
+    posed = context.posed if context.posed_views is None else context.posed_views.mean(0)
+    ids, bary = context.targets["photo_sample_ids"], context.targets["photo_sample_bary"]
+    cameras = context.cameras
+    if context.refresh:
+        context.cache["stereo_refreshes"] = context.cache.get("stereo_refreshes", -1) + 1
+    if "stereo_matches" not in context.cache or (context.refresh
+                                                 and context.cache["stereo_refreshes"] % STEREO_REMATCH == 0):
+        surface = posed.detach()
+        seen = visibility(surface, context.triangles, ids, bary, cameras, context.head_unit)
+        context.cache["stereo_matches"] = match_views(
+            surface, vertex_normals(surface, context.triangles), ids, bary, seen, cameras,
+            context.targets["stereo_images"], context.targets["stereo_image_scale"], context.head_unit)
+    matches = context.cache["stereo_matches"]
+    if len(matches) == 0:
+        return posed.sum() * 0.0
+    points = triangulate(cameras, matches).to(posed.dtype)
+    surface = barycentric_points(posed, ids[matches.sample], bary[matches.sample])
+    height = ((points - surface) * matches.normal.to(posed.dtype)).sum(-1) / _data_unit(context)
+    pixels, _ = cameras.project(points)  # (V, M, 2)
+    rows = torch.arange(len(matches), device=points.device)
+    face_size = context.targets["face_size_2d"].to(points.dtype)
+    reprojection = sum((((pixels[views, rows] - seen_at) / face_size[views, None]) ** 2).sum(-1)
+                       for views, seen_at in ((matches.view_a, matches.pixel_a), (matches.view_b, matches.pixel_b)))
+    confidence = matches.confidence.to(points.dtype)
+    robust = pseudo_huber(height ** 2, STEREO_HEIGHT_SCALE ** 2) \
+        + pseudo_huber(reprojection, STEREO_PIXEL_SCALE ** 2) * (STEREO_HEIGHT_SCALE / STEREO_PIXEL_SCALE) ** 2
+    return (robust * confidence).sum() / confidence.sum()
 
 
 def silhouette_loss(context: FitContext) -> torch.Tensor:
@@ -289,7 +331,7 @@ def weight_smoothness(context: FitContext) -> torch.Tensor:
 
 BONE_LOSSES = ("symmetry",)  # losses that need FitContext.bone_points
 WEIGHT_LOSSES = ("weight_smoothness",)  # losses that need FitContext.weights
-CAMERA_LOSSES = ("landmarks_2d", "photometric", "focal_prior", "silhouette", "focal_agreement")  # losses that need FitContext.cameras
+CAMERA_LOSSES = ("landmarks_2d", "photometric", "focal_prior", "silhouette", "focal_agreement", "stereo")  # losses that need FitContext.cameras
 
 LOSSES = {
     "vertex": vertex_loss,
@@ -308,6 +350,7 @@ LOSSES = {
     "focal_prior": focal_prior,
     "silhouette": silhouette_loss,
     "focal_agreement": focal_agreement,
+    "stereo": stereo_loss,
 }
 
 

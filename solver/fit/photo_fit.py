@@ -11,30 +11,35 @@ is what it is: docs/architecture.md, "Measured settings".
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from asm_protocol.choices import EXPRESSION_MODES
+from asm_protocol.choices import DEFAULT_EXPRESSIONS, EXPRESSION_MODES
 from asm_protocol.landmarks import FACE_OVAL
 
 from ..core.errors import ASMInputError
-from ..core.geometry import barycentric_points
+from ..core.geometry import barycentric_points, vertex_normals
 from ..model import ASMModel
 from ..template.skeleton import load_skeleton
 from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
-from ..vision.photometric import face_samples, prepared_image
+from ..vision.photometric import face_samples, prepared_image, visibility
 from ..vision.photos import face_size as photo_face_size
 from ..vision.photos import identity_warnings
 from ..vision.silhouette import person_mask, signed_distance
+from ..vision.stereo import match_views, stereo_image
 from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .landmark_surface import face_vertices, landmark_surface
 from .losses import uniform_laplacian
 
-QUALITY_STEPS = {"fast": (100, 200, 200, 100), "balanced": (150, 300, 500, 200), "best": (200, 500, 1000, 400)}
-# steps of the stages: cameras, coarse, refine, photometric (keys: asm_protocol.choices.QUALITIES)
+QUALITY_STEPS = {"fast": (100, 200, 50, 300), "balanced": (150, 300, 50, 300), "best": (200, 500, 50, 400)}
+# steps of the stages: cameras, coarse, refine, photos (keys: asm_protocol.choices.QUALITIES). Without the
+# photos' pixels the landmark stage gets the photos stage's steps too. With them the landmark stage stays short
+# (MediaPipe's landmarks are biased by 5-12 px) and the photos stage does not grow with the quality: longer ones
+# turned the cameras away and measured worse (docs/architecture.md, "Measured settings")
 MIN_PHOTO_LANDMARKS = 50
 EXPRESSION_BONE_PREFIXES = ("jaw", "chin", "lip", "mouth", "lid", "brow", "cheek", "nasolabial", "eye")
 OUTLIER_FACTOR, OUTLIER_FLOOR = 4.0, 0.03  # after the camera start, a landmark further from its detection than
@@ -52,12 +57,15 @@ class PhotoFitSettings:
     quality: str = "balanced"
     smoothness: float = 3e-4  # the scan fit's weight kept the landmarks twice as far off on synthetic photos
     pose_prior: float = 1e-4
-    expressions: str = "per_photo"
+    expressions: str = DEFAULT_EXPRESSIONS
     expression_prior: float = 0.1  # a weak prior lets each photo's expression take up the identity's shape
     focal_prior: float = 1e-5
     same_lens: bool = False  # every photo from one camera and lens (its focal length over the photo's size shared)
     photometric: float = 1e-2  # weight of the multi-view patch term (0: landmarks only)
     photometric_points: int = 4000  # points on the face compared between photos
+    stereo_points: int = 8000  # points on the face matched between photos (without the patch term)
+    stereo: float = 1.0  # weight of the dense multi-view geometry term (0: off); needs pixels and two photos
+    stereo_landmarks: float = 0.3  # the landmarks' weight once the dense term carries the shape
     silhouette: float = 0.0  # weight of the outline term (0: off: on hair-less renders it added little); needs pixels
     blur: float = 0.01  # of the face's width: the photos' blur for the colour term
     seed: int = 0
@@ -71,6 +79,11 @@ class PhotoFitSettings:
     def stages(self, bone_names, photos: int = 2, with_images: bool = False) -> list[Stage]:
         """The stages for `photos` photos; the photometric stage only with the photos' pixels and two or more."""
         cameras_steps, coarse_steps, refine_steps, photometric_steps = QUALITY_STEPS[self.quality]
+        image_terms = {name: weight for name, weight in (("photometric", self.photometric if photos >= 2 else 0.0),
+                                                         ("silhouette", self.silhouette),
+                                                         ("stereo", self.stereo if photos >= 2 else 0.0)) if weight > 0}
+        if not (with_images and image_terms):
+            refine_steps += photometric_steps
         big = tuple(name for name in load_skeleton("game").names if name in bone_names)
         strength = SINGLE_PHOTO_PRIOR if photos == 1 else 1.0
         priors = {name: weight * strength for name, weight in (("pose_prior", self.pose_prior),
@@ -90,10 +103,11 @@ class PhotoFitSettings:
             Stage(name="refine", groups=moving, losses=refine_losses, iterations=refine_steps, learning_rate=0.003,
                   patience=100, final_learning_rate=0.0003),
         ]
-        image_terms = {name: weight for name, weight in (("photometric", self.photometric if photos >= 2 else 0.0),
-                                                         ("silhouette", self.silhouette)) if weight > 0}
         if with_images and image_terms:
-            stages.append(Stage(name="photos", groups=moving, losses={**refine_losses, **image_terms},
+            losses = {**refine_losses, **image_terms}
+            if "stereo" in image_terms:
+                losses["landmarks_2d"] = self.stereo_landmarks
+            stages.append(Stage(name="photos", groups=moving, losses=losses,
                                 iterations=photometric_steps, learning_rate=0.001, patience=60, refresh_every=10,
                                 final_learning_rate=0.0002))
         return stages
@@ -104,7 +118,7 @@ class PhotoFitSettings:
 
     def uses_images(self, photos: int) -> bool:
         """Whether the photos' pixels take part: the outline term, or the patch term with two photos or more."""
-        return self.silhouette > 0 or (photos >= 2 and self.photometric > 0)
+        return self.silhouette > 0 or (photos >= 2 and (self.photometric > 0 or self.stereo > 0))
 
 
 @dataclass
@@ -154,6 +168,8 @@ class PhotoFit:
     detected_px: np.ndarray | None = None  # (V, L, 2) their detections (NaN where missing)
     fitted_px: np.ndarray | None = None  # (V, L, 2) the fitted rig's landmark points in each photo
     used: np.ndarray | None = None  # (V, L) bool: fitted (not an outline point, not an outlier)
+    dense_matches: dict[tuple[int, int], int] = field(default_factory=dict)  # dense matches per pair of photos
+    # after the landmark stages (the photos stage starts from them)
 
 
 def expression_bones(names) -> torch.Tensor:
@@ -256,6 +272,12 @@ def _image_targets(settings: PhotoFitSettings, photos: PhotoObservations, model:
             photos.images, scale, face_size.numpy(), settings.blur, dtype)
         targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
             vertices, triangles, face, settings.photometric_points)
+    if settings.stereo > 0 and len(photos) >= 2:
+        targets["stereo_images"] = [stereo_image(image, dtype=dtype) for image in photos.images]
+        targets["stereo_image_scale"] = torch.as_tensor(scale, dtype=dtype)
+        if "photo_sample_ids" not in targets:
+            targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
+                vertices, triangles, face, settings.stereo_points)
     if settings.silhouette > 0:
         targets["silhouette_distance"] = [torch.as_tensor(signed_distance(person_mask(image)), dtype=dtype)
                                           for image in photos.images]
@@ -265,10 +287,13 @@ def _image_targets(settings: PhotoFitSettings, photos: PhotoObservations, model:
 
 
 def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndarray, photos: PhotoObservations,
-                  settings: PhotoFitSettings = PhotoFitSettings(), progress=None) -> PhotoFit:
+                  settings: PhotoFitSettings = PhotoFitSettings(), progress=None,
+                  known_cameras: Cameras | None = None) -> PhotoFit:
     """Fit `model` (in place) and one camera per photo to the photos' landmarks (and colours, with their images).
 
-    rig_landmarks (478, 3) on the rig's mesh, rig_valid (478,). progress(stage, step, loss) -> True cancels."""
+    rig_landmarks (478, 3) on the rig's mesh, rig_valid (478,). progress(stage, step, loss) -> True cancels.
+    known_cameras: calibrated cameras in the rig's frame (a photo booth, or the benchmark's true cameras), used as
+    they are: only the rig moves."""
     started = time.perf_counter()
     if len(photos) == 0:
         raise ASMInputError("no photos to fit")
@@ -289,7 +314,13 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     with torch.no_grad():
         rest_points = barycentric_points(model.forward(), ids, bary).double().numpy()
     lenses = _lenses(photos)
-    cameras = _camera_starts(rest_points, pixels, confidence.numpy() > 0, photos, lenses, settings.same_lens)
+    if known_cameras is None:
+        cameras = _camera_starts(rest_points, pixels, confidence.numpy() > 0, photos, lenses, settings.same_lens)
+    else:
+        if len(known_cameras.image_size) != len(photos):
+            raise ASMInputError(f"{len(known_cameras.image_size)} known cameras for {len(photos)} photos")
+        cameras = Cameras(*(t.detach().clone() for t in (known_cameras.rotvec, known_cameras.translation,
+                                                          known_cameras.log_focal, known_cameras.image_size)))
     face_size = torch.as_tensor([float(np.nanmax(np.ptp(d[:, 0][np.isfinite(d[:, 0])]))) for d in pixels])
     confidence = _without_outliers(cameras, torch.as_tensor(rest_points), detected, confidence, face_size)
     known = lenses.known
@@ -325,8 +356,30 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
         return bool(progress(stage, step, loss)) if progress is not None else False
 
     fit_started = clock["since"] = time.perf_counter()
-    result = fit(model, targets, settings.stages(model.rig.names, views, with_images), progress=timed,
-                 seed=settings.seed, cameras=cameras, expressions=expressions)
+    stages = settings.stages(model.rig.names, views, with_images)
+    if known_cameras is not None:
+        stages = [dataclasses.replace(stage, groups=tuple(g for g in stage.groups if g != "cameras"))
+                  for stage in stages if stage.groups != ("cameras",)]
+    dense: dict[tuple[int, int], int] = {}
+    landmark_stages = [stage for stage in stages if stage.name != "photos"]
+    result = fit(model, targets, landmark_stages, progress=timed, seed=settings.seed, cameras=cameras,
+                 expressions=expressions)
+    photos_stage = [stage for stage in stages if stage.name == "photos"]
+    if photos_stage and not result.cancelled:
+        stage = photos_stage[0]
+        if "stereo" in stage.losses:
+            # Photos that share too little skin (front and back, or lit beyond recognition) would leave the
+            # patch term alone with landmarks held weakly: keep to the landmarks instead, and say so.
+            dense = _final_matches(model, cameras, expressions, targets)
+            if sum(dense.values()) < MIN_DENSE_MATCHES:
+                notes += _overlap_notes(dense, photos.names or [f"#{v + 1}" for v in range(views)])
+                stage = dataclasses.replace(stage, name="refine more", losses={
+                    name: weight for name, weight in stage.losses.items() if name not in IMAGE_LOSSES})
+                stage.losses["landmarks_2d"] = 1.0
+        later = fit(model, targets, [stage], progress=timed, seed=settings.seed, cameras=cameras,
+                    expressions=expressions)
+        result = dataclasses.replace(later, history=result.history + later.history,
+                                     notes=result.notes + later.notes)
     stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
     stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
     after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
@@ -337,4 +390,31 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     return PhotoFit(result=result, cameras=cameras, pixel_error_before=before, pixel_error_after=after,
                     seconds=time.perf_counter() - started, notes=notes + list(result.notes), expressions=expressions,
                     stage_seconds=stage_seconds, landmark_ids=which, detected_px=pixels,
-                    fitted_px=fitted_px.double().cpu().numpy(), used=confidence.numpy() > 0)
+                    fitted_px=fitted_px.double().cpu().numpy(), used=confidence.numpy() > 0, dense_matches=dense)
+
+
+MIN_DENSE_MATCHES = 100  # fewer between all photos together, after the landmark stages: too little overlap
+IMAGE_LOSSES = ("photometric", "stereo", "silhouette")
+
+
+def _final_matches(model: ASMModel, cameras: Cameras, expressions: ExpressionOffsets | None,
+                   targets: dict) -> dict[tuple[int, int], int]:
+    """How many dense matches each pair of photos has at the current surface and cameras."""
+    with torch.no_grad():
+        posed = _photo_posed(model, expressions)
+        posed = posed if posed.ndim == 2 else posed.mean(0)
+        ids, bary = targets["photo_sample_ids"], targets["photo_sample_bary"]
+        seen = visibility(posed, model.triangles, ids, bary, cameras, float(model.rig.head_unit))
+        matches = match_views(posed, vertex_normals(posed, model.triangles), ids, bary, seen, cameras,
+                              targets["stereo_images"], targets["stereo_image_scale"], float(model.rig.head_unit))
+    return matches.pairs()
+
+
+def _overlap_notes(dense: dict[tuple[int, int], int], names: list) -> list[str]:
+    """Say so when the photos share too little of the face for dense matching (front and back, or one lit so
+    differently that nothing matches): the shape then came from the landmarks."""
+    if sum(dense.values()) >= MIN_DENSE_MATCHES:
+        return []
+    return [f"the photos {', '.join(str(n) for n in names)} show too little of the same skin for dense matching "
+            f"({sum(dense.values())} points matched): the face's shape came from the landmarks alone; add photos "
+            "from between these directions (30-45 degrees apart)"]

@@ -203,6 +203,8 @@ def fit_photos(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
                    "landmarks_detected_px": fitted.detected_px, "landmarks_fitted_px": fitted.fitted_px,
                    "landmarks_used": fitted.used, "seconds": np.array(fitted.seconds),
                    "stage_seconds": np.array(json.dumps(fitted.stage_seconds)),
+                   "dense_matches": np.array(json.dumps({f"{a + 1}-{b + 1}": n
+                                                         for (a, b), n in fitted.dense_matches.items()})),
                    "upright_photos": upright_copies(photos, job_dir)})
     arrays["warnings"] = detection_notes + list(arrays["warnings"]) + fitted.notes
     return arrays

@@ -200,7 +200,7 @@ def test_the_photo_panel_list_and_operators_are_registered_and_draw(sample_head,
         assert hasattr(bpy.ops.asm, operator)
     assert 'UNDO' in ASM_OT_fit_photos.bl_options and ASM_OT_fit_photos.__doc__
     settings = sample_head.asm
-    assert (settings.fit_quality, settings.expressions, settings.bake_identity) == ("balanced", "per_photo", False)
+    assert (settings.fit_quality, settings.expressions, settings.bake_identity) == ("balanced", "shared", False)
     assert {item.identifier for item in settings.bl_rna.properties["expressions"].enum_items} == set(choices.EXPRESSION_MODES)
     assert settings.bl_rna.properties["fit_summary"].is_hidden
     bpy.context.view_layer.objects.active = sample_head

@@ -174,3 +174,17 @@ def test_photos_from_one_lens_share_it(sample_mesh, sample_rig):
     assert np.ptp(relative) < 0.02 * relative.mean(), relative
     # found 1.40 (the lens prior's 50 mm equivalent pulls; each photo alone found its long lens 70 % long)
     assert np.all(np.abs(relative / 1.2 - 1) < 0.2), relative
+
+
+def test_photos_sharing_no_skin_fall_back_to_landmarks_and_say_so(photos, sample_mesh, sample_rig):
+    """Three photos whose pixels are unrelated noise (as photos from the front and the back would be): the dense
+    term finds (nearly) nothing to match, the fit still follows the landmarks, and a note says why."""
+    rng = np.random.default_rng(3)
+    images = [rng.integers(0, 256, (int(height), int(width), 3), dtype=np.uint8) for width, height in photos["size"]]
+    observations = observed(photos)
+    observations.images, observations.image_scale = images, np.ones(len(images))
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observations, PhotoFitSettings("fast"))
+    assert sum(fitted.dense_matches.values()) < 100, fitted.dense_matches
+    assert any("too little of the same skin for dense matching" in note for note in fitted.notes), fitted.notes
+    assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
