@@ -49,6 +49,8 @@ PHOTOMETRIC_FACE_PIXELS = 256.0  # the photometric term works on photos scaled s
 TYPICAL_FOCAL = 1.4  # of the photo's larger side: a 50 mm lens on a full-frame (36 mm) camera
 SAME_LENS_WEIGHT = 10.0  # the focal lengths' log spread against the landmarks: one lens, within a percent
 EXIF_FOCAL_TRUST = 100.0  # the focal prior is this much stronger where the photo's EXIF gives the lens
+MIN_PATCH_PHOTOS = 3  # the patch term with two photos only made the Fran scan's fit worse than the unfitted
+# rig (3.2-3.5 mm against 2.93; without it 2.46), and Lee Perry-Smith's no better than the dense term alone
 SINGLE_PHOTO_PRIOR = 3.0  # one photo shows the face from one side only: priors this much stronger
 
 
@@ -61,9 +63,9 @@ class PhotoFitSettings:
     expression_prior: float = 0.1  # a weak prior lets each photo's expression take up the identity's shape
     focal_prior: float = 1e-5
     same_lens: bool = False  # every photo from one camera and lens (its focal length over the photo's size shared)
-    photometric: float = 1e-2  # weight of the multi-view patch term (0: landmarks only)
+    photometric: float = 3e-3  # weight of the multi-view patch term (0: off); with MIN_PATCH_PHOTOS or more
     photometric_points: int = 4000  # points on the face compared between photos
-    stereo_points: int = 8000  # points on the face matched between photos (without the patch term)
+    stereo_points: int = 8000  # points on the face matched between photos when the patch term is off (else its own)
     stereo: float = 1.0  # weight of the dense multi-view geometry term (0: off); needs pixels and two photos
     stereo_landmarks: float = 0.3  # the landmarks' weight once the dense term carries the shape
     silhouette: float = 0.0  # weight of the outline term (0: off: on hair-less renders it added little); needs pixels
@@ -79,7 +81,8 @@ class PhotoFitSettings:
     def stages(self, bone_names, photos: int = 2, with_images: bool = False) -> list[Stage]:
         """The stages for `photos` photos; the photometric stage only with the photos' pixels and two or more."""
         cameras_steps, coarse_steps, refine_steps, photometric_steps = QUALITY_STEPS[self.quality]
-        image_terms = {name: weight for name, weight in (("photometric", self.photometric if photos >= 2 else 0.0),
+        image_terms = {name: weight for name, weight in (("photometric", self.photometric
+                                                          if photos >= MIN_PATCH_PHOTOS else 0.0),
                                                          ("silhouette", self.silhouette),
                                                          ("stereo", self.stereo if photos >= 2 else 0.0)) if weight > 0}
         if not (with_images and image_terms):
@@ -118,7 +121,8 @@ class PhotoFitSettings:
 
     def uses_images(self, photos: int) -> bool:
         """Whether the photos' pixels take part: the outline term, or the patch term with two photos or more."""
-        return self.silhouette > 0 or (photos >= 2 and (self.photometric > 0 or self.stereo > 0))
+        return self.silhouette > 0 or (photos >= MIN_PATCH_PHOTOS and self.photometric > 0) \
+            or (photos >= 2 and self.stereo > 0)
 
 
 @dataclass
@@ -267,7 +271,7 @@ def _image_targets(settings: PhotoFitSettings, photos: PhotoObservations, model:
     triangles = model.triangles.cpu().numpy()
     scale = np.ones(len(photos)) if photos.image_scale is None else np.asarray(photos.image_scale, float)
     targets = {}
-    if settings.photometric > 0 and len(photos) >= 2:
+    if settings.photometric > 0 and len(photos) >= MIN_PATCH_PHOTOS:
         targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
             photos.images, scale, face_size.numpy(), settings.blur, dtype)
         targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(

@@ -65,6 +65,7 @@ def photo_targets(model, cameras, posed, ids, bary, with_images=False):
     from solver.fit.photo_fit import prepared_photos
     from solver.vision.photometric import face_samples
     from solver.vision.silhouette import signed_distance
+    from solver.vision.stereo import stereo_image
     from tests.synthetic_cameras import textured_photos
 
     vertices, triangles = posed.detach().double().numpy(), model.triangles.numpy()
@@ -75,6 +76,8 @@ def photo_targets(model, cameras, posed, ids, bary, with_images=False):
         images, [0.5] * views, np.full(views, 200.0), 0.01, torch.float32)
     targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(model.vertices.numpy(), triangles, face,
                                                                              2000)
+    targets["stereo_images"] = [stereo_image(image) for image in images]
+    targets["stereo_image_scale"] = torch.full((views,), 0.5)
     targets["silhouette_distance"] = [torch.as_tensor(signed_distance(mask.astype(np.float32))) for mask in masks]
     targets["silhouette_scale"] = torch.full((views,), 0.5)
     targets["silhouette_candidates"] = torch.as_tensor(face)
@@ -346,10 +349,11 @@ LOSS_SETUPS = {  # loss: (groups it is fitted with, how the start differs from i
     "gaussian_size": (("gaussian_covariances",), "narrow"),
     "weight_smoothness": (("gaussian_means", "gaussian_covariances", "gaussian_weights"), "as generated"),
     "landmarks_2d": (("pose",), "target"), "photometric": (("pose",), "target"), "silhouette": (("pose",), "target"),
+    "stereo": (("pose",), "target"),
     "focal_prior": (("cameras",), "long lens"), "expression_prior": (("expressions",), "expressions"),
     "focal_agreement": (("cameras",), "two lenses"),
 }
-IMAGE_LOSSES = ("photometric", "silhouette")
+IMAGE_LOSSES = ("photometric", "silhouette", "stereo")
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_SETUPS))
