@@ -84,6 +84,7 @@ def fit_sample_to_photos(output: Path, mesh_path: Path, head, arrays, landmarks:
     comparison = _compare_with_scan(output, fitted_head, arrays, landmarks, valid, result, log)
     return {"photos": [p.name for p in photos], "quality": quality, "views": views, "picture": str(picture),
             "stage_seconds": json.loads(str(result["stage_seconds"])),
+            "dense_matches": json.loads(str(result["dense_matches"])) if "dense_matches" in result else {},
             "fit_seconds": round(float(result["seconds"]), 1), "seconds": round(time.perf_counter() - started, 1),
             "blender_vs_solver_max_difference": exactness, **comparison, "notes": list(result["warnings"])}
 
