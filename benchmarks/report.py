@@ -61,8 +61,8 @@ PARTS = {  # name: (module, fast arguments, full arguments)
     "expressions": ("benchmarks.expressions", ["--pictures", "--expressions", *FAST_EXPRESSIONS], ["--pictures"]),
     "detectors": ("benchmarks.detector_compare", ["--repeats", "3"], ["--repeats", "5"]),
 }
-CSV_OF = {"multiview": "multiview.csv", "photos": "photo_fit_scan.csv", "capacity": "capacity_sweep.csv", "generate": "generate_speed.csv",
-          "fit": "fit_speed.csv", "forward": "forward_speed.csv", "writeback": "writeback_speed.csv",
+CSV_OF = {"multiview": "multiview.csv", "photos": "photo_fit_scan.csv", "capacity": "capacity_sweep.csv",
+          "generate": "generate_speed.csv", "fit": "fit_speed.csv", "forward": "forward_speed.csv", "writeback": "writeback_speed.csv",
           "expressions": "expressions.csv", "detectors": "detector_compare.csv"}
 PART_TIMEOUT_S = 3 * 3600
 

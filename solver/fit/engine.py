@@ -30,8 +30,8 @@ ALL_GROUPS = ("pose", "binding", "bind_offset", "gaussian_weights", "gaussian_me
 PARAMETER_GROUPS = ALL_GROUPS + ("alignment", "cameras", "expressions")  # ALL_GROUPS: the rig itself; "alignment"
 # moves the 3D target, "cameras" the photos' cameras, "expressions" each photo's own expression offsets
 ALIGNED_TARGETS = ("vertices", "landmarks", "scan_points")
-CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan", "photometric", "silhouette", "stereo")  # refreshed every few steps (pairs,
-# visibility): only a refreshed step measures the true loss
+CORRESPONDENCE_LOSSES = ("scan_to_mesh", "mesh_to_scan", "photometric", "silhouette", "stereo")  # refreshed every
+# few steps (pairs, visibility, matches): only a refreshed step measures the true loss
 OPTIMIZERS = ("adam", "lbfgs")
 
 
