@@ -468,6 +468,7 @@ def test_undo_after_a_fit_restores_the_scene(sample_head, tmp_path, monkeypatch)
     head = rigged(sample_head)
     add_photos(head, [write_image(tmp_path / "front.png"), write_image(tmp_path / "side.png")])
     head.asm.bake_identity = True
+    head.asm.expressions = "per_photo"  # its Actions are part of what undo must take away
     result = stored_fit_result(head, 2)
     bpy.ops.ed.undo_push(message="before the fit")
     before = fit_state(head)
