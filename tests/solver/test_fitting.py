@@ -212,8 +212,8 @@ def test_stages_are_data_and_reject_unknown_names():
     assert Stage.from_dict(stage.to_dict()) == stage
     with pytest.raises(ASMInputError, match=r"stage 'x': unknown parameter group\(s\) \['lights'\]"):
         Stage(name="x", groups=("lights",), losses={"vertex": 1.0})
-    with pytest.raises(ASMInputError, match=r"stage 'x': unknown loss\(es\) \['stereo'\]"):
-        Stage(name="x", groups=("pose",), losses={"stereo": 1.0})
+    with pytest.raises(ASMInputError, match=r"stage 'x': unknown loss\(es\) \['sonar'\]"):
+        Stage(name="x", groups=("pose",), losses={"sonar": 1.0})
     with pytest.raises(ASMInputError, match=r"unknown field\(s\) \['lr'\]"):
         Stage.from_dict({"name": "x", "groups": ["pose"], "losses": {"vertex": 1.0}, "lr": 0.1})
     with pytest.raises(ASMInputError, match="unknown optimizer"):
