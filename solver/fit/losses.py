@@ -15,7 +15,7 @@ from ..core.geometry import barycentric_points, closest_points_on_mesh, face_nor
 from ..model.weights import Mixture, cholesky_factor
 from ..vision.photometric import PATCH_SPACING, patch_consistency, patch_points, sample_colours, visibility
 from ..vision.silhouette import INSIDE_BAND, contour_vertices, sample_field
-from ..vision.stereo import match_views, triangulate
+from ..vision.stereo import match_surface, triangulate
 
 # iod: correspondences further apart than these are ignored. A scan point is real surface, so it may pull
 # from far (a rig placed from landmarks can be 0.3 iod off at the temples); only hair and shoulders are
@@ -150,11 +150,9 @@ def stereo_loss(context: FitContext) -> torch.Tensor:
         context.cache["stereo_refreshes"] = context.cache.get("stereo_refreshes", -1) + 1
     if "stereo_matches" not in context.cache or (context.refresh
                                                  and context.cache["stereo_refreshes"] % STEREO_REMATCH == 0):
-        surface = posed.detach()
-        seen = visibility(surface, context.triangles, ids, bary, cameras, context.head_unit)
-        context.cache["stereo_matches"] = match_views(
-            surface, vertex_normals(surface, context.triangles), ids, bary, seen, cameras,
-            context.targets["stereo_images"], context.targets["stereo_image_scale"], context.head_unit)
+        context.cache["stereo_matches"] = match_surface(
+            posed.detach(), context.triangles, ids, bary, cameras, context.targets["stereo_images"],
+            context.targets["stereo_image_scale"], context.head_unit)
     matches = context.cache["stereo_matches"]
     if len(matches) == 0:
         return posed.sum() * 0.0

@@ -22,15 +22,15 @@ from asm_protocol.choices import DEFAULT_EXPRESSIONS, EXPRESSION_MODES
 from asm_protocol.landmarks import FACE_OVAL
 
 from ..core.errors import ASMInputError
-from ..core.geometry import barycentric_points, vertex_normals
+from ..core.geometry import barycentric_points
 from ..model import ASMModel
 from ..template.skeleton import load_skeleton
 from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
-from ..vision.photometric import face_samples, prepared_image, visibility
+from ..vision.photometric import face_samples, prepared_image
 from ..vision.photos import face_size as photo_face_size
 from ..vision.photos import identity_warnings
 from ..vision.silhouette import person_mask, signed_distance
-from ..vision.stereo import match_views, stereo_image
+from ..vision.stereo import match_surface, stereo_image
 from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
 from .landmark_surface import face_vertices, landmark_surface
 from .losses import uniform_laplacian
@@ -79,12 +79,10 @@ class PhotoFitSettings:
             raise ASMInputError(f"unknown expression handling {self.expressions!r}; use one of {list(EXPRESSION_MODES)}")
 
     def stages(self, bone_names, photos: int = 2, with_images: bool = False) -> list[Stage]:
-        """The stages for `photos` photos; the photometric stage only with the photos' pixels and two or more."""
+        """The stages for `photos` photos; the photos stage only with the photos' pixels and an image term that
+        `photos` photos can use (image_terms)."""
         cameras_steps, coarse_steps, refine_steps, photometric_steps = QUALITY_STEPS[self.quality]
-        image_terms = {name: weight for name, weight in (("photometric", self.photometric
-                                                          if photos >= MIN_PATCH_PHOTOS else 0.0),
-                                                         ("silhouette", self.silhouette),
-                                                         ("stereo", self.stereo if photos >= 2 else 0.0)) if weight > 0}
+        image_terms = self.image_terms(photos)
         if not (with_images and image_terms):
             refine_steps += photometric_steps
         big = tuple(name for name in load_skeleton("game").names if name in bone_names)
@@ -119,10 +117,16 @@ class PhotoFitSettings:
         """Each photo's own expression: asked for, and two photos or more (one photo has nothing to share)."""
         return self.expressions == "per_photo" and photos >= 2
 
+    def image_terms(self, photos: int) -> dict[str, float]:
+        """The terms on the photos' pixels that `photos` photos take, with their weights: the outline term, the
+        dense term with two photos or more, the patch term with MIN_PATCH_PHOTOS or more."""
+        return {name: weight for name, weight, least in (("photometric", self.photometric, MIN_PATCH_PHOTOS),
+                                                         ("silhouette", self.silhouette, 1),
+                                                         ("stereo", self.stereo, 2)) if weight > 0 and photos >= least}
+
     def uses_images(self, photos: int) -> bool:
-        """Whether the photos' pixels take part: the outline term, or the patch term with two photos or more."""
-        return self.silhouette > 0 or (photos >= MIN_PATCH_PHOTOS and self.photometric > 0) \
-            or (photos >= 2 and self.stereo > 0)
+        """Whether the photos' pixels take part."""
+        return bool(self.image_terms(photos))
 
 
 @dataclass
@@ -271,18 +275,19 @@ def _image_targets(settings: PhotoFitSettings, photos: PhotoObservations, model:
     triangles = model.triangles.cpu().numpy()
     scale = np.ones(len(photos)) if photos.image_scale is None else np.asarray(photos.image_scale, float)
     targets = {}
-    if settings.photometric > 0 and len(photos) >= MIN_PATCH_PHOTOS:
+    terms = settings.image_terms(len(photos))
+    if "photometric" in terms:
         targets["photo_images"], targets["photo_image_scale"] = prepared_photos(
             photos.images, scale, face_size.numpy(), settings.blur, dtype)
         targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
             vertices, triangles, face, settings.photometric_points)
-    if settings.stereo > 0 and len(photos) >= 2:
+    if "stereo" in terms:
         targets["stereo_images"] = [stereo_image(image, dtype=dtype) for image in photos.images]
         targets["stereo_image_scale"] = torch.as_tensor(scale, dtype=dtype)
         if "photo_sample_ids" not in targets:
             targets["photo_sample_ids"], targets["photo_sample_bary"] = face_samples(
                 vertices, triangles, face, settings.stereo_points)
-    if settings.silhouette > 0:
+    if "silhouette" in terms:
         targets["silhouette_distance"] = [torch.as_tensor(signed_distance(person_mask(image)), dtype=dtype)
                                           for image in photos.images]
         targets["silhouette_scale"] = torch.as_tensor(scale, dtype=dtype)
@@ -364,6 +369,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     if known_cameras is not None:
         stages = [dataclasses.replace(stage, groups=tuple(g for g in stage.groups if g != "cameras"))
                   for stage in stages if stage.groups != ("cameras",)]
+    names = photos.names or [f"#{v + 1}" for v in range(views)]
     dense: dict[tuple[int, int], int] = {}
     landmark_stages = [stage for stage in stages if stage.name != "photos"]
     result = fit(model, targets, landmark_stages, progress=timed, seed=settings.seed, cameras=cameras,
@@ -376,10 +382,10 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
             # patch term alone with landmarks held weakly: keep to the landmarks instead, and say so.
             dense = _final_matches(model, cameras, expressions, targets)
             if sum(dense.values()) < MIN_DENSE_MATCHES:
-                notes += _overlap_notes(dense, photos.names or [f"#{v + 1}" for v in range(views)])
+                notes.append(_overlap_note(dense, names))
                 stage = dataclasses.replace(stage, name="refine more", losses={
-                    name: weight for name, weight in stage.losses.items() if name not in IMAGE_LOSSES})
-                stage.losses["landmarks_2d"] = 1.0
+                    **{name: weight for name, weight in stage.losses.items() if name not in IMAGE_LOSSES},
+                    "landmarks_2d": 1.0})
         later = fit(model, targets, [stage], progress=timed, seed=settings.seed, cameras=cameras,
                     expressions=expressions)
         result = dataclasses.replace(later, history=result.history + later.history,
@@ -387,7 +393,6 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     stage_seconds = {k: round(v, 2) for k, v in stage_seconds.items()}
     stage_seconds["total"] = round(time.perf_counter() - fit_started, 2)
     after = _pixel_rms(model, cameras, ids, bary, detected, confidence, expressions)
-    names = photos.names or [f"#{v + 1}" for v in range(views)]
     notes += identity_warnings(after, [photo_face_size(d) for d in photos.detections], names)
     with torch.no_grad():
         fitted_px, _ = cameras.project(barycentric_points(_photo_posed(model, expressions), ids, bary))
@@ -406,19 +411,15 @@ def _final_matches(model: ASMModel, cameras: Cameras, expressions: ExpressionOff
     """How many dense matches each pair of photos has at the current surface and cameras."""
     with torch.no_grad():
         posed = _photo_posed(model, expressions)
-        posed = posed if posed.ndim == 2 else posed.mean(0)
-        ids, bary = targets["photo_sample_ids"], targets["photo_sample_bary"]
-        seen = visibility(posed, model.triangles, ids, bary, cameras, float(model.rig.head_unit))
-        matches = match_views(posed, vertex_normals(posed, model.triangles), ids, bary, seen, cameras,
-                              targets["stereo_images"], targets["stereo_image_scale"], float(model.rig.head_unit))
+        matches = match_surface(posed if posed.ndim == 2 else posed.mean(0), model.triangles,
+                                targets["photo_sample_ids"], targets["photo_sample_bary"], cameras,
+                                targets["stereo_images"], targets["stereo_image_scale"], float(model.rig.head_unit))
     return matches.pairs()
 
 
-def _overlap_notes(dense: dict[tuple[int, int], int], names: list) -> list[str]:
-    """Say so when the photos share too little of the face for dense matching (front and back, or one lit so
+def _overlap_note(dense: dict[tuple[int, int], int], names: list) -> str:
+    """The note for photos that share too little of the face for dense matching (front and back, or one lit so
     differently that nothing matches): the shape then came from the landmarks."""
-    if sum(dense.values()) >= MIN_DENSE_MATCHES:
-        return []
-    return [f"the photos {', '.join(str(n) for n in names)} show too little of the same skin for dense matching "
+    return (f"the photos {', '.join(str(n) for n in names)} show too little of the same skin for dense matching "
             f"({sum(dense.values())} points matched): the face's shape came from the landmarks alone; add photos "
-            "from between these directions (30-45 degrees apart)"]
+            "from between these directions (30-45 degrees apart)")

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..core.geometry import barycentric_points
-from .photometric import patch_points
+from ..core.geometry import barycentric_points, vertex_normals
+from ..core.rotations import rotvec_to_matrix
+from .photometric import patch_points, visibility
 
 SEARCH_RANGE = 0.16  # head units (iod) in front of and behind the surface searched: the mean face lies within
 # about 10 mm of a person's face
@@ -112,8 +113,6 @@ def _projection_with_jacobian(camera, points: torch.Tensor) -> tuple[torch.Tenso
     """(..., 3) object-space points -> (..., 2) pixels of one camera and (..., 2, 3) the derivative of the pixel
     in the point: the squares compared are a few pixels wide, where the projection is affine to a hundredth of a
     pixel, so their corners are placed with it instead of projecting every one of them."""
-    from ..core.rotations import rotvec_to_matrix
-
     rotation = rotvec_to_matrix(camera.rotvec[0].to(points.dtype))
     focal = torch.exp(camera.log_focal[0]).to(points.dtype)
     in_camera = points @ rotation.T + camera.translation[0].to(points.dtype)
@@ -241,11 +240,18 @@ def match_views(posed: torch.Tensor, normals: torch.Tensor, sample_ids: torch.Te
     return matches
 
 
+def match_surface(posed: torch.Tensor, triangles: torch.Tensor, sample_ids: torch.Tensor, sample_bary: torch.Tensor,
+                  cameras, images: list[torch.Tensor], image_scale, head_unit: float) -> DenseMatches:
+    """match_views on a surface as it stands: (N, 3) posed vertices and their (T, 3) triangles, which give the
+    normals and, by a z-buffer (solver.vision.photometric.visibility), which photos see each sample point."""
+    seen = visibility(posed, triangles, sample_ids, sample_bary, cameras, head_unit)
+    return match_views(posed, vertex_normals(posed, triangles), sample_ids, sample_bary, seen, cameras, images,
+                       image_scale, head_unit)
+
+
 def camera_rays(cameras, views: torch.Tensor, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(M,) photo ids and (M, 2) original pixels -> (M, 3) each camera's centre and (M, 3) unit ray directions in
     object space, differentiable in the cameras."""
-    from ..core.rotations import rotvec_to_matrix
-
     dtype = pixels.dtype
     rotation = rotvec_to_matrix(cameras.rotvec.to(dtype))[views]  # (M, 3, 3) object -> camera
     focal = torch.exp(cameras.log_focal.to(dtype))[views]
