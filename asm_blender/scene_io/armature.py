@@ -13,13 +13,12 @@ from .mesh import SceneInputError
 GROUPS_PROPERTY = "asm_vertex_groups"  # names of the vertex groups the rig owns, stored on the mesh
 MODIFIER_NAME = "ASM Rig"
 
-# write_weights calls Attribute Convert once per bone. bpy.ops' Python wrapper runs view_layer.update() before
-# and after every call, which re-evaluates the mesh (modifiers included) and so makes the next conversion copy
-# every vertex's deform weights: 5-10 ms per bone on 100k vertices, more than the per-vertex loop it replaces.
-# The operator only reads the original mesh, so it is called through the C entry point that the wrapper calls
-# itself. That entry point is private (bpy.ops._op_call; there in Blender 4.5 and 5.0); without it
-# write_weights falls back to the bmesh deform layer.
-_op_call = getattr(bpy.ops, "_op_call", None)
+# write_weights calls Attribute Convert once per bone. Every operator call updates the context's view layer before
+# and after it (bpy.ops' Python wrapper in Blender 4.2 to 5.0, the C caller from 5.1 on), which re-evaluates the mesh
+# and makes the next conversion copy every vertex's deform weights: 5-10 ms per bone on 100k vertices, more than the
+# per-vertex loop it replaces. The operator only reads the original mesh, so it runs with an empty scene of its own as
+# the context's scene and view layer: that update then has nothing to evaluate.
+QUIET_SCENE = "asm_weights_tmp"
 
 
 def _ensure_object_mode() -> None:
@@ -74,13 +73,21 @@ def rest_matrices(arm: bpy.types.Object, names) -> np.ndarray:
 
 
 def check_group_names(mesh_obj: bpy.types.Object, names) -> None:
-    """Refuse to overwrite vertex groups the user made that happen to share a bone's name."""
+    """Refuse to overwrite vertex groups the user made that happen to share a bone's name, and to make a group named
+    like one of the mesh's attributes: vertex groups and attributes share one namespace, and a mesh that holds both
+    under one name loses the attribute in Blender 5.1 and later (at the next bmesh round trip or edit-mode exit)."""
     owned = set(mesh_obj.get(GROUPS_PROPERTY, []))
     clashes = [n for n in names if n in mesh_obj.vertex_groups and n not in owned]
     if clashes:
         raise SceneInputError(
             f"mesh {mesh_obj.name!r} already has vertex group(s) {clashes[:5]} that the rig needs for its bones; "
             "rename or remove them first (they were not made by ASM, so they are left untouched)")
+    attributes = [n for n in names if n in mesh_obj.data.attributes]
+    if attributes:
+        raise SceneInputError(
+            f"mesh {mesh_obj.name!r} has attribute(s) {attributes[:5]} named like the rig's bones, whose vertex "
+            "groups would take those names (attributes and vertex groups share names in Blender); rename the "
+            "attributes first (Object Data properties > Attributes); nothing was changed")
 
 
 def write_weights(mesh_obj: bpy.types.Object, names, bones: np.ndarray, values: np.ndarray,
@@ -119,8 +126,9 @@ def write_weights(mesh_obj: bpy.types.Object, names, bones: np.ndarray, values: 
     attributes = mesh.attributes
     previous_active = attributes.active.name if attributes.active is not None else None
     temporary = _free_name(mesh_obj, "asm_weights_tmp", set(names))
-    use_operator = _op_call is not None
+    use_operator = True
     written, unfilled = [], {}
+    quiet_scene = bpy.data.scenes.new(QUIET_SCENE)
     try:
         for j, name in enumerate(names):
             if not deform[j]:
@@ -129,7 +137,7 @@ def write_weights(mesh_obj: bpy.types.Object, names, bones: np.ndarray, values: 
             if pending is not None and pending[0] == j:  # both go through the bones in order
                 column, pending = pending[1], next(columns, None)
             if column is not None and use_operator:
-                group = _group_from_attribute(mesh_obj, temporary, column)
+                group = _group_from_attribute(mesh_obj, temporary, column, quiet_scene)
                 use_operator = group is not None
             if group is None:
                 group = mesh_obj.vertex_groups.new(name=name)
@@ -139,6 +147,7 @@ def write_weights(mesh_obj: bpy.types.Object, names, bones: np.ndarray, values: 
                 group.name = name  # made unique among the groups, as vertex_groups.new(name=name) would
             written.append(name)
     finally:
+        bpy.data.scenes.remove(quiet_scene)
         mesh_obj[GROUPS_PROPERTY] = written
         if temporary in attributes:
             attributes.remove(attributes[temporary])
@@ -186,9 +195,9 @@ def _free_name(mesh_obj: bpy.types.Object, stem: str, avoid: set[str]) -> str:
     return name
 
 
-def _group_from_attribute(mesh_obj: bpy.types.Object, name: str, column: np.ndarray):
+def _group_from_attribute(mesh_obj: bpy.types.Object, name: str, column: np.ndarray, quiet_scene: bpy.types.Scene):
     """The new vertex group `name` holding the positive entries of `column`, or None where Attribute
-    Convert cannot run here (nothing is left behind then)."""
+    Convert cannot run here (nothing is left behind then). quiet_scene: an empty scene, the operator's context."""
     attributes = mesh_obj.data.attributes
     attribute = attributes.new(name, 'FLOAT', 'POINT')
     if attribute is None:
@@ -196,8 +205,7 @@ def _group_from_attribute(mesh_obj: bpy.types.Object, name: str, column: np.ndar
     attribute.data.foreach_set("value", column)
     attributes.active = attribute
     try:
-        with bpy.context.temp_override(object=mesh_obj, active_object=mesh_obj):
-            _op_call("geometry.attribute_convert", {"mode": 'VERTEX_GROUP'})
+        _convert_active_attribute(mesh_obj, quiet_scene)
     except (RuntimeError, TypeError):  # poll failed, or no mesh object in this context to offer the mode
         pass
     if name in attributes:
@@ -206,8 +214,16 @@ def _group_from_attribute(mesh_obj: bpy.types.Object, name: str, column: np.ndar
     return mesh_obj.vertex_groups.get(name)
 
 
+def _convert_active_attribute(mesh_obj: bpy.types.Object, quiet_scene: bpy.types.Scene) -> None:
+    """Attribute Convert: the mesh's active attribute becomes a vertex group of the same name."""
+    with bpy.context.temp_override(object=mesh_obj, active_object=mesh_obj, scene=quiet_scene,
+                                   view_layer=quiet_scene.view_layers[0]):
+        bpy.ops.geometry.attribute_convert(mode='VERTEX_GROUP')
+
+
 def _fill_through_bmesh(mesh: bpy.types.Mesh, columns: dict[int, np.ndarray]) -> None:
     """Fill empty vertex groups (group index -> (N,) weights) vertex by vertex through a bmesh deform layer."""
+    active = mesh.attributes.active.name if mesh.attributes.active is not None else None
     group_of = np.array(list(columns), dtype=np.int64)
     table = np.stack(list(columns.values()), axis=1)  # (N, groups)
     vertex, slot = np.nonzero(table > 0.0)
@@ -225,6 +241,8 @@ def _fill_through_bmesh(mesh: bpy.types.Mesh, columns: dict[int, np.ndarray]) ->
         bm.to_mesh(mesh)
     finally:
         bm.free()
+    if active is not None and active in mesh.attributes:
+        mesh.attributes.active = mesh.attributes[active]
 
 
 def read_weights(mesh_obj: bpy.types.Object, names) -> np.ndarray:

@@ -110,7 +110,7 @@ def test_user_attributes_and_the_active_attribute_are_untouched(sample_head):
     count = len(mesh.vertices)
     names = ["asm_weights_tmp", "jaw", "lip"]  # a bone named like the temporary attribute would be
     kept = {}
-    for name in ("jaw", "asm_weights_tmp.001", "MyFloat"):
+    for name in ("jaw.001", "asm_weights_tmp.001", "MyFloat"):
         attribute = mesh.attributes.new(name, 'FLOAT', 'POINT')
         kept[name] = np.linspace(0.0, 1.0, count, dtype=np.float32)[::-1].copy()
         attribute.data.foreach_set("value", kept[name])
@@ -130,27 +130,57 @@ def test_user_attributes_and_the_active_attribute_are_untouched(sample_head):
     assert sorted(mesh.attributes.keys()) == attributes_before  # (the bmesh round trip of the old loop added some)
 
 
-@pytest.mark.parametrize("broken", ["missing", "fails after three bones"])
+@pytest.mark.parametrize("broken", ["refused", "fails after three bones"])
 def test_without_the_operator_the_bmesh_fallback_writes_the_same(sample_head, monkeypatch, broken):
+    """Where Attribute Convert cannot run, the bmesh fallback writes the same groups and keeps the user's attributes
+    and the active one."""
     names = [f"bone_{j:02d}" for j in range(BONES)]
     bones, values, deform = random_rows(len(sample_head.data.vertices), seed=5)
     expected = twin(sample_head)
     armature_io.write_weights(expected, names, bones, values, deform)
-    if broken == "missing":
-        monkeypatch.setattr(armature_io, "_op_call", None)
-    else:
-        calls = []
-        real = armature_io._op_call
+    mesh, count = sample_head.data, len(sample_head.data.vertices)
+    mine = np.arange(count, dtype=np.float32)
+    mesh.attributes.new("MyFloat", 'FLOAT', 'POINT').data.foreach_set("value", mine)
+    colour = np.random.default_rng(0).random(count * 4).astype(np.float32)
+    mesh.attributes.new("MyColour", 'FLOAT_COLOR', 'POINT').data.foreach_set("color", colour)
+    mesh.attributes.active = mesh.attributes["MyFloat"]
+    calls = []
+    real = armature_io._convert_active_attribute
 
-        def flaky(*args, **kwargs):
-            calls.append(args)
-            if len(calls) > 3:
-                raise RuntimeError("Operator bpy.ops.geometry.attribute_convert.poll() failed, context is incorrect")
-            return real(*args, **kwargs)
+    def failing(*args):
+        calls.append(args)
+        if broken == "refused" or len(calls) > 3:
+            raise RuntimeError("Operator bpy.ops.geometry.attribute_convert.poll() failed, context is incorrect")
+        return real(*args)
 
-        monkeypatch.setattr(armature_io, "_op_call", flaky)
+    monkeypatch.setattr(armature_io, "_convert_active_attribute", failing)
     armature_io.write_weights(sample_head, names, bones, values, deform)
     assert_same_entries(sample_head, expected)
+    read = np.empty(count, dtype=np.float32)
+    mesh.attributes["MyFloat"].data.foreach_get("value", read)
+    assert np.array_equal(read, mine)
+    read = np.empty(count * 4, dtype=np.float32)
+    mesh.attributes["MyColour"].data.foreach_get("color", read)
+    assert np.array_equal(read, colour)
+    assert mesh.attributes.active.name == "MyFloat"
+    assert armature_io.QUIET_SCENE not in bpy.data.scenes
+
+
+def test_an_attribute_named_like_a_bone_is_refused_and_nothing_changes(sample_head):
+    """Blender 5.1 and later drop an attribute that shares its name with a vertex group (4.5 kept both), so the rig
+    never makes such a group: the user renames the attribute first."""
+    mesh, count = sample_head.data, len(sample_head.data.vertices)
+    data = np.linspace(0.0, 1.0, count, dtype=np.float32)
+    mesh.attributes.new("bone_04", 'FLOAT', 'POINT').data.foreach_set("value", data)
+    names = [f"bone_{j:02d}" for j in range(BONES)]
+    bones, values, deform = random_rows(count, seed=9)
+    with pytest.raises(SceneInputError, match="bone_04"):
+        armature_io.write_weights(sample_head, names, bones, values, deform)
+    assert len(sample_head.vertex_groups) == 0
+    assert armature_io.GROUPS_PROPERTY not in sample_head
+    read = np.empty(count, dtype=np.float32)
+    mesh.attributes["bone_04"].data.foreach_get("value", read)
+    assert np.array_equal(read, data)
 
 
 def test_a_user_group_named_like_a_bone_is_refused_and_nothing_changes(sample_head):
