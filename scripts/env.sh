@@ -57,5 +57,13 @@ if [ ${#without_deps[@]} -gt 0 ]; then
     echo "installing into $venv without their dependencies: ${without_deps[*]}" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "${without_deps[@]}"
 fi
+mapfile -t unwanted < <("$venv/bin/python" -c \
+    'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb")).get("tool", {}).get("asm-env", {}).get("remove", [])))')
+for package in "${unwanted[@]}"; do
+    if [ -n "$package" ] && "$venv/bin/python" -m pip show --quiet "$package" >/dev/null 2>&1; then
+        echo "removing $package from $venv (pyproject.toml [tool.asm-env] remove)" >&2
+        "$venv/bin/python" -m pip uninstall --quiet --yes "$package"
+    fi
+done
 echo "$want" > "$stamp"
 face_models
