@@ -1,15 +1,20 @@
 """The built extension installed as a user installs it (Install from Disk) into a fresh Blender, with a temporary
 user extension repository: registration, the solver through the bundled wheels only, the `asm` command-line
-command, upgrade, installing twice, disabling during a fit, uninstalling, a read-only extension folder."""
+command, upgrade, installing twice, disabling during a fit, uninstalling, a read-only extension folder; the zip of
+the other Python (and, on Blender 5.1 and later, the old cp311-only zip) refused with a message that names it."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SAMPLE_DIR
-from tests.packaging.conftest import can_mount_read_only, run_driver
+from tests.packaging.conftest import OTHER_PYTHON, THIS_PYTHON, can_mount_read_only, run_driver
+
+sys.path.insert(0, str(PROJECT_ROOT))
+import build  # noqa: E402
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 pytest.importorskip("bpy", reason="the install test needs the bpy module (Blender's extension installer)")
@@ -128,3 +133,127 @@ def test_a_read_only_extension_folder(built_zip, stock_python, tmp_path_factory)
     again = report["read_only_enable_again"]
     assert again["error"] is None and again["state"]["panel"] and again["state"]["asm_commands"] == 1
     assert not report["end"]["state"]["panel"]
+
+
+def test_a_zip_without_its_torch_enables_and_generates_with_a_worker_python_that_has_torch(this_python_zip,
+                                                                                        tmp_path_factory):
+    """Where build.py cannot have PyTorch's CPU build for this Python (its index out of reach: Linux cp313 here),
+    the zip with every other wheel: Blender enables it, the operators, panel and `asm` command register, the
+    bundled wheels of this Python load in the worker, and Generate runs with the worker on this environment's
+    Python, which has torch. (A complete zip goes through the lifecycle tests instead.)"""
+    archive, absent = this_python_zip
+    if not absent:
+        pytest.skip(f"{archive.name} is complete here: the lifecycle tests install it")
+    home = tmp_path_factory.mktemp("blender_home_without_torch")
+    work = home / "work"
+    work.mkdir()
+    report, completed = run_driver("generate", {"zip": str(archive), "mesh": str(SAMPLE_DIR / "base_head.obj"),
+                                                "work": str(work)}, home, Path(sys.executable))
+    print(completed.stderr[-6000:])
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "error" not in report, report.get("error")
+    installed = report["install"]
+    assert installed["install"]["result"] == ["FINISHED"] and installed["install"]["error"] is None
+    state = installed["state"]
+    assert state["enabled"] and state["panel"] and state["object_settings"] and state["asm_commands"] == 1
+    assert {"generate_rig", "fit_photos", "cancel_job"} <= set(state["operators"])
+    assert state["missing_packages"] == []  # the worker's Python has torch
+    # Blender extracted this Python's wheels only: no cp of another Python, no torch (absent from the zip)
+    tag = "cp" + THIS_PYTHON.replace(".", "")
+    wheels = installed["wheels_installed"]
+    assert {"scipy", "cv2", "ai_edge_litert", "PIL"} <= set(wheels) and "torch" not in wheels
+    assert [w for w in wheels if w.endswith(".dist-info") and w.startswith("scipy-")] == ["scipy-1.17.1.dist-info"]
+    environment = report["environment"]
+    site = Path(environment["site_packages"])
+    assert site.name == "site-packages" and site.parent.name == f"python{THIS_PYTHON}"
+    for module in ("scipy", "cv2", "ai_edge_litert", "PIL"):  # from this Python's bundled wheels
+        assert Path(environment["files"][module]).is_relative_to(site.resolve()), (module, environment["files"])
+    assert not Path(environment["files"]["torch"]).is_relative_to(site.resolve())  # from the worker's Python
+    assert environment["versions"]["scipy"] == "1.17.1" and environment["versions"]["torch"].startswith("2.13.0")
+    print(f"bundled {tag} wheels load; torch from {environment['files']['torch']}")
+    generate = report["generate"]
+    assert generate["code"] == 0, generate["stdout"]
+    assert generate["json"]["bones"] > 20 and (work / "head_rigged.blend").is_file()
+    rigs = report["info"]["json"]["rigs"]
+    assert len(rigs) == 1 and rigs[0]["bones"] == generate["json"]["bones"]
+    uninstall = report["uninstall"]
+    assert uninstall["result"] == ["FINISHED"] and not uninstall["folder_left"] and not uninstall["state"]["panel"]
+
+
+@pytest.fixture(scope="module")
+def wrong_python(other_python_zip, stock_python, tmp_path_factory, request):
+    zips = {"other_python": str(other_python_zip)}
+    if OTHER_PYTHON == "3.11":  # Blender 5.1 and later: also the zip as released before there was one per Python
+        zips["old_zip"] = str(request.getfixturevalue("old_cp311_zip"))
+    home = tmp_path_factory.mktemp("blender_home_wrong_python")
+    (home / "work").mkdir()
+    report, completed = run_driver("wrong_python", {"zips": zips, "mesh": str(SAMPLE_DIR / "base_head.obj"),
+                                                    "work": str(home / "work")}, home, stock_python)
+    print(completed.stdout[-3000:], completed.stderr[-6000:])
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "error" not in report, report.get("error")
+    return report, zips, completed.stdout + completed.stderr
+
+
+def test_blender_refuses_the_zip_of_the_other_python_before_installing_it(wrong_python):
+    """Each zip's manifest has the Blender range of its Python: Blender's installer refuses it with its own
+    message, and nothing is installed."""
+    report, _zips, output = wrong_python
+    installed = report["other_python"]
+    assert not installed["folder_installed"] and installed["wheels_installed"] == []
+    state = installed["state"]
+    assert not state["enabled"] and not state["panel"] and state["operators"] == [] and state["asm_commands"] == 0
+    version = ".".join(map(str, bpy_version()))
+    expected = (f"This Blender version ({version}) must be less than the maximum version (5.1.0)"
+                if OTHER_PYTHON == "3.11" else
+                f"This Blender version ({version}) doesn't meet the minimum supported version (5.1.0)")
+    assert f"ERROR asm_face_rig: {expected}" in output
+
+
+def bpy_version() -> tuple[int, int, int]:
+    import bpy
+
+    return tuple(bpy.app.version)
+
+
+def test_blender_installs_the_old_cp311_zip_but_refuses_to_enable_it(wrong_python):
+    """The zip released before there was one per Python (cp311 wheels, no Blender range) on Blender 5.1 and later:
+    its files are installed, but Blender does not enable it (nor later, from the Preferences) and says why; none of
+    its wheels is extracted, nothing of the add-on registers, `blender -c asm` is not there."""
+    report, zips, _output = wrong_python
+    if "old_zip" not in zips:
+        pytest.skip("the old cp311-only zip is the wrong zip for Blender 5.1 and later (Python 3.13) only")
+    refusal = f"This Python version ({THIS_PYTHON}) isn't compatible with ({OTHER_PYTHON})"
+    installed = report["old_zip"]
+    assert installed["install"]["result"] == [] and refusal in installed["install"]["error"], installed
+    assert "Extension bl_ext.user_default.asm_face_rig is incompatible" in installed["install"]["error"]
+    assert installed["folder_installed"] and installed["wheels_installed"] == []
+    for state in (installed["state"], report["old_zip_enable"]["state"]):
+        assert not state["enabled"] and not state["panel"] and state["operators"] == [] and state["asm_commands"] == 0
+    assert refusal in report["old_zip_enable"]["error"]
+    uninstall = report["old_zip_uninstall"]
+    assert uninstall["result"] == ["FINISHED"] and not uninstall["folder_left"]
+
+
+def test_with_the_old_zip_the_addon_names_the_python_mismatch_and_the_zip_to_install(wrong_python):
+    """Where the add-on's code runs with the old zip all the same (its register() called directly, as a Blender
+    without that check would), the panel and the `asm` command give one message: the Python the zip is for, this
+    Blender's Python, and the zip to install instead (rather than a list of missing packages)."""
+    report, zips, _output = wrong_python
+    if "old_zip" not in zips:
+        pytest.skip("the old cp311-only zip is the wrong zip for Blender 5.1 and later (Python 3.13) only")
+    platform = build.this_platform()
+    own = report["old_zip_own_code"]
+    assert {"torch", "scipy"} <= set(own["missing_packages"]) and own["asm_commands"] == 1
+    what, wheels, where = own["panel"]
+    assert what == ("the solver cannot run: this ASM Face Rig zip carries the solver's packages for Python 3.11 "
+                    f"(Blender 4.2 to 5.0), and this Blender runs Python {THIS_PYTHON}")
+    assert wheels == []  # one cause, not a list of packages
+    assert where.startswith("install the zip built for this Blender instead: "
+                            f"asm_face_rig-0.1.0-{platform.replace('-', '_')}-python{THIS_PYTHON}.zip (or a newer ASM "
+                            f"Face Rig zip for {platform} and Blender 5.1 and later)")
+    assert own["message"] == f"{what}; {where}"
+    generate = own["generate"]
+    last = generate["stderr"].strip().splitlines()[-1]  # the command's one error line, naming the head
+    assert generate["code"] == 1 and last.startswith("error: 'base_head': ") and last.endswith(own["message"])
+    print(own["message"])
