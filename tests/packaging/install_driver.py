@@ -8,8 +8,6 @@ SCENARIO "lifecycle": old zip without wheels (missing packages), upgrade to the 
 solver's packages, the `asm` command (generate, info, fit, export), disabling while a fit runs, uninstall.
 SCENARIO "read_only": install, then the extension folders read-only (re-enable, a job, uninstall refused cleanly),
 and an install into a read-only repository. Run it in its own mount namespace (`unshare -m`, as root).
-SCENARIO "generate": install, the solver's packages, generate and info through the `asm` command, uninstall (a zip
-that may lack a wheel, with the worker on a Python that has it).
 SCENARIO "wrong_python": each zip of another Python is installed and refused by Blender; where its files were
 installed all the same, the add-on's own register() is called, as where its code runs all the same: its panel's and
 its command's message; uninstall.
@@ -191,19 +189,6 @@ def uninstall() -> dict:
     return {"result": sorted(result), "state": state(), "folder_left": folder.exists(), "wheels_left": left}
 
 
-def generate(spec: dict) -> None:
-    work = Path(spec["work"])
-    step("install", install=install(spec["zip"]), version=installed_version(), state=state(),
-         wheels_installed=sorted(os.listdir(site_packages())) if site_packages().is_dir() else [])
-    step("environment", site_packages=str(site_packages()), **environment_job())
-    head_blend = work / "head_rigged.blend"
-    started = time.perf_counter()
-    generated = run_command(["generate", spec["mesh"], "-o", str(head_blend), "--json"])
-    step("generate", seconds=round(time.perf_counter() - started, 1), **generated)
-    step("info", **run_command(["info", str(head_blend), "--json"]))
-    step("uninstall", **uninstall())
-
-
 def wrong_python(spec: dict) -> None:
     for name, path in spec["zips"].items():
         print(f"[driver] installing {name}", flush=True)  # Blender's own messages follow on stdout
@@ -280,8 +265,7 @@ def main() -> int:
     scenario, spec_path, report_path = sys.argv[1:4]
     spec = json.loads(Path(spec_path).read_text())
     try:
-        {"lifecycle": lifecycle, "read_only": read_only, "generate": generate,
-         "wrong_python": wrong_python}[scenario](spec)
+        {"lifecycle": lifecycle, "read_only": read_only, "wrong_python": wrong_python}[scenario](spec)
     except Exception:  # noqa: BLE001 - the test reads it from the report
         REPORT["error"] = traceback.format_exc()
     finally:
