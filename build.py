@@ -406,6 +406,11 @@ def main(argv=None) -> int:
     manifest = tomllib.loads(text)
     known = manifest.get("platforms", [])
     wheels = manifest.get("wheels", [])
+    if args.models:
+        problem = extract_models(model_files.MODELS_DIR, args.wheels_dir)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1 if problem else 0
     requested = args.platform or (known if args.list or args.check else [this_platform()])
     platforms = known if "all" in requested else list(dict.fromkeys(requested))
     pythons = list(dict.fromkeys(args.python or zips.PYTHONS))
@@ -442,16 +447,16 @@ def main(argv=None) -> int:
             blocked = [zips.zip_name(manifest["id"], manifest["version"], p, v) for p, v, own in planned
                        if {Path(w).name for w in own} & set(absent)]
             rest = buildable(planned, absent)
+            others = (f"; --python {' --python '.join(rest)} builds the zips for Python {', '.join(rest)}"
+                      if rest else "")
             print(f"note: only PyTorch's CPU wheel index ({torch_cpu_index()}; ASM_TORCH_CPU_INDEX names another) "
                   f"has {', '.join(absent)}, and it cannot be reached from here: unless pip's own sources have it, "
-                  f"{', '.join(blocked)} cannot be built here" + (f"; --python {' --python '.join(rest)} builds the zips for Python "
-                                  f"{', '.join(rest)}" if rest else ""))
+                  f"{', '.join(blocked)} cannot be built here{others}")
         return 0
     problem = extract_models(model_files.MODELS_DIR, args.wheels_dir)
-    if problem or args.models:
-        if problem:
-            print(f"error: {problem}", file=sys.stderr)
-        return 1 if problem else 0
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if args.no_wheels:
         builds: list[tuple[str | None, list[str]]] = [(None, [])]
     else:

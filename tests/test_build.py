@@ -164,7 +164,8 @@ def test_list_shows_each_zip_with_its_wheels_sources_and_an_unknown_platform_is_
     assert f"from PyTorch's CPU wheel index {out_of_reach}, or pip's own sources; the index cannot be" in line
     assert "scipy-1.17.1-cp313-cp313-win_amd64.whl (from the package index)" in listed.stdout
     note = listed.stdout.splitlines()[-1]
-    assert note.startswith(f"note: only PyTorch's CPU wheel index ({out_of_reach}; ASM_TORCH_CPU_INDEX") and linux_torch in note
+    assert note.startswith(f"note: only PyTorch's CPU wheel index ({out_of_reach}; ASM_TORCH_CPU_INDEX")
+    assert linux_torch in note
     assert "asm_face_rig-0.1.0-linux_x64-python3.13.zip cannot be built here" in note
     for platform in build.UNSUPPORTED:  # and the platforms without a zip, with the reason
         assert f"{platform}: no zip (" in listed.stdout and platform not in MANIFEST["platforms"]

@@ -56,7 +56,8 @@ def installed_zip(monkeypatch, wheels: list[str], python: str) -> None:
     monkeypatch.setattr(dependencies, "this_python", lambda: python)
     monkeypatch.setattr(dependencies, "_blender_platform", lambda: "linux-x64")
     monkeypatch.setattr(dependencies, "installed_manifest", lambda: {
-        "id": "asm_face_rig", "version": "0.2.0", "build": {"generated": {"wheels": [f"./wheels/{w}" for w in wheels]}}})
+        "id": "asm_face_rig", "version": "0.2.0",
+        "build": {"generated": {"wheels": [f"./wheels/{w}" for w in wheels]}}})
 
 
 SHARED = ["opencv_contrib_python_headless-4.11.0.86-cp37-abi3-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",

@@ -89,7 +89,7 @@ def old_cp311_zip(other_python_zip, tmp_path_factory) -> Path:
     3.11 zip without that line), for Blender 5.1 and later."""
     if OTHER_PYTHON != "3.11":
         pytest.skip("an old cp311-only zip is the wrong zip for Blender 5.1 and later (Python 3.13) only")
-    old = tmp_path_factory.mktemp("dist_old_cp311") / f"{MANIFEST['id']}-{MANIFEST['version']}-linux_x64.zip"
+    old = tmp_path_factory.mktemp("dist_old_cp311") / other_python_zip.name.replace("-python3.11", "")
     with zipfile.ZipFile(other_python_zip) as source, zipfile.ZipFile(old, "w") as target:
         for item in source.infolist():
             data = source.read(item)

@@ -72,7 +72,8 @@ def test_the_worker_sees_only_the_bundled_wheels_of_this_python(lifecycle):
         assert bundled == (module not in absent), (module, environment["files"])  # absent: the worker's own
     assert not Path(environment["files"]["numpy"]).is_relative_to(site.resolve())  # Blender's own numpy
     assert environment["versions"]["torch"].startswith("2.13.0") and environment["versions"]["scipy"] == "1.17.1"
-    print("cv2:", environment["files"]["cv2"], "torch:", environment["versions"]["torch"], environment["files"]["torch"])
+    print("cv2:", environment["files"]["cv2"], "torch:", environment["versions"]["torch"],
+          environment["files"]["torch"])
     installed = set(environment["wheels_installed"])
     for unused in ("jax", "jaxlib", "sounddevice", "sentencepiece", "networkx", "jinja2"):
         assert unused not in installed
