@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import bpy
@@ -81,10 +82,11 @@ class VIEW3D_PT_asm_info(_SidebarTab, bpy.types.Panel):
             box = layout.box()
             box.alert = True
             what, wheels, where = dependencies.missing_parts(MISSING_PACKAGES)
-            box.label(text=f"{what[:1].upper()}{what[1:]}: missing", icon='ERROR')
-            for wheel in wheels:
-                box.label(text=f"  {wheel}")
-            box.label(text=where)
+            # a label does not wrap: the sentences in lines that fit the sidebar
+            first, *rest = textwrap.wrap(f"{what[:1].upper()}{what[1:]}" + (": missing" if wheels else ""), 48)
+            box.label(text=first, icon='ERROR')
+            for line in rest + [f"  {wheel}" for wheel in wheels] + textwrap.wrap(where[:1].upper() + where[1:], 48):
+                box.label(text=line)
         state = rig_state(context)
         mesh_obj = target_mesh(context)
         if state == "no_mesh":

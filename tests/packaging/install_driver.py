@@ -8,6 +8,9 @@ SCENARIO "lifecycle": old zip without wheels (missing packages), upgrade to the 
 solver's packages, the `asm` command (generate, info, fit, export), disabling while a fit runs, uninstall.
 SCENARIO "read_only": install, then the extension folders read-only (re-enable, a job, uninstall refused cleanly),
 and an install into a read-only repository. Run it in its own mount namespace (`unshare -m`, as root).
+SCENARIO "wrong_python": each zip of another Python is installed and refused by Blender; where its files were
+installed all the same, the add-on's own register() is called, as where its code runs all the same: its panel's and
+its command's message; uninstall.
 """
 from __future__ import annotations
 
@@ -79,18 +82,20 @@ def install(path: str) -> dict:
         return {"result": [], "error": str(error)}
 
 
-def run_command(argv: list[str]) -> dict:
-    """`blender -b -c asm ARGV` through the handler the add-on registered; its stdout (the --json summary)."""
+def run_command(argv: list[str], stderr: bool = False) -> dict:
+    """`blender -b -c asm ARGV` through the handler the add-on registered; its stdout (the --json summary) and, with
+    `stderr`, what it wrote to sys.stderr (its error line)."""
     execute = COMMANDS["asm"][-1]
-    captured = io.StringIO()
-    with contextlib.redirect_stdout(captured):
+    captured, errors = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(captured), (contextlib.redirect_stderr(errors) if stderr else
+                                                contextlib.nullcontext()):
         code = execute(list(argv))
     text = captured.getvalue()
     try:
         parsed = json.loads(text) if text.strip() else None
     except json.JSONDecodeError:
         parsed = None
-    return {"code": code, "json": parsed, "stdout": text[-2000:]}
+    return {"code": code, "json": parsed, "stdout": text[-2000:], **({"stderr": errors.getvalue()} if stderr else {})}
 
 
 def installed_version() -> str:
@@ -175,6 +180,47 @@ def lifecycle(spec: dict) -> None:
          modules_left=sorted(m for m in sys.modules if m.startswith(PACKAGE)))
 
 
+def uninstall() -> dict:
+    bpy.ops.wm.read_homefile(use_empty=True)
+    repo_index = next(i for i, r in enumerate(bpy.context.preferences.extensions.repos) if r.module == "user_default")
+    result = bpy.ops.extensions.package_uninstall(repo_index=repo_index, pkg_id="asm_face_rig")
+    folder = Path(bpy.utils.user_resource('EXTENSIONS'), "user_default", "asm_face_rig")
+    left = sorted(os.listdir(site_packages())) if site_packages().is_dir() else []
+    return {"result": sorted(result), "state": state(), "folder_left": folder.exists(), "wheels_left": left}
+
+
+def wrong_python(spec: dict) -> None:
+    for name, path in spec["zips"].items():
+        print(f"[driver] installing {name}", flush=True)  # Blender's own messages follow on stdout
+        installed = install(path)
+        folder = Path(bpy.utils.user_resource('EXTENSIONS'), "user_default", "asm_face_rig")
+        step(name, install=installed, state=state(), folder_installed=folder.is_dir(),
+             wheels_installed=sorted(os.listdir(site_packages())) if site_packages().is_dir() else [])
+        if not folder.is_dir():  # refused before anything was installed
+            continue
+        try:  # enabling it again, as a user would from the Preferences
+            bpy.ops.preferences.addon_enable(module=PACKAGE)
+            error = None
+        except RuntimeError as exception:
+            error = str(exception)
+        step(f"{name}_enable", error=error, state=state())
+        # Where the add-on's code runs with this zip all the same: its register(), as Blender's enable would call it
+        package = importlib.import_module(PACKAGE)
+        package.register()
+        try:
+            dependencies = importlib.import_module(PACKAGE + ".jobs.dependencies")
+            missing = list(sys.modules[PACKAGE + ".panels"].MISSING_PACKAGES)
+            step(f"{name}_own_code", missing_packages=missing, panel=list(dependencies.missing_parts(missing)),
+                 message=dependencies.missing_message(missing), asm_commands=len(COMMANDS.get("asm", [])),
+                 generate=run_command(["generate", spec["mesh"], "-o", str(Path(spec["work"]) / "never.blend")],
+                                      stderr=True))
+        finally:
+            package.unregister()
+            for module in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+                del sys.modules[module]  # the next zip's modules are its own
+        step(f"{name}_uninstall", **uninstall())
+
+
 def _make_read_only(folder: Path) -> None:
     """`folder` on a read-only file system from now on (a bind mount; this process runs in its own mount namespace,
     `unshare -m`), like an extension repository on a read-only share: file permissions would not stop root."""
@@ -219,7 +265,7 @@ def main() -> int:
     scenario, spec_path, report_path = sys.argv[1:4]
     spec = json.loads(Path(spec_path).read_text())
     try:
-        {"lifecycle": lifecycle, "read_only": read_only}[scenario](spec)
+        {"lifecycle": lifecycle, "read_only": read_only, "wrong_python": wrong_python}[scenario](spec)
     except Exception:  # noqa: BLE001 - the test reads it from the report
         REPORT["error"] = traceback.format_exc()
     finally:

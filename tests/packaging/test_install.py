@@ -1,15 +1,20 @@
 """The built extension installed as a user installs it (Install from Disk) into a fresh Blender, with a temporary
 user extension repository: registration, the solver through the bundled wheels only, the `asm` command-line
-command, upgrade, installing twice, disabling during a fit, uninstalling, a read-only extension folder."""
+command, upgrade, installing twice, disabling during a fit, uninstalling, a read-only extension folder; the zip of
+the other Python (and, on Blender 5.1 and later, the old cp311-only zip) refused with a message that names it."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.conftest import PROJECT_ROOT, SAMPLE_DIR
-from tests.packaging.conftest import can_mount_read_only, run_driver
+from tests.packaging.conftest import OTHER_PYTHON, THIS_PYTHON, can_mount_read_only, run_driver
+
+sys.path.insert(0, str(PROJECT_ROOT))
+import build  # noqa: E402
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 pytest.importorskip("bpy", reason="the install test needs the bpy module (Blender's extension installer)")
@@ -19,25 +24,29 @@ BUNDLED = ("torch", "scipy", "cv2", "ai_edge_litert", "PIL")
 
 
 @pytest.fixture(scope="module")
-def lifecycle(built_zip, old_zip_without_wheels, stock_python, tmp_path_factory):
+def lifecycle(zip_under_test, old_zip_without_wheels, tmp_path_factory):
+    """The lifecycle run with the zip for this Blender's Python; `absent`: the solver modules it lacks (PyTorch's
+    CPU build where its index is out of reach: Linux cp313 here), which the worker's Python has of its own."""
+    archive, worker_python, absent = zip_under_test
     home = tmp_path_factory.mktemp("blender_home")
     work = home / "work"
     work.mkdir()
     report, completed = run_driver("lifecycle", {
-        "zip": str(built_zip), "old_zip": str(old_zip_without_wheels), "mesh": str(SAMPLE_DIR / "base_head.obj"),
-        "photo": str(PHOTO), "work": str(work)}, home, stock_python)
+        "zip": str(archive), "old_zip": str(old_zip_without_wheels), "mesh": str(SAMPLE_DIR / "base_head.obj"),
+        "photo": str(PHOTO), "work": str(work)}, home, worker_python)
     print(completed.stderr[-6000:])
     assert completed.returncode == 0, completed.stderr[-4000:]  # and it exited: no hang (the run has a time limit)
     assert "error" not in report, report.get("error")
-    return report, work, stock_python, home
+    return report, work, worker_python, home, absent
 
 
 def test_an_old_version_without_wheels_enables_and_names_the_missing_packages(lifecycle):
-    report = lifecycle[0]["old_install"]
+    report, absent = lifecycle[0]["old_install"], lifecycle[4]
     assert report["install"]["result"] == ["FINISHED"] and report["version"] == "0.0.1"
     assert report["state"]["enabled"] and report["state"]["panel"]
-    assert set(report["state"]["missing_packages"]) >= set(BUNDLED)
-    assert report["environment"]["kind"] == "input" and "torch" in report["environment"]["error"]
+    assert set(report["state"]["missing_packages"]) >= set(BUNDLED) - absent
+    assert report["environment"]["kind"] == "input" and "missing " in report["environment"]["error"]
+    assert "scipy (scipy)" in report["environment"]["error"]
     assert report["generate"]["code"] == 1  # the command fails with the message, not a traceback
 
 
@@ -52,20 +61,25 @@ def test_upgrade_and_a_second_install_leave_one_registration(lifecycle):
         assert {"generate_rig", "fit_photos"} <= set(state["operators"])
 
 
-def test_the_worker_sees_only_the_bundled_wheels(lifecycle):
-    report, _work, stock_python, home = lifecycle
+def test_the_worker_sees_only_the_bundled_wheels_of_this_python(lifecycle):
+    report, _work, worker_python, home, absent = lifecycle
     environment = report["environment"]
     site = Path(environment["site_packages"])
-    assert site.is_relative_to(home)
-    assert Path(environment["python"]) == stock_python
+    assert site.is_relative_to(home) and site.parent.name == f"python{THIS_PYTHON}"
+    assert Path(environment["python"]) == worker_python
     for module in BUNDLED:  # every solver package from the extension's wheels, none from the test's environment
-        assert Path(environment["files"][module]).is_relative_to(site.resolve()), (module, environment["files"])
+        bundled = Path(environment["files"][module]).is_relative_to(site.resolve())
+        assert bundled == (module not in absent), (module, environment["files"])  # absent: the worker's own
     assert not Path(environment["files"]["numpy"]).is_relative_to(site.resolve())  # Blender's own numpy
-    assert environment["versions"]["torch"].startswith("2.13.0")
-    print("cv2:", environment["files"]["cv2"], "torch:", environment["versions"]["torch"])
+    assert environment["versions"]["torch"].startswith("2.13.0") and environment["versions"]["scipy"] == "1.17.1"
+    print("cv2:", environment["files"]["cv2"], "torch:", environment["versions"]["torch"],
+          environment["files"]["torch"])
     installed = set(environment["wheels_installed"])
     for unused in ("jax", "jaxlib", "sounddevice", "sentencepiece", "networkx", "jinja2"):
         assert unused not in installed
+    # Blender extracted the wheels of its own Python only (the zip carries no other)
+    assert [name for name in installed if name.startswith("scipy-")] == ["scipy-1.17.1.dist-info"]
+    assert ("torch" in installed) == ("torch" not in absent)
 
 
 def test_generate_info_fit_and_export_through_the_asm_command(lifecycle):
@@ -105,11 +119,12 @@ def test_uninstall_removes_everything(lifecycle):
     assert not [name for name in uninstall["wheels_left"] if name.split("-")[0] in ("torch", "ai_edge_litert", "scipy")]
 
 
-def test_a_read_only_extension_folder(built_zip, stock_python, tmp_path_factory):
+def test_a_read_only_extension_folder(zip_under_test, tmp_path_factory):
+    archive, worker_python, _absent = zip_under_test
     home = tmp_path_factory.mktemp("blender_home_read_only")
     if not can_mount_read_only(home / "probe"):
         pytest.skip("making a folder read-only needs `unshare -m` and mount (root); file permissions stop no root")
-    report, completed = run_driver("read_only", {"zip": str(built_zip)}, home, stock_python, own_mounts=True)
+    report, completed = run_driver("read_only", {"zip": str(archive)}, home, worker_python, own_mounts=True)
     print(completed.stderr[-4000:])
     assert completed.returncode == 0, completed.stderr[-4000:]
     assert "error" not in report, report.get("error")
@@ -117,7 +132,7 @@ def test_a_read_only_extension_folder(built_zip, stock_python, tmp_path_factory)
     enabled = report["read_only_enable"]
     assert not enabled["folder_writable"]
     assert enabled["state"]["enabled"] and enabled["state"]["missing_packages"] == []
-    assert Path(enabled["environment"]["files"]["torch"]).is_relative_to(home)  # the solver runs from there
+    assert Path(enabled["environment"]["files"]["scipy"]).is_relative_to(home)  # the solver runs from there
     assert enabled["info"]["code"] == 0
     for name in ("read_only_uninstall", "read_only_install_again"):  # Blender refuses with a message
         refused = report[name]
@@ -128,3 +143,82 @@ def test_a_read_only_extension_folder(built_zip, stock_python, tmp_path_factory)
     again = report["read_only_enable_again"]
     assert again["error"] is None and again["state"]["panel"] and again["state"]["asm_commands"] == 1
     assert not report["end"]["state"]["panel"]
+
+
+@pytest.fixture(scope="module")
+def wrong_python(other_python_zip, stock_python, tmp_path_factory, request):
+    zips = {"other_python": str(other_python_zip)}
+    if OTHER_PYTHON == "3.11":  # Blender 5.1 and later: also the zip as released before there was one per Python
+        zips["old_zip"] = str(request.getfixturevalue("old_cp311_zip"))
+    home = tmp_path_factory.mktemp("blender_home_wrong_python")
+    (home / "work").mkdir()
+    report, completed = run_driver("wrong_python", {"zips": zips, "mesh": str(SAMPLE_DIR / "base_head.obj"),
+                                                    "work": str(home / "work")}, home, stock_python)
+    print(completed.stdout[-3000:], completed.stderr[-6000:])
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "error" not in report, report.get("error")
+    return report, zips, completed.stdout + completed.stderr
+
+
+def test_blender_refuses_the_zip_of_the_other_python_before_installing_it(wrong_python):
+    """Each zip's manifest has the Blender range of its Python: Blender's installer refuses it with its own
+    message, and nothing is installed."""
+    report, _zips, output = wrong_python
+    installed = report["other_python"]
+    assert not installed["folder_installed"] and installed["wheels_installed"] == []
+    state = installed["state"]
+    assert not state["enabled"] and not state["panel"] and state["operators"] == [] and state["asm_commands"] == 0
+    version = ".".join(map(str, bpy_version()))
+    expected = (f"This Blender version ({version}) must be less than the maximum version (5.1.0)"
+                if OTHER_PYTHON == "3.11" else
+                f"This Blender version ({version}) doesn't meet the minimum supported version (5.1.0)")
+    assert f"ERROR asm_face_rig: {expected}" in output
+
+
+def bpy_version() -> tuple[int, int, int]:
+    import bpy
+
+    return tuple(bpy.app.version)
+
+
+def test_blender_installs_the_old_cp311_zip_but_refuses_to_enable_it(wrong_python):
+    """The zip released before there was one per Python (cp311 wheels, no Blender range) on Blender 5.1 and later:
+    its files are installed, but Blender does not enable it (nor later, from the Preferences) and says why; none of
+    its wheels is extracted, nothing of the add-on registers, `blender -c asm` is not there."""
+    report, zips, _output = wrong_python
+    if "old_zip" not in zips:
+        pytest.skip("the old cp311-only zip is the wrong zip for Blender 5.1 and later (Python 3.13) only")
+    refusal = f"This Python version ({THIS_PYTHON}) isn't compatible with ({OTHER_PYTHON})"
+    installed = report["old_zip"]
+    assert installed["install"]["result"] == [] and refusal in installed["install"]["error"], installed
+    assert "Extension bl_ext.user_default.asm_face_rig is incompatible" in installed["install"]["error"]
+    assert installed["folder_installed"] and installed["wheels_installed"] == []
+    for state in (installed["state"], report["old_zip_enable"]["state"]):
+        assert not state["enabled"] and not state["panel"] and state["operators"] == [] and state["asm_commands"] == 0
+    assert refusal in report["old_zip_enable"]["error"]
+    uninstall = report["old_zip_uninstall"]
+    assert uninstall["result"] == ["FINISHED"] and not uninstall["folder_left"]
+
+
+def test_with_the_old_zip_the_addon_names_the_python_mismatch_and_the_zip_to_install(wrong_python):
+    """Where the add-on's code runs with the old zip all the same (its register() called directly, as a Blender
+    without that check would), the panel and the `asm` command give one message: the Python the zip is for, this
+    Blender's Python, and the zip to install instead (rather than a list of missing packages)."""
+    report, zips, _output = wrong_python
+    if "old_zip" not in zips:
+        pytest.skip("the old cp311-only zip is the wrong zip for Blender 5.1 and later (Python 3.13) only")
+    platform = build.this_platform()
+    own = report["old_zip_own_code"]
+    assert {"torch", "scipy"} <= set(own["missing_packages"]) and own["asm_commands"] == 1
+    what, wheels, where = own["panel"]
+    assert what == ("the solver cannot run: this ASM Face Rig zip carries the solver's packages for Python 3.11 "
+                    f"(Blender 4.2 to 5.0), and this Blender runs Python {THIS_PYTHON}")
+    assert wheels == []  # one cause, not a list of packages
+    assert where.startswith("install the zip built for this Blender instead: "
+                            f"asm_face_rig-0.1.0-{platform.replace('-', '_')}-python{THIS_PYTHON}.zip (or a newer ASM "
+                            f"Face Rig zip for {platform} and Blender 5.1 and later)")
+    assert own["message"] == f"{what}; {where}"
+    generate = own["generate"]
+    last = generate["stderr"].strip().splitlines()[-1]  # the command's one error line, naming the head
+    assert generate["code"] == 1 and last.startswith("error: 'base_head': ") and last.endswith(own["message"])
+    print(own["message"])
