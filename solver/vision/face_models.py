@@ -77,33 +77,21 @@ class _Model:
     def __call__(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         """(S, S, 3) float32 input -> each output by name, its batch axis dropped."""
         with self.lock:
-            self.interpreter.set_tensor(self.input, np.ascontiguousarray(tensor[None], dtype=np.float32))
+            self.interpreter.set_tensor(self.input, tensor[None].astype(np.float32))
             self.interpreter.invoke()
             return {name: self.interpreter.get_tensor(index)[0] for name, index in self.outputs.items()}
 
 
 @functools.lru_cache(maxsize=None)
-def model(name: str, instance: int = 0) -> _Model:
-    """The model of file `name`, loaded once per process and instance (MissingModelError when its file is
-    missing); two instances of one model can run at once."""
+def model(name: str) -> _Model:
+    """The model of file `name`, loaded once per process (MissingModelError when its file is missing)."""
     return _Model(name)
-
-
-@functools.lru_cache(maxsize=1)
-def _eye_pool():
-    """Two threads for the two eyes' iris models: LiteRT releases the GIL while a model runs, so both eyes take
-    0.7 ms instead of 1.2 on two cores, which brings the whole pipeline under MediaPipe's time per image."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    return ThreadPoolExecutor(max_workers=len(EYES), thread_name_prefix="asm-iris")
 
 
 def load_face_models() -> None:
     """Load the detector, landmark and iris models now (the worker's warm-up), not at the first image."""
-    for name in ("face_detection_short_range.tflite", "face_landmark.tflite"):
+    for name in ("face_detection_short_range.tflite", "face_landmark.tflite", "iris_landmark.tflite"):
         model(name)
-    for instance in range(len(EYES)):
-        model("iris_landmark.tflite", instance)
 
 
 # --- crops: affine maps from image pixels to a model's input pixels -------------------------------------------
@@ -244,13 +232,12 @@ def eye_crop(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return crop_transform((first + second) / 2, side, line_angle(first, second), IRIS_SIZE)
 
 
-def eye_points(image: np.ndarray, corners: np.ndarray, mirrored: bool, instance: int = 0
-               ) -> tuple[np.ndarray, np.ndarray]:
+def eye_points(image: np.ndarray, corners: np.ndarray, mirrored: bool) -> tuple[np.ndarray, np.ndarray]:
     """(iris (5, 2), rim (16, 2)) image pixels of the eye between `corners` (2, 2): the centre of the iris first,
-    then four points on its edge; the eye's rim in the order of EYE_RIM_IDS. instance: the iris model's."""
+    then four points on its edge; the eye's rim in the order of EYE_RIM_IDS."""
     transform = eye_crop(corners[0], corners[1])
     tensor = crop(image, transform, IRIS_SIZE, (0.0, 1.0))
-    outputs = model("iris_landmark.tflite", instance)(np.ascontiguousarray(tensor[:, ::-1]) if mirrored else tensor)
+    outputs = model("iris_landmark.tflite")(tensor[:, ::-1] if mirrored else tensor)
     iris, contour = (outputs[name].reshape(-1, 3)[:, :2].copy()
                      for name in ("output_iris", "output_eyes_contours_and_brows"))
     if mirrored:
@@ -261,11 +248,9 @@ def eye_points(image: np.ndarray, corners: np.ndarray, mirrored: bool, instance:
 def with_eyes(image: np.ndarray, mesh: np.ndarray) -> np.ndarray:
     """(468, 2) mesh landmarks -> (478, 2): the eyes' rims refined by the iris model, and the two irises appended
     (MediaPipe's order: the eye of landmarks 33/133 first)."""
-    eyes = [_eye_pool().submit(eye_points, image, mesh[[first, second]], mirrored, instance)
-            for instance, ((first, second), mirrored) in enumerate(EYES)]
     points, irises = mesh.copy(), []
-    for eye, ids in zip(eyes, EYE_RIM_IDS):
-        iris, rim = eye.result()
+    for ((first, second), mirrored), ids in zip(EYES, EYE_RIM_IDS):
+        iris, rim = eye_points(image, mesh[[first, second]], mirrored)
         points[list(ids)] = rim
         irises.append(iris)
     return np.vstack([points] + irises)
