@@ -6,8 +6,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/env.sh main
 bash scripts/env.sh bpy50
-# Blender 5.3 needs Python 3.13: PYTHON313, else python3.13 on the path (pyenv's shim counts).
-python313=${PYTHON313:-$(command -v python3.13 || true)}
+# Blender 5.3 needs Python 3.13: PYTHON313, else a python3.13 on the path that runs, else pyenv's newest 3.13 (its
+# shim on the path fails where 3.13 is installed but not selected).
+find_python313() {
+    local candidate
+    for candidate in ${PYTHON313:-} python3.13 $(ls -d "$(pyenv root 2>/dev/null || echo /nonexistent)"/versions/3.13*/bin/python3.13 2>/dev/null | sort -V -r); do
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1; then
+            command -v "$candidate"
+            return
+        fi
+    done
+}
+python313=$(find_python313)
 if [ -n "$python313" ]; then
     PYTHON="$python313" bash scripts/env.sh bpy53
 fi
