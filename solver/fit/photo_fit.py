@@ -28,7 +28,7 @@ from ..template.skeleton import load_skeleton
 from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
 from ..vision.photometric import face_samples, prepared_image
 from ..vision.photos import face_size as photo_face_size
-from ..vision.photos import identity_warnings
+from ..vision.photos import FaceQuality, face_quality, identity_warnings, quality_weights
 from ..vision.silhouette import person_mask, signed_distance
 from ..vision.stereo import match_surface, stereo_image
 from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
@@ -140,6 +140,9 @@ class PhotoObservations:
     images: list[np.ndarray] | None = None  # V (h, w, 3) uint8 at `image_scale`, for the colour and outline terms
     image_scale: np.ndarray | None = None  # (V,) working pixels per original pixel (default 1)
     exif_focal: np.ndarray | None = None  # (V,) the lens from EXIF in original pixels, NaN where absent
+    landmark_weight: np.ndarray | None = None  # (V,) how much each photo's landmarks count (default 1: blurred and
+    # tiny faces count less, solver.vision.photos.quality_weights)
+    notes: list[str] = field(default_factory=list)  # about the photos themselves, for the fit's notes
 
     def __post_init__(self):
         self.detections = np.asarray(self.detections, dtype=float)
@@ -148,12 +151,18 @@ class PhotoObservations:
     @classmethod
     def from_photos(cls, photos: list, detections: list, pixels: bool = True) -> "PhotoObservations":
         """From loaded photos (solver.vision.photos.Photo) and their detections (PhotoDetection); `pixels`: with
-        the images for the colour terms."""
+        the images for the colour terms. Each found face's quality sets its landmarks' weight (blurred and tiny
+        faces count less, with a note)."""
+        names = [p.name for p in photos]
+        weights, notes = quality_weights([face_quality(p.rgb, d.landmarks, p.scale) if d.found
+                                          else FaceQuality(float("nan"), float("nan"))
+                                          for p, d in zip(photos, detections)], names)
         return cls(np.stack([d.landmarks for d in detections]), np.array([d.found for d in detections]),
-                   np.array([p.original_size for p in photos], dtype=float), names=[p.name for p in photos],
+                   np.array([p.original_size for p in photos], dtype=float), names=names,
                    images=[p.rgb for p in photos] if pixels else None,
                    image_scale=[p.scale for p in photos] if pixels else None,
-                   exif_focal=np.array([np.nan if p.focal_px is None else p.focal_px for p in photos]))
+                   exif_focal=np.array([np.nan if p.focal_px is None else p.focal_px for p in photos]),
+                   landmark_weight=weights, notes=notes)
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -332,6 +341,8 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
                                                           known_cameras.log_focal, known_cameras.image_size)))
     face_size = torch.as_tensor([float(np.nanmax(np.ptp(d[:, 0][np.isfinite(d[:, 0])]))) for d in pixels])
     confidence = _without_outliers(cameras, torch.as_tensor(rest_points), detected, confidence, face_size)
+    if photos.landmark_weight is not None:
+        confidence = confidence * torch.as_tensor(photos.landmark_weight, dtype=confidence.dtype)[:, None]
     known = lenses.known
     targets = {"landmark_vertices": ids, "landmark_bary": bary.to(model.vertices.dtype), "landmarks_2d": detected,
                "landmark_confidence": confidence, "face_size_2d": face_size,
@@ -343,7 +354,7 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     if settings.smoothness > 0:
         targets["laplacian"] = uniform_laplacian(model.triangles, len(model.vertices), model.vertices.dtype)
     views = len(photos)
-    notes = lenses.notes
+    notes = photos.notes + lenses.notes
     if views == 1:
         notes.append("one photo: the face's depth comes mostly from the rig's priors (held "
                      f"{SINGLE_PHOTO_PRIOR:g} times stronger); more photos from other sides fit it better")

@@ -418,3 +418,58 @@ def test_a_detect_job_reads_renders_at_max_side_and_answers_in_their_own_pixels(
     direct = detect_photo(load_photo(_save(render_face, tmp_path / "small.png")))
     # the same picture as the detector saw it, its points scaled into the large file's pixels
     assert _median_distance(found["points"][0], direct.landmarks * 2) < 2.0 * 2
+
+
+def _sample_photo(name: str = "photo_1.jpg"):
+    from tests.conftest import PROJECT_ROOT
+
+    return load_photo(PROJECT_ROOT / "samples" / "lps_photos" / name)
+
+
+def test_face_quality_tells_a_sharp_face_from_a_blurred_and_a_tiny_one(tmp_path):
+    """The first sample photo as taken, blurred by 5 % of its eye distance, and saved 8 times smaller (its eye corners
+    about 24 pixels apart): only the last two are named, each for what is wrong with it."""
+    import dataclasses
+
+    import cv2
+
+    from solver.vision.photos import MIN_SHARPNESS, face_quality
+
+    photo = _sample_photo()
+    detection = detect_photo(photo)
+    sharp = face_quality(photo.rgb, detection.landmarks, photo.scale)
+    assert sharp.problem() is None and sharp.sharpness > 1.3 * MIN_SHARPNESS, sharp
+    blurred = dataclasses.replace(photo, rgb=cv2.GaussianBlur(photo.rgb, (0, 0), 0.05 * sharp.eye_pixels))
+    quality = face_quality(blurred.rgb, detect_photo(blurred).landmarks, blurred.scale)
+    assert "blurred" in quality.problem() and quality.sharpness < MIN_SHARPNESS, quality
+    path = tmp_path / "small.png"
+    cv2.imwrite(str(path), cv2.resize(photo.rgb[..., ::-1], None, fx=1 / 8, fy=1 / 8, interpolation=cv2.INTER_AREA))
+    small = load_photo(path)
+    found = detect_photo(small)
+    assert found.found
+    quality = face_quality(small.rgb, found.landmarks, small.scale)
+    assert "tiny" in quality.problem() and 20 < quality.eye_pixels < 30, quality
+
+
+def test_a_blurred_photo_counts_less_and_the_fit_names_it(sample_mesh, sample_rig):
+    """Two sample photos, the second blurred: its landmarks get the low weight, and the fit says why, naming it."""
+    import dataclasses
+
+    import cv2
+
+    from solver.fit.photo_fit import PhotoFitSettings, PhotoObservations, fit_to_photos
+    from solver.model import ASMModel
+    from solver.vision.photos import LOW_QUALITY_WEIGHT
+
+    first, second = _sample_photo("photo_1.jpg"), _sample_photo("photo_3.jpg")
+    eye = np.linalg.norm(np.subtract(*detect_photo(second).landmarks[[33, 263]]))
+    second = dataclasses.replace(second, rgb=cv2.GaussianBlur(second.rgb, (0, 0), 0.05 * eye * second.scale))
+    photos = [first, second]
+    observations = PhotoObservations.from_photos(photos, [detect_photo(p) for p in photos], pixels=False)
+    assert observations.landmark_weight.tolist() == [1.0, LOW_QUALITY_WEIGHT]
+    assert len(observations.notes) == 1 and "photo_3.jpg" in observations.notes[0], observations.notes
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, sample_mesh["landmarks"], sample_mesh["landmark_valid"], observations,
+                           PhotoFitSettings("fast"))
+    assert any("photo_3.jpg" in note and "blurred" in note for note in fitted.notes), fitted.notes
+    assert not any("photo_1.jpg" in note and "blurred" in note for note in fitted.notes)
