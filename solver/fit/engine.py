@@ -374,8 +374,11 @@ def run_stage(problem: _Problem, stage: Stage, mask: torch.Tensor | None, scales
                 tensor.copy_(best)
         if moves_bindings:
             _relocate(problem.model, clamped)
-    result.notes.extend(f"stage {stage.name!r}: the binding point of bone {name!r} reached the chart's border "
-                        "and was held there" for name in sorted(clamped))
+    if clamped:  # one line per stage: a fit that moves bindings may hold dozens of them
+        names = ", ".join(repr(name) for name in sorted(clamped))
+        result.notes.append(f"stage {stage.name!r}: the binding point{'s' if len(clamped) > 1 else ''} of "
+                            f"{len(clamped)} bone{'s' if len(clamped) > 1 else ''} ({names}) reached the chart's "
+                            "border and " + ("were" if len(clamped) > 1 else "was") + " held there")
     result.best_loss = best_total
 
 
