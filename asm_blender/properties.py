@@ -105,7 +105,8 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         "the armature's pose", default=False)
     same_lens: bpy.props.BoolProperty(
         name="Same Lens for All Photos", description="The photos come from one camera and lens (their focal length "
-        "over the photo's size is shared): steadier lenses and depth than each photo's own", default=False)
+        "over the photo's size is shared): steadier lenses and depth than each photo's own. On by itself where every "
+        "photo's EXIF names one camera, lens and focal length", default=False)
     match_texture: bpy.props.BoolProperty(
         name="Match Skin Texture", description="Last, compare small patches of the face between the photos (skin "
         "texture, lid and lip edges) to refine the shape. Turn off for photos without texture or with strongly "

@@ -40,7 +40,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} fit") -> int:
                              "expression (one Action per photo)")
     parser.add_argument("--same-lens", action="store_true",
                         help="the photos come from one camera and lens (their focal length over the photo's size is "
-                             "shared)")
+                             "shared; on by itself where every photo's EXIF names one camera, lens and focal length)")
     parser.add_argument("--no-texture", action="store_true",
                         help="landmarks only: leave out the last stage that compares patches of the face between the "
                              "photos (for photos without texture or with strongly different lighting)")

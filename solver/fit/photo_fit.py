@@ -142,6 +142,7 @@ class PhotoObservations:
     exif_focal: np.ndarray | None = None  # (V,) the lens from EXIF in original pixels, NaN where absent
     landmark_weight: np.ndarray | None = None  # (V,) how much each photo's landmarks count (default 1: blurred and
     # tiny faces count less, solver.vision.photos.quality_weights)
+    cameras: list[str | None] | None = None  # (V,) the camera, lens and focal length each photo's EXIF names
     notes: list[str] = field(default_factory=list)  # about the photos themselves, for the fit's notes
 
     def __post_init__(self):
@@ -162,7 +163,13 @@ class PhotoObservations:
                    images=[p.rgb for p in photos] if pixels else None,
                    image_scale=[p.scale for p in photos] if pixels else None,
                    exif_focal=np.array([np.nan if p.focal_px is None else p.focal_px for p in photos]),
-                   landmark_weight=weights, notes=notes)
+                   landmark_weight=weights, notes=notes, cameras=[p.camera for p in photos])
+
+    def one_lens(self) -> str | None:
+        """The camera, lens and focal length that every photo's EXIF names, when it is one for all (two photos or
+        more); None otherwise."""
+        named = set(self.cameras or [None])
+        return named.pop() if len(self) >= 2 and len(named) == 1 and None not in named else None
 
     def __len__(self) -> int:
         return len(self.detections)
@@ -332,6 +339,9 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
     with torch.no_grad():
         rest_points = barycentric_points(model.forward(), ids, bary).double().numpy()
     lenses = _lenses(photos)
+    exif_lens = None if settings.same_lens else photos.one_lens()
+    if exif_lens is not None:
+        settings = dataclasses.replace(settings, same_lens=True)
     if known_cameras is None:
         cameras = _camera_starts(rest_points, pixels, confidence.numpy() > 0, photos, lenses, settings.same_lens)
     else:
@@ -355,6 +365,8 @@ def fit_to_photos(model: ASMModel, rig_landmarks: np.ndarray, rig_valid: np.ndar
         targets["laplacian"] = uniform_laplacian(model.triangles, len(model.vertices), model.vertices.dtype)
     views = len(photos)
     notes = photos.notes + lenses.notes
+    if exif_lens is not None:
+        notes.append(f"the photos' EXIF names one camera and lens ({exif_lens}): they share its focal length")
     if views == 1:
         notes.append("one photo: the face's depth comes mostly from the rig's priors (held "
                      f"{SINGLE_PHOTO_PRIOR:g} times stronger); more photos from other sides fit it better")

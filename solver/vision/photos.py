@@ -42,6 +42,8 @@ NEUTRAL_BACKGROUND = 128  # transparent pixels become mid grey: no edge MediaPip
 
 _ORIENTATION_TAG = 0x0112
 _EXIF_IFD, _FOCAL_35MM_TAG = 0x8769, 0xA405  # the Exif sub-directory and its FocalLengthIn35mmFilm
+_MAKE_TAG, _MODEL_TAG = 0x010F, 0x0110  # the camera's maker and model (main directory)
+_LENS_MODEL_TAG, _FOCAL_TAG = 0xA434, 0x920A  # the lens and its focal length in mm (Exif sub-directory)
 FULL_FRAME_DIAGONAL_MM = 43.27  # "35 mm equivalent" focal lengths keep the field of view across the diagonal
 _SIDEWAYS = (5, 6, 7, 8)  # orientations whose upright image swaps width and height
 _ACTION = "re-export it as JPEG or PNG (or copy it again from its source)"
@@ -56,6 +58,8 @@ class Photo:
     notes: list[str] = field(default_factory=list)
     focal_px: float | None = None  # focal length in original pixels from the EXIF 35 mm equivalent, when present
     orientation: int = 1  # the EXIF orientation the pixels were turned upright from (1: stored upright)
+    camera: str | None = None  # the camera, lens and focal length its EXIF names ("Canon EOS R6, RF50mm F1.8, 50 mm");
+    # None where it names no camera or no focal length: photos with one such name share one lens
 
     @property
     def name(self) -> str:
@@ -185,11 +189,12 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
             except (OSError, SyntaxError, ValueError, EOFError, struct.error) as error:
                 raise ASMInputError(f"photo {path} is truncated or damaged ({error}): copy it again from its source "
                                     "or re-export it") from error
-            focal_35mm = None
+            focal_35mm, camera = None, None
             try:
                 exif = image.getexif()
                 orientation = int(exif.get(_ORIENTATION_TAG, 1))
                 focal_35mm = exif.get_ifd(_EXIF_IFD).get(_FOCAL_35MM_TAG)
+                camera = _camera_name(exif)
             except Exception as error:  # noqa: BLE001 - damaged metadata: the pixels are fine, use them as stored
                 orientation = 1
                 notes.append(f"photo {name}: its EXIF data could not be read ({error}); used as stored")
@@ -208,7 +213,23 @@ def load_photo(path, max_side: int = MAX_WORKING_SIDE) -> Photo:
     if focal_35mm is not None and 5 <= float(focal_35mm) <= 2000:  # 0 means unknown; beyond: a broken tag
         focal_px = float(focal_35mm) / FULL_FRAME_DIAGONAL_MM * float(np.hypot(*original))
     return Photo(path=path, rgb=rgb, original_size=original, scale=float(scale), notes=notes, focal_px=focal_px,
-                 orientation=orientation)
+                 orientation=orientation, camera=camera)
+
+
+def _camera_name(exif) -> str | None:
+    """The camera, lens and focal length an EXIF block names, as one string; None without a camera or a focal
+    length (a zoom lens is one lens per focal length)."""
+    details = exif.get_ifd(_EXIF_IFD)
+    body = " ".join(str(exif.get(tag, "")).strip(" \x00") for tag in (_MAKE_TAG, _MODEL_TAG)).strip()
+    focal = details.get(_FOCAL_TAG)
+    try:
+        focal_mm = float(focal) if focal is not None else 0.0
+    except (TypeError, ValueError, ZeroDivisionError):
+        focal_mm = 0.0
+    if not body or not 0.5 <= focal_mm <= 5000:
+        return None
+    lens = str(details.get(_LENS_MODEL_TAG, "")).strip(" \x00")
+    return ", ".join(part for part in (body, lens, f"{focal_mm:g} mm") if part)
 
 
 def detect_photo(photo: Photo, min_confidence: float = 0.3, small_faces: bool = True) -> PhotoDetection:

@@ -188,3 +188,22 @@ def test_photos_sharing_no_skin_fall_back_to_landmarks_and_say_so(photos, sample
     assert sum(fitted.dense_matches.values()) < 100, fitted.dense_matches
     assert any("too little of the same skin for dense matching" in note for note in fitted.notes), fitted.notes
     assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
+
+
+def test_photos_whose_exif_names_one_camera_and_lens_share_it(sample_mesh, sample_rig):
+    """The photos of test_photos_from_one_lens_share_it, with one camera and lens in their EXIF and same_lens left
+    off: the fit shares the lens anyway and says why; a photo from another lens turns that off."""
+    sizes = np.array([[1000, 800], [1200, 1600], [2000, 1500]], dtype=float)
+    photos = photographed(sample_mesh, sample_rig, focals=tuple(1.2 * sizes.max(1)))
+    observations = observed(photos)
+    observations.cameras = ["Canon EOS R6, RF50mm F1.8 STM, 50 mm"] * 3
+    model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observations,
+                           PhotoFitSettings("fast", expressions="shared"))
+    assert any("EXIF names one camera and lens (Canon EOS R6, RF50mm F1.8 STM, 50 mm)" in n for n in fitted.notes)
+    relative = torch.exp(fitted.cameras.log_focal).detach().numpy() / sizes.max(1)
+    assert np.ptp(relative) < 0.02 * relative.mean(), relative
+    observations.cameras[2] = "Canon EOS R6, RF50mm F1.8 STM, 85 mm"
+    assert observations.one_lens() is None
+    observations.cameras = [None, None, None]
+    assert observations.one_lens() is None

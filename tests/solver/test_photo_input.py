@@ -473,3 +473,21 @@ def test_a_blurred_photo_counts_less_and_the_fit_names_it(sample_mesh, sample_ri
                            PhotoFitSettings("fast"))
     assert any("photo_3.jpg" in note and "blurred" in note for note in fitted.notes), fitted.notes
     assert not any("photo_1.jpg" in note and "blurred" in note for note in fitted.notes)
+
+
+def test_the_camera_and_lens_are_read_from_exif(tmp_path):
+    """Make, Model, LensModel and FocalLength name the camera and lens; without a camera or a focal length, none."""
+    from PIL import Image
+
+    pixels = np.full((300, 400, 3), 128, dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "Canon", "EOS R6"
+    exif.get_ifd(0x8769)[0xA434] = "RF50mm F1.8 STM"
+    exif.get_ifd(0x8769)[0x920A] = 50.0
+    assert load_photo(_save(pixels, tmp_path / "full.jpg", quality=90, exif=exif)).camera == \
+        "Canon EOS R6, RF50mm F1.8 STM, 50 mm"
+    del exif.get_ifd(0x8769)[0xA434]
+    assert load_photo(_save(pixels, tmp_path / "no_lens.jpg", quality=90, exif=exif)).camera == "Canon EOS R6, 50 mm"
+    del exif.get_ifd(0x8769)[0x920A]
+    assert load_photo(_save(pixels, tmp_path / "no_focal.jpg", quality=90, exif=exif)).camera is None
+    assert load_photo(_save(pixels, tmp_path / "plain.jpg", quality=90)).camera is None
