@@ -1,0 +1,472 @@
+"""`asm batch MANIFEST` (issue 20): the manifest checked as a whole before anything runs, and real batches (each job
+`python -m asm_blender generate|fit|export` in its own process, on the game preset and the small sample head):
+their outputs and summaries, failures that stay in their job (a corrupt mesh, a mesh without a face, a missing
+photo, an unwritable output folder, a job whose process is killed, a job past its time limit), and a batch stopped
+half-way and run again. The batches run as real commands in their own process group, with a private TMPDIR."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from asm_blender import cli
+from tests.blender.conftest import bpy
+from tests.conftest import PROJECT_ROOT, SAMPLE_DIR
+
+HEAD = SAMPLE_DIR / "base_head.obj"
+PHOTO = PROJECT_ROOT / "samples" / "lps_photos" / "photo_1.jpg"
+LAUNCHER = PROJECT_ROOT / "scripts" / "blender"
+STEP_SECONDS = 0.1
+
+needs_detector = pytest.mark.skipif(importlib.util.find_spec("ai_edge_litert") is None,
+                                    reason="finding a face needs LiteRT (not in the Blender 5.0 test environment)")
+needs_proc = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(),
+                                reason="the jobs' processes are found through /proc")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check(manifest: Path, *options: str, capfd) -> tuple[int, list[str]]:
+    """`batch MANIFEST --check ...` in this process: its exit code and its stderr lines."""
+    code = cli.main(["batch", str(manifest), "--check", *options])
+    return code, capfd.readouterr().err.splitlines()
+
+
+@pytest.fixture()
+def folder(tmp_path) -> Path:
+    """A manifest's folder with the sample head and a photo."""
+    shutil.copy(HEAD, tmp_path / "head.obj")
+    (tmp_path / "photos").mkdir()
+    shutil.copy(PHOTO, tmp_path / "photos" / "front.jpg")
+    return tmp_path
+
+
+# --- the manifest -----------------------------------------------------------------------------------------------
+
+BAD_TOML = """\
+[defaults]
+preset = "game"
+
+[[head]]
+name = "good"
+mesh = "head.obj"
+output = "out/good.blend"
+
+[[head]]
+name = "missing_mesh"
+mesh = "nowhere.obj"
+
+[[head]]
+name = "typo"
+mesh = "head.obj"
+presett = "game"
+
+[[head]]
+name = "bad_value"
+mesh = "head.obj"
+cap = 5
+quality = "perfect"
+
+[[head]]
+name = "same_output"
+mesh = "head.obj"
+output = "out/good.blend"
+
+[[head]]
+name = "good"
+mesh = "head.obj"
+output = "out/other.blend"
+
+[[head]]
+name = "missing_photo"
+mesh = "head.obj"
+photos = ["photos", "photos/side.jpg"]
+
+[[head]]
+name = "unwritable"
+mesh = "head.obj"
+output = "a_file/out.blend"
+
+[[head]]
+name = "no_photos_for_overlays"
+mesh = "head.obj"
+overlays = "out/overlays"
+
+[[head]]
+name = "overwrites_an_input"
+mesh = "head.obj"
+output = "rigged.blend"
+
+[[head]]
+name = "rigged"
+mesh = "rigged.blend"
+output = "out/rigged.blend"
+
+[[head]]
+name = "onto_itself"
+mesh = "rigged.blend"
+output = "rigged.blend"
+"""
+
+
+def test_every_bad_row_is_named_with_its_line_and_reason_and_nothing_starts(folder, capfd):
+    (folder / "a_file").write_text("a file where a folder should be\n")
+    (folder / "rigged.blend").write_text("only its name matters here\n")
+    manifest = folder / "heads.toml"
+    manifest.write_text(BAD_TOML)
+    before = sorted(p.name for p in folder.iterdir())
+    code, lines = check(manifest, capfd=capfd)
+    assert code == 1
+    problems = [line for line in lines if line.startswith("heads.toml line")]
+    expected = [  # (line, words in the reason), in the manifest's order
+        (11, ["missing file", "nowhere.obj"]),
+        (16, ["unknown setting 'presett'"]),
+        (21, ["cap = 5", "use one of 4, 8"]),
+        (22, ["quality = 'perfect'", "use one of fast, balanced, best"]),
+        (24, ["duplicate output path", "good.blend", "heads.toml line 4"]),
+        (29, ["duplicate name 'good'", "heads.toml line 4"]),
+        (37, ["missing file", "side.jpg"]),
+        (42, ["a_file", "is a file, not a folder"]),
+        (47, ["overlays need photos"]),
+        (49, ["rigged.blend", "is an input of heads.toml line 54"]),
+        (62, ["rigged.blend", "is the input file"]),
+    ]
+    assert len(problems) == len(expected), "\n".join(lines)
+    for (line, words), problem in zip(sorted(expected), sorted(problems, key=lambda p: int(p.split()[2][:-1]))):
+        assert problem.startswith(f"heads.toml line {line}:"), (line, problem)
+        assert all(word in problem for word in words), (words, problem)
+    assert lines[-1].startswith("error: heads.toml: 11 problem(s) in 10 row(s)") and "--skip-invalid" in lines[-1]
+    assert "2 valid row" in lines[-1]
+    assert sorted(p.name for p in folder.iterdir()) == before  # no batch folder, no output
+
+
+def test_skip_invalid_keeps_the_valid_rows(folder, capfd):
+    (folder / "a_file").write_text("a file\n")
+    (folder / "rigged.blend").write_text("only its name matters here\n")
+    manifest = folder / "heads.toml"
+    manifest.write_text(BAD_TOML)
+    code = cli.main(["batch", str(manifest), "--check", "--skip-invalid", "--json"])
+    captured = capfd.readouterr()
+    assert code == 0
+    listing = json.loads(captured.out)
+    assert [job["name"] for job in listing["jobs"]] == ["good", "rigged"] and listing["jobs"][0]["run"]
+    steps = listing["jobs"][0]["steps"]
+    assert [step[3:5] for step in steps] == [["generate", str(folder / "head.obj")]]
+    assert "--preset" in steps[0] and steps[0][steps[0].index("--preset") + 1] == "game"  # the [defaults]
+    assert len(listing["invalid"]) == 10
+    assert all(line.startswith("skipped: heads.toml line") for line in captured.err.splitlines()[:11])
+
+
+def test_json_and_csv_manifests_name_their_lines_and_resolve_paths_against_their_folder(folder, capfd):
+    sub = folder / "lists"
+    sub.mkdir()
+    (sub / "heads.json").write_text(json.dumps({"defaults": {"preset": "game"}, "heads": [
+        {"name": "fine", "mesh": "../head.obj", "photos": "../photos", "quality": "fast"},
+        {"name": "lost", "mesh": "head.obj"},
+    ]}, indent=1))
+    code, lines = check(sub / "heads.json", capfd=capfd)
+    assert code == 1
+    assert [line for line in lines if not line.startswith("error")] == [
+        f"heads.json line 12: missing file: mesh {sub / 'head.obj'} not found"]
+    (sub / "heads.csv").write_text("name,mesh,photos,preset,same_lens,output\n"
+                                   "fine,../head.obj,../photos/front.jpg;../photos,game,yes,out/fine.blend\n"
+                                   "# a comment\n"
+                                   "bad,../head.obj,,huge,maybe,\n")
+    code, lines = check(sub / "heads.csv", capfd=capfd)
+    assert code == 1
+    assert lines[:2] == ["heads.csv line 4: preset = 'huge': use one of full, standard, game",
+                         "heads.csv line 4: same_lens = 'maybe': give true or false"]
+    (sub / "heads.csv").write_text("name,mesh,photos,preset,same_lens,output\n"
+                                   "fine,../head.obj,../photos/front.jpg,game,yes,out/fine.blend\n")
+    assert cli.main(["batch", str(sub / "heads.csv"), "--check", "--json"]) == 0
+    job = json.loads(capfd.readouterr().out)["jobs"][0]
+    argv = job["steps"][0]
+    assert argv[3:6] == ["fit", str(folder / "head.obj"), str(folder / "photos" / "front.jpg")]
+    assert "--same-lens" in argv and argv[argv.index("-o") + 1] == str(sub / "out" / ".fine.batch-partial.blend")
+
+
+def test_a_folder_of_heads_is_a_manifest(folder, capfd):
+    heads = folder / "heads"
+    heads.mkdir()
+    shutil.copy(HEAD, heads / "anna.obj")
+    shutil.copy(HEAD, heads / "ben.obj")
+    shutil.copytree(folder / "photos", heads / "ben")  # ben's photos
+    code = cli.main(["batch", str(heads), "--check", "--json", "--preset", "game", "--fbx"])
+    assert code == 0
+    jobs = {job["name"]: job for job in json.loads(capfd.readouterr().out)["jobs"]}
+    assert sorted(jobs) == ["anna", "ben"]
+    assert [step[3] for step in jobs["anna"]["steps"]] == ["generate", "export"]
+    assert [step[3] for step in jobs["ben"]["steps"]] == ["fit", "export"]
+    assert jobs["ben"]["steps"][0][5] == str(heads / "ben")
+    assert jobs["anna"]["steps"][1][-2] == str(heads / "asm_out" / ".anna.batch-partial.fbx")
+
+
+def test_ray_without_ray_says_how_to_install_it(folder, capfd):
+    if importlib.util.find_spec("ray") is not None:
+        pytest.skip("Ray is installed here")
+    (folder / "heads.toml").write_text('[[head]]\nmesh = "head.obj"\n')
+    assert cli.main(["batch", str(folder / "heads.toml"), "--ray"]) == 1
+    error = capfd.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: --ray needs Ray") and "pip install ray" in error[0]
+    assert not (folder / "heads.batch").exists()
+
+
+# --- real batches -------------------------------------------------------------------------------------------------
+
+
+class Batch:
+    """`python -m asm_blender batch ARGV` (or another command line) in a new process group with a private TMPDIR;
+    stderr to a file, stdout kept."""
+
+    def __init__(self, folder: Path, *argv: str, command: list[str] | None = None, **env: str):
+        self.folder, self.tmpdir = folder, folder / f"tmp{len(list(folder.glob('tmp*')))}"
+        self.tmpdir.mkdir()
+        self.stderr_path, self.stdout_path = self.tmpdir.with_suffix(".err"), self.tmpdir.with_suffix(".out")
+        environment = dict(os.environ, TMPDIR=str(self.tmpdir), **env,
+                           PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        command = command or [sys.executable, "-m", "asm_blender"]
+        with self.stderr_path.open("w") as stderr, self.stdout_path.open("w") as stdout:
+            self.process = subprocess.Popen([*command, "batch", *argv], cwd=folder, env=environment,
+                                            stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                                            start_new_session=True)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def finish(self, limit_seconds: float = 600.0) -> int:
+        return self.process.wait(limit_seconds)
+
+    def summary(self) -> dict:
+        return json.loads(self.stdout_path.read_text())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+@pytest.fixture()
+def batch(tmp_path):
+    started = []
+
+    def start(*argv: str, **options) -> Batch:
+        started.append(Batch(tmp_path, *argv, **options))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
+    leftover = _job_processes(tmp_path)
+    for pid in leftover:
+        os.kill(pid, signal.SIGKILL)
+    assert not leftover, "a job's process outlived its batch"
+
+
+def _job_processes(folder: Path) -> list[int]:
+    """Processes whose command line names `folder` (the jobs, their solver workers), other than this one."""
+    found = []
+    if not Path("/proc").is_dir():
+        return found
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            arguments = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if str(folder).encode() in arguments:
+            found.append(int(entry.name))
+    return found
+
+
+def records(state: Path) -> list[dict]:
+    return [json.loads(line) for line in state.read_text().splitlines()] if state.exists() else []
+
+
+def latest(state: Path) -> dict[str, dict]:
+    return {r["job"]: r for r in records(state)}
+
+
+def wait_until(condition, what: str, run: Batch, limit_seconds: float = 300.0):
+    deadline = time.monotonic() + limit_seconds
+    while not (value := condition()):
+        assert run.process.poll() is None, f"the batch ended before {what}:\n{run.stderr()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what}:\n{run.stderr()[-3000:]}"
+        time.sleep(STEP_SECONDS)
+    return value
+
+
+def head_rows(names, extra: str = "") -> str:
+    return "".join(f'[[head]]\nname = "{n}"\nmesh = "head.obj"\noutput = "out/{n}.blend"\n{extra}\n' for n in names)
+
+
+def no_staged_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if ".batch-partial" in p.name or ".partial" in p.name]
+
+
+@needs_detector
+@needs_proc
+def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(folder, batch):
+    """Started as `blender -b -c asm batch` (the launcher: the bpy module with Blender's command line), each job
+    run by that Blender too; run again, it runs nothing and leaves every output as it was."""
+    (folder / "heads.toml").write_text('[defaults]\npreset = "game"\n\n' + head_rows(["anna", "ben"]) +
+                                       '[[head]]\nname = "cleo"\nmesh = "head.obj"\noutput = "out/cleo.blend"\n'
+                                       'glb = "out/cleo.glb"\nfbx = "out/cleo.fbx"\n')
+    blender = [str(LAUNCHER), "-b", "--addons", "asm_blender", "-c", "asm"]
+    run = batch("heads.toml", "--jobs", "2", "--json", command=blender,
+                ASM_BATCH_BLENDER=f"{LAUNCHER} --addons asm_blender")
+    assert run.finish() == 0, run.stderr()[-3000:]
+    summary = run.summary()
+    out = folder / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["anna.blend", "ben.blend", "cleo.blend", "cleo.fbx", "cleo.glb"]
+    assert no_staged_files(folder) and os.listdir(run.tmpdir) == []
+    assert summary["totals"] | {"wall_seconds": 0, "jobs_per_minute": 0, "mean_job_seconds": 0} == {
+        "jobs": 3, "done": 3, "failed": 0, "queued": 0, "invalid": 0, "ran_now": 3, "done_earlier": 0,
+        "wall_seconds": 0, "jobs_per_minute": 0, "mean_job_seconds": 0}
+    assert summary["executor"] == "local" and summary["workers"] == 2 and summary["failed"] == []
+    state = folder / "heads.batch" / "state.jsonl"
+    final = latest(state)
+    for name in ("anna", "ben", "cleo"):
+        record = final[name]
+        assert record["status"] == "done" and record["attempts"] == 1 and record["reason"] is None
+        assert record["outputs"] and all(sha256(Path(p)) == digest for p, digest in record["outputs"].items())
+        assert [r["status"] for r in records(state) if r["job"] == name][:2] == ["queued", "running"]
+        log = (folder / "heads.batch" / record["log"]).read_text()
+        assert "== attempt 1: generate:" in log and "== done ==" in log
+        assert record["summaries"][0]["bones"] == 24  # the game preset
+    assert [s.get("output") for s in final["cleo"]["summaries"][1:]] == [str(out / ".cleo.batch-partial.glb"),
+                                                                        str(out / ".cleo.batch-partial.fbx")]
+    assert {job["name"]: job["bones"] for job in summary["jobs"]} == {"anna": 24, "ben": 24, "cleo": 24}
+    markdown = (folder / "heads.batch" / "summary.md").read_text()
+    assert "3 jobs: 3 done" in markdown and "| cleo | done |" in markdown
+    assert json.loads((folder / "heads.batch" / "summary.json").read_text())["totals"]["done"] == 3
+    bpy.ops.wm.open_mainfile(filepath=str(out / "anna.blend"))
+    assert [o.type for o in bpy.data.objects if o.type == 'ARMATURE'] == ['ARMATURE']
+
+    before = {p.name: (sha256(p), p.stat().st_mtime_ns) for p in out.iterdir()}
+    again = batch("heads.toml", "--json")
+    assert again.finish() == 0, again.stderr()[-3000:]
+    assert again.summary()["totals"]["ran_now"] == 0 and again.summary()["totals"]["done_earlier"] == 3
+    assert {p.name: (sha256(p), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+    assert "skipped: anna (done earlier, outputs intact)" in again.stderr()
+
+
+@needs_detector
+@needs_proc
+def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batch):
+    """A truncated .blend, a cube (no face), a missing photo, an output under a file, a job past its time limit and
+    a job whose process is killed twice fail, each with its reason; a job killed once runs again and is done; the
+    good job is done."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.obj_import(filepath=str(HEAD))
+    bpy.ops.wm.save_as_mainfile(filepath=str(folder / "whole.blend"), copy=True)
+    whole = (folder / "whole.blend").read_bytes()
+    (folder / "corrupt.blend").write_bytes(whole[:len(whole) // 3])
+    (folder / "cube.obj").write_text("".join(f"v {x} {y} {z}\n" for x in (-1, 1) for y in (-1, 1) for z in (-1, 1))
+                                     + "f 1 2 4 3\nf 5 7 8 6\nf 1 5 6 2\nf 3 4 8 7\nf 1 3 7 5\nf 2 6 8 4\n")
+    (folder / "a_file").write_text("a file where a folder should be\n")
+    (folder / "heads.toml").write_text(
+        '[defaults]\npreset = "game"\n\n' + head_rows(["good", "killed_once", "killed_twice"]) +
+        '[[head]]\nname = "corrupt"\nmesh = "corrupt.blend"\n\n'
+        '[[head]]\nname = "no_face"\nmesh = "cube.obj"\n\n'
+        '[[head]]\nname = "no_photo"\nmesh = "head.obj"\nphotos = ["photos/gone.jpg"]\nquality = "fast"\n\n'
+        '[[head]]\nname = "unwritable"\nmesh = "head.obj"\noutput = "a_file/unwritable.blend"\n\n'
+        '[[head]]\nname = "slow"\nmesh = "head.obj"\noutput = "out/slow.blend"\ntimeout = 1.5\n')
+    run = batch("heads.toml", "--jobs", "2", "--skip-invalid", "--json")
+    state = folder / "heads.batch" / "state.jsonl"
+    logs = folder / "heads.batch" / "logs"
+    for name, attempts in (("killed_once", 1), ("killed_twice", 2)):
+        for attempt in range(1, attempts + 1):
+            def started() -> int | None:
+                record = latest(state).get(name, {})
+                log = logs / f"{name}.log"
+                text = log.read_text(errors="replace") if log.exists() else ""
+                this_attempt = text.split(f"== attempt {attempt}: generate:")[-1] if f"== attempt {attempt}:" in \
+                    text else ""
+                if record.get("attempt") == attempt and record.get("pid") and "opening" in this_attempt:
+                    return record["pid"]
+                return None
+            os.kill(wait_until(started, f"{name}'s attempt {attempt} running", run), signal.SIGKILL)
+    assert run.finish() == 1, run.stderr()[-3000:]
+    summary = run.summary()
+    status = {job["name"]: job["status"] for job in summary["jobs"]}
+    assert status == {"good": "done", "killed_once": "done", "killed_twice": "failed", "corrupt": "failed",
+                      "no_face": "failed", "slow": "failed"}
+    reasons = {f["name"]: f["reason"] for f in summary["failed"]}
+    assert sorted(reasons) == ["corrupt", "killed_twice", "no_face", "no_photo", "slow", "unwritable"]
+    assert "corrupt.blend" in reasons["corrupt"] and reasons["corrupt"].startswith("generate: ")
+    assert "face" in reasons["no_face"] and reasons["no_face"].startswith("generate: ")
+    assert "missing file" in reasons["no_photo"] and "gone.jpg" in reasons["no_photo"]
+    assert "a_file" in reasons["unwritable"] and "not a folder" in reasons["unwritable"]
+    assert reasons["slow"].startswith("timed out after 1.5 s in generate")
+    assert reasons["killed_twice"] == ("generate: the job's process was killed by SIGKILL; out of memory?, on its "
+                                       "one retry too")
+    killed_once = next(job for job in summary["jobs"] if job["name"] == "killed_once")
+    assert killed_once["attempts"] == 2 and any("killed by SIGKILL" in w for w in killed_once["warnings"])
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["good.blend", "killed_once.blend"]
+    assert no_staged_files(folder)
+    error = run.stderr().strip().splitlines()[-1]
+    assert error.startswith("error: 6 of 8 job(s) failed or were invalid") and "--retry-failed" in error
+    for name in ("corrupt", "no_face", "slow", "killed_twice"):
+        assert (logs / f"{name}.log").read_text().rstrip().endswith(f"failed: {reasons[name]} ==")
+    markdown = (folder / "heads.batch" / "summary.md").read_text()
+    assert "## Failed" in markdown and "| slow | heads.toml line" in markdown
+
+
+@needs_detector
+@needs_proc
+def test_a_batch_stopped_half_way_runs_only_its_unfinished_jobs_again(folder, batch):
+    names = ["j1", "j2", "j3", "j4", "j5"]
+    (folder / "heads.toml").write_text('[defaults]\npreset = "game"\n\n' + head_rows(names))
+    state = folder / "heads.batch" / "state.jsonl"
+    run = batch("heads.toml", "--jobs", "2")
+    wait_until(lambda: sum(r["status"] == "done" for r in latest(state).values()) >= 2, "two jobs done", run)
+    os.kill(run.process.pid, signal.SIGTERM)
+    assert run.finish() == 143, run.stderr()[-3000:]
+    error = run.stderr().strip().splitlines()[-1]
+    assert error.startswith("error: stopped by SIGTERM") and "run the same command again" in error
+    first = latest(state)
+    done = sorted(name for name, r in first.items() if r["status"] == "done")
+    assert 2 <= len(done) < len(names)
+    assert all(first[n]["status"] == "queued" for n in names if n not in done)
+    assert no_staged_files(folder)
+    outputs = {p.name: (sha256(p), p.stat().st_mtime_ns) for p in (folder / "out").iterdir()}
+    assert sorted(outputs) == [f"{n}.blend" for n in done]
+
+    again = batch("heads.toml", "--json")
+    assert again.finish() == 0, again.stderr()[-3000:]
+    summary = again.summary()
+    assert sorted(job["name"] for job in summary["jobs"] if job["ran"]) == [n for n in names if n not in done]
+    assert summary["totals"]["done"] == len(names) and summary["totals"]["done_earlier"] == len(done)
+    assert {n: v for n, v in ((p.name, (sha256(p), p.stat().st_mtime_ns)) for p in (folder / "out").iterdir())
+            if n in outputs} == outputs  # byte-identical, not even rewritten
+    assert sorted(p.name for p in (folder / "out").iterdir()) == [f"{n}.blend" for n in names]
+
+
+@pytest.mark.slow
+@needs_detector
+@needs_proc
+def test_a_hundred_jobs(folder, batch):
+    """100 generate jobs on the game preset and three fits at fast quality, on the local pool."""
+    names = [f"h{i:03d}" for i in range(100)]
+    fits = "".join(f'[[head]]\nname = "fit{i}"\nmesh = "head.obj"\nphotos = ["photos"]\nquality = "fast"\n\n'
+                   for i in range(3))
+    (folder / "heads.toml").write_text('[defaults]\npreset = "game"\n\n' + head_rows(names) + fits)
+    run = batch("heads.toml", "--json")
+    assert run.finish(limit_seconds=7200) == 0, run.stderr()[-3000:]
+    summary = run.summary()
+    assert summary["totals"]["done"] == 103 and summary["failed"] == []
+    errors = [job["landmark_error_px"] for job in summary["jobs"] if job["name"].startswith("fit")]
+    assert all(error is not None and error > 0 for error in errors)
+    assert len(list((folder / "out").iterdir())) == 100 and no_staged_files(folder)
