@@ -211,8 +211,9 @@ def read_manifest(path: Path, defaults: dict | None = None, exports: tuple[str, 
     for row in rows:
         job, row_problems = _job(row, manifest_folder, folder_outputs, base_defaults)
         if row_problems:
-            problems += sorted(row_problems, key=_line_number)
-            invalid.append(_invalid(row_problems[0].name or row.where, row.where, sorted(row_problems, key=_line_number)))
+            row_problems = sorted(row_problems, key=_line_number)
+            problems += row_problems
+            invalid.append(_invalid(row_problems[0].name or row.where, row.where, row_problems))
         else:
             jobs.append(job)
     _name_jobs(jobs)
@@ -348,7 +349,7 @@ def _csv_rows(text: str, name: str) -> tuple[list[_Row], dict, list[Problem]]:
             problems.append(Problem(f"{name} line {line}", f"{len(values)} fields for {len(header)} columns; "
                                                            "quote values that hold a comma"))
             continue
-        row = {key: value.strip() for key, value in zip(header, values)
+        row = {key: value.strip() for key, value in zip(header, values, strict=False)
                if value.strip() != "" and key in ROW_KEYS + tuple(SETTINGS)}
         if "photos" in row:
             row["photos"] = [p.strip() for p in row["photos"].split(";") if p.strip()]

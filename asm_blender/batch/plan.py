@@ -9,6 +9,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from ..cli.stopping import STOP_WITH_PARENT
 from .manifest import Job, file_name
 
 ADDON_PARENT = Path(__file__).resolve().parents[2]  # the folder `python -m asm_blender` needs on its path
@@ -61,12 +62,12 @@ def steps(job: Job, prefix: list[str]) -> list[dict]:
 
 
 def environment(threads: int) -> dict[str, str]:
-    """What a job's processes get on top of the batch's own environment: the add-on on the path (a checkout), and
-    `threads` threads for torch's and the maths libraries' pools."""
+    """What a job's processes get on top of the batch's own environment: the add-on on the path (a checkout),
+    `threads` threads for torch's and the maths libraries' pools, and the order to stop when the batch is gone."""
     paths = [str(ADDON_PARENT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
     count = str(threads)
     return {"PYTHONPATH": os.pathsep.join(paths), "OMP_NUM_THREADS": count, "MKL_NUM_THREADS": count,
-            "OPENBLAS_NUM_THREADS": count}
+            "OPENBLAS_NUM_THREADS": count, STOP_WITH_PARENT: "1"}
 
 
 def payload(job: Job, prefix: list[str], logs: Path, threads: int, timeout: float | None,

@@ -80,6 +80,9 @@ class RayExecutor:
             ended.append((payload, result))
         return ended
 
+    def busy(self) -> bool:
+        return bool(self._refs)
+
     def stop(self) -> None:
         for ref in list(self._refs):
             self.ray.cancel(ref)  # a KeyboardInterrupt in the task: run_job stops its process (SIGTERM, then kill)

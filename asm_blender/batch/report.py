@@ -160,8 +160,9 @@ def markdown(result: dict) -> str:
     for e in result["jobs"]:
         error = "-" if e["landmark_error_px"] is None else f"{e['landmark_error_px']:.2f}"
         earlier = "" if e["ran"] else " (earlier)"
-        lines.append(f"| {_cell(e['name'])} | {e['status']}{earlier} | {e['seconds'] if e['seconds'] is not None else '-'}"
-                     f" | {e['attempts'] or '-'} | {error} | {_cell('; '.join(e['warnings'])) or '-'} | "
+        seconds = "-" if e["seconds"] is None else e["seconds"]
+        lines.append(f"| {_cell(e['name'])} | {e['status']}{earlier} | {seconds} | {e['attempts'] or '-'} | {error} | "
+                     f"{_cell('; '.join(e['warnings'])) or '-'} | "
                      f"{_cell(', '.join(Path(o).name for o in e['outputs'])) or '-'} |")
     return "\n".join(lines) + "\n"
 

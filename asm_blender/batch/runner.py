@@ -6,6 +6,7 @@ An executor (LocalExecutor here, ray_executor.RayExecutor) runs job payloads (pl
     start(payload, on_step)     run one (on_step(attempt, what, pid) as each process starts, where it can tell)
     finished(wait) -> [(payload, result)]   the jobs that ended, waiting up to `wait` seconds for one
     stop()                      ask every running job to stop (their processes get SIGTERM)
+    busy() -> bool              whether a job still runs or its result waits to be collected
     close()
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..scene_io.mesh import SceneInputError
 from . import plan, process, report
 from .manifest import Job, Manifest
 from .state import DONE, FAILED, QUEUED, RUNNING, StateFile, intact
@@ -64,6 +66,10 @@ class LocalExecutor:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def busy(self) -> bool:
+        """Whether a job is still running or its result not collected yet."""
+        return any(t.is_alive() for t in self._threads) or not self._results.empty()
 
     def close(self) -> None:
         pass
@@ -136,15 +142,14 @@ def _essentials(summary: dict) -> dict:
 class Run:
     """One run of a batch: call `run(executor)`; the summary is returned and written beside the state file."""
 
-    def __init__(self, manifest: Manifest, options: Options, log=None):
+    def __init__(self, manifest: Manifest, options: Options):
         self.manifest, self.options = manifest, options
         self.folder = Path(options.batch_dir)
-        self.state = StateFile(self.folder / "state.jsonl")
         self.logs = self.folder / "logs"
+        self.state = StateFile(self.folder / "state.jsonl")
         self.payloads = {job.name: plan.payload(job, options.prefix, self.logs, options.threads, options.timeout,
                                                 options.grace) for job in manifest.jobs}
         self.decisions = decide(manifest, self.state, self.payloads, options)
-        self.log = log or (lambda text: None)
         self.ran: set[str] = set()
         self.stopped: str | None = None
 
@@ -153,44 +158,47 @@ class Run:
         return [d.job for d in self.decisions if d.run]
 
     def run(self, executor) -> dict:
+        """Run the jobs to run on `executor`; the summary. On SIGINT / SIGTERM (KeyboardInterrupt) or any error
+        here, the running jobs are stopped and recorded before it propagates: no job outlives the batch."""
+        try:  # before anything runs: a batch that cannot keep its state must not start
+            self.logs.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise SceneInputError(f"cannot make the batch folder {self.folder} ({error.strerror or error}); give "
+                                  "--batch-dir a folder you can write to") from None
         started = time.monotonic()
         pending = deque(self.to_run)
-        for job in pending:
-            self.state.record(job.name, QUEUED, spec=self.payloads[job.name]["spec"], where=job.where)
-        progress = report.Progress(len(pending), executor.capacity())
-        self._progress = progress
         running: dict[str, Job] = {}
-        done = failed = 0
+        counts = {"done": 0, "failed": 0}
+        progress = report.Progress(len(pending), executor.capacity())
         try:
+            for job in pending:
+                self.state.record(job.name, QUEUED, spec=self.payloads[job.name]["spec"], where=job.where)
             progress.update(0, 0, 0, force=True)
             while pending or running:
                 while pending and len(running) < executor.capacity():
                     job = pending.popleft()
-                    running[job.name] = job
                     self.ran.add(job.name)
                     self.state.record(job.name, RUNNING, spec=self.payloads[job.name]["spec"], attempt=1,
                                       step=None, pid=None, where=job.where, started_at=report_now())
                     executor.start(self.payloads[job.name], self._on_step(job))
-                    progress.update(done, failed, len(running))
-                for payload, result in executor.finished(0.5):
-                    job = running.pop(payload["name"])
-                    ok = self._record(job, result)
-                    done, failed = done + ok, failed + (not ok and result["status"] != "stopped")
-                    if not ok and result["status"] != "stopped":
-                        progress.message(f"failed: {job.name} ({job.where}): {result['reason']}")
-                    progress.update(done, failed, len(running))
-                progress.update(done, failed, len(running))
-        except KeyboardInterrupt as interrupt:
-            from ..cli.stopping import SIGNALS
+                    running[job.name] = job
+                    progress.update(counts["done"], counts["failed"], len(running))
+                self._collect(executor.finished(0.5), running, counts, progress)
+                progress.update(counts["done"], counts["failed"], len(running))
+        except BaseException as error:
+            if isinstance(error, KeyboardInterrupt):
+                from ..cli.stopping import SIGNALS
 
-            self.stopped = SIGNALS.get(getattr(interrupt, "signum", 2), "SIGINT (Ctrl+C)")
+                self.stopped = SIGNALS.get(getattr(error, "signum", 2), "SIGINT (Ctrl+C)")
+            else:
+                self.stopped = f"an error in the batch: {type(error).__name__}: {error}"
             progress.message(f"stopping: {len(running)} running job(s) get SIGTERM; finished jobs stay recorded")
             executor.stop()
-            while running:  # each ends within its grace time (then SIGKILL)
-                for payload, result in executor.finished(0.5):
-                    job = running.pop(payload["name"])
-                    ok = self._record(job, result)
-                    done, failed = done + ok, failed + (not ok and result["status"] != "stopped")
+            while running and executor.busy():  # each ends within its grace time (then SIGKILL)
+                self._collect(executor.finished(0.5), running, counts, progress)
+            self._collect(executor.finished(0.0), running, counts, progress)
+            for name in list(running):  # a result lost to the signal: the job runs again next time
+                self._record(running.pop(name), failed_result("the batch was stopped", status="stopped"))
             raise
         finally:
             progress.close()
@@ -198,6 +206,16 @@ class Run:
             self.summary = self._summary(time.monotonic() - started, executor)
             report.write_summaries(self.folder, self.summary)
         return self.summary
+
+    def _collect(self, ended, running: dict, counts: dict, progress) -> None:
+        for payload, result in ended:
+            job = running.pop(payload["name"])
+            if self._record(job, result):
+                counts["done"] += 1
+            elif result["status"] != "stopped":
+                counts["failed"] += 1
+                progress.message(f"failed: {job.name} ({job.where}): {result['reason']}")
+            progress.update(counts["done"], counts["failed"], len(running))
 
     def _on_step(self, job: Job):
         spec = self.payloads[job.name]["spec"]
@@ -219,7 +237,7 @@ class Run:
             self.state.record(job.name, DONE, **common)
             return True
         if result["status"] == "stopped":
-            self.state.record(job.name, QUEUED, **{**common, "reason": f"stopped when the batch was stopped; it "
+            self.state.record(job.name, QUEUED, **{**common, "reason": "stopped when the batch was stopped; it "
                                                                          "runs again next time"})
             return False
         self.state.record(job.name, FAILED, **common)

@@ -28,7 +28,7 @@ from ..jobs import JobError, stop_worker
 from ..scene_io.mesh import SceneInputError, blender_error
 from . import batch, export, fit, generate, info, sample
 from .common import BLENDER_PROG, PYTHON_PROG
-from .stopping import Stopped, stop_on_signals
+from .stopping import Stopped, stop_on_signals, watch_parent
 
 COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
             "batch": batch.execute, "sample": sample.execute}
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None, prog: str = PYTHON_PROG) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
         with stop_on_signals():
+            watch_parent()
             return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
     except SystemExit as exit_:  # argparse: --help or a usage error
         return int(exit_.code or 0)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 
 from ..batch import manifest as manifests
@@ -102,7 +101,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
     folder_path = (args.batch_dir.expanduser().resolve() if args.batch_dir else batch_folder(args.manifest))
     options = Options(batch_dir=folder_path, workers=workers, threads=threads, timeout=args.timeout,
                       retry_failed=args.retry_failed, force=args.force)
-    run = Run(manifest, options, log)
+    run = Run(manifest, options)
     for decision in run.decisions:
         if not decision.run:
             log(f"skipped: {decision.job.name} ({decision.why})")
@@ -113,6 +112,10 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
         if args.json:
             print(json.dumps({"manifest": str(manifest.path), "jobs": listing, "invalid": manifest.invalid},
                              indent=1), flush=True)
+        else:
+            for decision in run.decisions:
+                if decision.run:
+                    log(f"would run: {decision.job.name} ({decision.why})")
         return 0
     if args.ray is not None:
         from ..batch.ray_executor import RayExecutor

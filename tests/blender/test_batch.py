@@ -143,7 +143,8 @@ def test_every_bad_row_is_named_with_its_line_and_reason_and_nothing_starts(fold
         (62, ["rigged.blend", "is the input file"]),
     ]
     assert len(problems) == len(expected), "\n".join(lines)
-    for (line, words), problem in zip(sorted(expected), sorted(problems, key=lambda p: int(p.split()[2][:-1]))):
+    by_line = sorted(problems, key=lambda p: int(p.split()[2][:-1]))
+    for (line, words), problem in zip(sorted(expected), by_line, strict=True):
         assert problem.startswith(f"heads.toml line {line}:"), (line, problem)
         assert all(word in problem for word in words), (words, problem)
     assert lines[-1].startswith("error: heads.toml: 11 problem(s) in 10 row(s)") and "--skip-invalid" in lines[-1]
@@ -222,6 +223,63 @@ def test_ray_without_ray_says_how_to_install_it(folder, capfd):
     assert not (folder / "heads.batch").exists()
 
 
+# --- one job's processes (process.run_job with small Python programs as the steps) -------------------------------
+
+
+def python_step(what: str, code: str) -> dict:
+    return {"what": what, "argv": [sys.executable, "-c", code]}
+
+
+def job_payload(tmp_path: Path, *steps: dict, timeout: float | None = None, outputs=()) -> dict:
+    from asm_blender.batch.plan import staged
+
+    return {"name": "job", "steps": list(steps), "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "job.log"),
+            "timeout": timeout, "retries": 1, "grace": 5.0,
+            "staged": [[str(staged(tmp_path / name)), str(tmp_path / name)] for name in outputs]}
+
+
+def test_a_job_moves_its_outputs_into_place_only_when_every_step_succeeded(tmp_path):
+    from asm_blender.batch.process import run_job
+
+    write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2]); print('{\"warnings\": [\"w\"]}')"
+    first = {"what": "first", "argv": [sys.executable, "-c", write, str(tmp_path / ".a.batch-partial.txt"), "A"]}
+    second = {"what": "second", "argv": [sys.executable, "-c", write, str(tmp_path / ".b.batch-partial.txt"), "B"]}
+    result = run_job(job_payload(tmp_path, first, second, outputs=("a.txt", "b.txt")))
+    assert result["status"] == "done" and result["attempts"] == 1 and result["reason"] is None
+    assert result["summaries"] == [{"warnings": ["w"]}, {"warnings": ["w"]}]
+    assert result["outputs"] == {str(tmp_path / "a.txt"): hashlib.sha256(b"A").hexdigest(),
+                                 str(tmp_path / "b.txt"): hashlib.sha256(b"B").hexdigest()}
+    failing = python_step("third", "import sys; print('error: the third step could not', file=sys.stderr); "
+                                   "sys.exit(1)")
+    (tmp_path / "a.txt").unlink()
+    result = run_job(job_payload(tmp_path, first, failing, outputs=("a.txt",)))
+    assert result["status"] == "failed" and result["reason"] == "third: the third step could not"
+    assert result["attempts"] == 1 and result["outputs"] == {}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt", "job.log"]  # a.txt was staged, never moved
+
+
+def test_a_crashed_job_runs_once_more_and_a_hung_one_is_stopped_at_its_time_limit(tmp_path):
+    from asm_blender.batch.process import run_job
+
+    crash_once = ("import os, signal, sys, pathlib; marker = pathlib.Path('crashed'); "
+                  "crashed = marker.exists(); marker.touch(); crashed or os.kill(os.getpid(), signal.SIGSEGV)")
+    result = run_job(job_payload(tmp_path, python_step("crashy", crash_once)))
+    assert result["status"] == "done" and result["attempts"] == 2
+    assert result["crashes"] == ["crashy: the job's process was killed by SIGSEGV"]
+    always = python_step("crashy", "import sys; sys.exit(70)")
+    result = run_job(job_payload(tmp_path, always))
+    assert result["status"] == "failed" and result["attempts"] == 2
+    assert result["reason"] == "crashy: the job's process ended with exit code 70, on its one retry too"
+    hung = python_step("hung", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)")
+    pids = []
+    result = run_job(job_payload(tmp_path, hung, timeout=1.0), on_step=lambda attempt, what, pid: pids.append(pid))
+    assert result["status"] == "failed" and result["attempts"] == 1  # a time limit is no crash: no second try
+    assert result["reason"].startswith("timed out after 1 s in hung")
+    with pytest.raises(ProcessLookupError):  # it ignored SIGTERM: SIGKILL ended it after the grace time
+        os.kill(pids[0], 0)
+    assert "== failed: timed out after 1 s" in (tmp_path / "job.log").read_text()
+
+
 # --- real batches -------------------------------------------------------------------------------------------------
 
 
@@ -288,6 +346,25 @@ def _job_processes(folder: Path) -> list[int]:
         if str(folder).encode() in arguments:
             found.append(int(entry.name))
     return found
+
+
+def running_process(pid: int) -> bool:
+    """Whether `pid` is a live process (not ended, nor a zombie left for a parent that is gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def running_attempt(state: Path, log: Path, name: str, attempt: int) -> int | None:
+    """The process id of job `name`'s `attempt` once it has opened its mesh (its log says so), else None."""
+    record = latest(state).get(name, {})
+    text = log.read_text(errors="replace") if log.exists() else ""
+    marker = f"== attempt {attempt}: generate:"
+    if record.get("attempt") == attempt and record.get("pid") and marker in text and \
+            "opening" in text.split(marker)[-1]:
+        return record["pid"]
+    return None
 
 
 def records(state: Path) -> list[dict]:
@@ -388,16 +465,9 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
     logs = folder / "heads.batch" / "logs"
     for name, attempts in (("killed_once", 1), ("killed_twice", 2)):
         for attempt in range(1, attempts + 1):
-            def started() -> int | None:
-                record = latest(state).get(name, {})
-                log = logs / f"{name}.log"
-                text = log.read_text(errors="replace") if log.exists() else ""
-                this_attempt = text.split(f"== attempt {attempt}: generate:")[-1] if f"== attempt {attempt}:" in \
-                    text else ""
-                if record.get("attempt") == attempt and record.get("pid") and "opening" in this_attempt:
-                    return record["pid"]
-                return None
-            os.kill(wait_until(started, f"{name}'s attempt {attempt} running", run), signal.SIGKILL)
+            pid = wait_until(lambda n=name, a=attempt: running_attempt(state, logs / f"{n}.log", n, a),
+                             f"{name}'s attempt {attempt} running", run)
+            os.kill(pid, signal.SIGKILL)
     assert run.finish() == 1, run.stderr()[-3000:]
     summary = run.summary()
     status = {job["name"]: job["status"] for job in summary["jobs"]}
@@ -452,6 +522,29 @@ def test_a_batch_stopped_half_way_runs_only_its_unfinished_jobs_again(folder, ba
     assert {n: v for n, v in ((p.name, (sha256(p), p.stat().st_mtime_ns)) for p in (folder / "out").iterdir())
             if n in outputs} == outputs  # byte-identical, not even rewritten
     assert sorted(p.name for p in (folder / "out").iterdir()) == [f"{n}.blend" for n in names]
+
+
+@needs_detector
+@needs_proc
+def test_a_batch_killed_outright_takes_its_jobs_with_it(folder, batch, capfd):
+    """SIGKILL cannot be caught: each job's command sees that its batch is gone and stops itself cleanly (its solver
+    worker with it); the job stays `running` in the state file and runs again next time."""
+    (folder / "heads.toml").write_text(head_rows(["lone"], 'preset = "game"\n'))
+    state, log = folder / "heads.batch" / "state.jsonl", folder / "heads.batch" / "logs" / "lone.log"
+    run = batch("heads.toml")
+    pid = wait_until(lambda: latest(state).get("lone", {}).get("pid") if log.exists() and "opening" in
+                     log.read_text(errors="replace") else None, "the job running", run)
+    run.process.kill()
+    run.process.wait()
+    deadline = time.monotonic() + 120
+    while _job_processes(folder) and time.monotonic() < deadline:
+        time.sleep(STEP_SECONDS)
+    assert _job_processes(folder) == [] and not running_process(pid)
+    assert "error: stopped by SIGTERM" in log.read_text()  # the command's own clean stop
+    assert latest(state)["lone"]["status"] == "running" and no_staged_files(folder)
+    assert cli.main(["batch", str(folder / "heads.toml"), "--check", "--json"]) == 0
+    assert json.loads(capfd.readouterr().out)["jobs"][0] | {"steps": None} == {
+        "name": "lone", "where": "heads.toml line 1", "run": True, "why": "interrupted", "steps": None}
 
 
 @pytest.mark.slow
