@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from ..cli.stopping import STOP_WITH_PARENT
+from ..jobs.job import WORKER_STOPPED
 from .manifest import Job, file_name
 
 ADDON_PARENT = Path(__file__).resolve().parents[2]  # the folder `python -m asm_blender` needs on its path
@@ -79,6 +80,7 @@ def payload(job: Job, prefix: list[str], logs: Path, threads: int, timeout: floa
             "cwd": str(job.mesh.parent), "log": str(logs / f"{file_name(job.name)}.log"),
             "timeout": job.timeout if job.timeout is not None else timeout,
             "staged": [[str(staged(p)), str(p)] for p in outputs], "retries": 1, "grace": grace,
+            "crash_errors": [WORKER_STOPPED],
             "spec": digest(job, found, len(prefix))}
 
 

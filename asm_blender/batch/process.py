@@ -10,7 +10,8 @@ neither bpy nor the add-on to run it (only the command line each step names).
 
 A job is a plain dict (see `plan.payload`): name, steps [{"what", "argv"}], env (variables added to the
 process's own), cwd, log, timeout (seconds for all steps of one attempt, or None), staged [[staged, final]],
-retries (after a crash), grace (seconds between SIGTERM and SIGKILL).
+retries (after a crash), grace (seconds between SIGTERM and SIGKILL), crash_errors (texts of an `error:` line
+that mean a crash, not a clean failure: the command's solver process died).
 """
 from __future__ import annotations
 
@@ -79,6 +80,8 @@ def _attempt(job: dict, attempt: int, stop: threading.Event, log, on_step) -> _O
     summaries = []
     env = dict(os.environ, **job.get("env", {}))
     for step in job["steps"]:
+        if stop.is_set():
+            return _Outcome("stopped", "the batch was stopped")
         _note(log, f"== attempt {attempt}: {step['what']}: {' '.join(step['argv'])} ==")
         offset = log.tell()
         stdout_path = Path(f"{job['log']}.stdout")
@@ -112,15 +115,17 @@ def _attempt(job: dict, attempt: int, stop: threading.Event, log, on_step) -> _O
         if code == 0:
             try:
                 summaries.append(json.loads(output))
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON (a command without --json, or noise): the job is done all the same
                 summaries.append({})
             continue
         error = _error_line(job["log"], offset)
+        if code == 1 and error and any(marker in error for marker in job.get("crash_errors", [])):
+            return _Outcome("crashed", f"{step['what']}: {error}")  # its solver process died: a crash too
         if code in CLEAN_EXITS:
             return _Outcome("failed", f"{step['what']}: {error or f'exited with code {code}'}")
         if code < 0:
             name = _signal_name(-code)
-            more = "; out of memory?" if -code == signal.SIGKILL else ""
+            more = "; out of memory?" if -code == getattr(signal, "SIGKILL", None) else ""
             return _Outcome("crashed", f"{step['what']}: the job's process was killed by {name}{more}")
         if code in STOP_EXITS:
             return _Outcome("crashed", f"{step['what']}: the job's process was stopped by "
@@ -158,10 +163,16 @@ def _end(process: subprocess.Popen, grace: float) -> None:
         except ProcessLookupError:
             pass
     _kill_group(process.pid)
+    if process.poll() is None:  # Windows: no group to kill
+        process.kill()
     process.wait()
 
 
 def _kill_group(pgid: int) -> None:
+    """SIGKILL to the process group `pgid` (the job's session); nothing on Windows, which has no process groups of
+    this kind (there the command's solver worker notices that its parent is gone and exits)."""
+    if not hasattr(os, "killpg"):
+        return
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):  # nothing of the group is left

@@ -270,6 +270,13 @@ def test_a_crashed_job_runs_once_more_and_a_hung_one_is_stopped_at_its_time_limi
     result = run_job(job_payload(tmp_path, always))
     assert result["status"] == "failed" and result["attempts"] == 2
     assert result["reason"] == "crashy: the job's process ended with exit code 70, on its one retry too"
+    from asm_blender.jobs.job import WORKER_STOPPED
+
+    worker_died = python_step("fit", f"import sys; print('error: {WORKER_STOPPED} the fit job (killed by signal 9)', "
+                                     "file=sys.stderr); sys.exit(1)")
+    result = run_job({**job_payload(tmp_path, worker_died), "crash_errors": [WORKER_STOPPED]})
+    assert result["status"] == "failed" and result["attempts"] == 2  # the solver process died: run once more
+    assert result["reason"] == f"fit: {WORKER_STOPPED} the fit job (killed by signal 9), on its one retry too"
     hung = python_step("hung", "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)")
     pids = []
     result = run_job(job_payload(tmp_path, hung, timeout=1.0), on_step=lambda attempt, what, pid: pids.append(pid))
