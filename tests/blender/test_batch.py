@@ -363,14 +363,28 @@ def running_process(pid: int) -> bool:
         return False
 
 
-def running_attempt(state: Path, log: Path, name: str, attempt: int) -> int | None:
-    """The process id of job `name`'s `attempt` once it has opened its mesh (its log says so), else None."""
+def running_attempt(state: Path, log: Path, name: str, attempt: int, shown: str = "opening") -> int | None:
+    """The process id of job `name`'s `attempt` once its log shows `shown` in that attempt, else None."""
     record = latest(state).get(name, {})
     text = log.read_text(errors="replace") if log.exists() else ""
-    marker = f"== attempt {attempt}: generate:"
+    marker = f"== attempt {attempt}: "
     if record.get("attempt") == attempt and record.get("pid") and marker in text and \
-            "opening" in text.split(marker)[-1]:
+            shown in text.split(marker)[-1]:
         return record["pid"]
+    return None
+
+
+def solver_worker_of(pid: int) -> int | None:
+    """The solver process (python -m solver.worker) that the job's command `pid` started, if any yet."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and b"solver.worker" in (entry / "cmdline").read_bytes():
+                return int(entry.name)
+        except (OSError, ValueError, IndexError):
+            continue
     return None
 
 
@@ -450,8 +464,8 @@ def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(fo
 @needs_proc
 def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batch):
     """A truncated .blend, a cube (no face), a missing photo, an output under a file, a job past its time limit and
-    a job whose process is killed twice fail, each with its reason; a job killed once runs again and is done; the
-    good job is done."""
+    a job whose process is killed twice fail, each with its reason; a job killed once, and a fit whose solver
+    process is killed mid-fit, run once more and are done; the good job is done."""
     bpy.ops.wm.read_homefile(use_empty=True)
     bpy.ops.wm.obj_import(filepath=str(HEAD))
     bpy.ops.wm.save_as_mainfile(filepath=str(folder / "whole.blend"), copy=True)
@@ -461,7 +475,9 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
                                      + "f 1 2 4 3\nf 5 7 8 6\nf 1 5 6 2\nf 3 4 8 7\nf 1 3 7 5\nf 2 6 8 4\n")
     (folder / "a_file").write_text("a file where a folder should be\n")
     (folder / "heads.toml").write_text(
-        '[defaults]\npreset = "game"\n\n' + head_rows(["good", "killed_once", "killed_twice"]) +
+        '[defaults]\npreset = "game"\n\n'
+        '[[head]]\nname = "worker_killed"\nmesh = "head.obj"\nphotos = ["photos"]\nquality = "fast"\n'
+        'output = "out/worker_killed.blend"\n\n' + head_rows(["killed_once", "killed_twice", "good"]) +
         '[[head]]\nname = "corrupt"\nmesh = "corrupt.blend"\n\n'
         '[[head]]\nname = "no_face"\nmesh = "cube.obj"\n\n'
         '[[head]]\nname = "no_photo"\nmesh = "head.obj"\nphotos = ["photos/gone.jpg"]\nquality = "fast"\n\n'
@@ -470,16 +486,27 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
     run = batch("heads.toml", "--jobs", "2", "--skip-invalid", "--json")
     state = folder / "heads.batch" / "state.jsonl"
     logs = folder / "heads.batch" / "logs"
-    for name, attempts in (("killed_once", 1), ("killed_twice", 2)):
-        for attempt in range(1, attempts + 1):
-            pid = wait_until(lambda n=name, a=attempt: running_attempt(state, logs / f"{n}.log", n, a),
-                             f"{name}'s attempt {attempt} running", run)
-            os.kill(pid, signal.SIGKILL)
+    # (job, attempt, what its log shows when it is killed, whose process): all watched at once, as they run at once
+    targets = [("worker_killed", 1, "solver: fit", "worker"), ("killed_once", 1, "opening", "command"),
+               ("killed_twice", 1, "opening", "command"), ("killed_twice", 2, "opening", "command")]
+    deadline = time.monotonic() + 600
+    while targets:
+        assert run.process.poll() is None and time.monotonic() < deadline, \
+            f"{targets[0]} was not seen running:\n{run.stderr()[-3000:]}"
+        for target in list(targets):  # a second attempt's record shows only once the first is killed
+            name, attempt, shown, whose = target
+            pid = running_attempt(state, logs / f"{name}.log", name, attempt, shown)
+            if pid is not None and whose == "worker":
+                pid = solver_worker_of(pid)
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+                targets.remove(target)
+        time.sleep(STEP_SECONDS)
     assert run.finish() == 1, run.stderr()[-3000:]
     summary = run.summary()
     status = {job["name"]: job["status"] for job in summary["jobs"]}
     assert status == {"good": "done", "killed_once": "done", "killed_twice": "failed", "corrupt": "failed",
-                      "no_face": "failed", "slow": "failed"}
+                      "no_face": "failed", "slow": "failed", "worker_killed": "done"}
     reasons = {f["name"]: f["reason"] for f in summary["failed"]}
     assert sorted(reasons) == ["corrupt", "killed_twice", "no_face", "no_photo", "slow", "unwritable"]
     assert "corrupt.blend" in reasons["corrupt"] and reasons["corrupt"].startswith("generate: ")
@@ -489,12 +516,17 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
     assert reasons["slow"].startswith("timed out after 1.5 s in generate")
     assert reasons["killed_twice"] == ("generate: the job's process was killed by SIGKILL; out of memory?, on its "
                                        "one retry too")
-    killed_once = next(job for job in summary["jobs"] if job["name"] == "killed_once")
-    assert killed_once["attempts"] == 2 and any("killed by SIGKILL" in w for w in killed_once["warnings"])
-    assert sorted(p.name for p in (folder / "out").iterdir()) == ["good.blend", "killed_once.blend"]
+    jobs = {job["name"]: job for job in summary["jobs"]}
+    assert jobs["killed_once"]["attempts"] == 2
+    assert any("killed by SIGKILL" in w for w in jobs["killed_once"]["warnings"])
+    assert jobs["worker_killed"]["attempts"] == 2 and jobs["worker_killed"]["landmark_error_px"] > 0
+    assert any("the solver process stopped before finishing the 'fit_photos' job (killed by signal 9)" in w
+               for w in jobs["worker_killed"]["warnings"])
+    assert sorted(p.name for p in (folder / "out").iterdir()) == ["good.blend", "killed_once.blend",
+                                                                  "worker_killed.blend"]
     assert no_staged_files(folder)
     error = run.stderr().strip().splitlines()[-1]
-    assert error.startswith("error: 6 of 8 job(s) failed or were invalid") and "--retry-failed" in error
+    assert error.startswith("error: 6 of 9 job(s) failed or were invalid") and "--retry-failed" in error
     for name in ("corrupt", "no_face", "slow", "killed_twice"):
         assert (logs / f"{name}.log").read_text().rstrip().endswith(f"failed: {reasons[name]} ==")
     markdown = (folder / "heads.batch" / "summary.md").read_text()
