@@ -143,6 +143,7 @@ class Problem:
     where: str
     reason: str
     name: str | None = None  # the row's job name, when it has one
+    row: bool = False  # a row's problem (--skip-invalid leaves the row out), else the manifest's (always fatal)
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
@@ -158,6 +159,11 @@ class Manifest:
     @property
     def folder(self) -> Path:
         return self.path if self.path.is_dir() else self.path.parent
+
+    @property
+    def fatal(self) -> list[Problem]:
+        """The manifest's own problems (its defaults, an unknown section or column, no rows): never skipped."""
+        return [p for p in self.problems if not p.row]
 
 
 @dataclass
@@ -183,6 +189,7 @@ def read_manifest(path: Path, defaults: dict | None = None, exports: tuple[str, 
             base_defaults[key] = SETTINGS[key](value)
     if path.is_dir():
         rows, own_defaults, folder_outputs = _folder_rows(path, exports), {}, path / FOLDER_OUTPUTS
+        unreadable_rows = []
     else:
         suffix = path.suffix.lower()
         if suffix not in MANIFEST_SUFFIXES:
@@ -196,6 +203,7 @@ def read_manifest(path: Path, defaults: dict | None = None, exports: tuple[str, 
         reader = {".toml": _toml_rows, ".json": _json_rows, ".csv": _csv_rows}[suffix]
         rows, own_defaults, file_problems = reader(text, path.name)
         problems += file_problems
+        unreadable_rows = [p for p in file_problems if p.row]
         folder_outputs = path.parent
     for key, value in own_defaults.items():
         if key not in SETTINGS:
@@ -207,7 +215,7 @@ def read_manifest(path: Path, defaults: dict | None = None, exports: tuple[str, 
             problems.append(Problem(f"{path.name} defaults", f"{key} = {value!r}: {error}"))
     manifest_folder = path if path.is_dir() else path.parent
     jobs: list[Job] = []
-    invalid: list[dict] = []
+    invalid: list[dict] = [_invalid(p.where, p.where, [p]) for p in unreadable_rows]
     for row in rows:
         job, row_problems = _job(row, manifest_folder, folder_outputs, base_defaults)
         if row_problems:
@@ -321,7 +329,7 @@ def _json_rows(text: str, name: str) -> tuple[list[_Row], dict, list[Problem]]:
     for index, values in enumerate(heads):
         where = f"{name} line {values.line}" if isinstance(values, _LinedDict) else f"{name} head {index + 1}"
         if not isinstance(values, dict):
-            problems.append(Problem(where, "a head must be an object with at least \"mesh\""))
+            problems.append(Problem(where, "a head must be an object with at least \"mesh\"", row=True))
             continue
         rows.append(_Row(dict(values), where))
     return rows, dict(defaults), problems
@@ -347,7 +355,7 @@ def _csv_rows(text: str, name: str) -> tuple[list[_Row], dict, list[Problem]]:
             continue
         if len(values) > len(header):
             problems.append(Problem(f"{name} line {line}", f"{len(values)} fields for {len(header)} columns; "
-                                                           "quote values that hold a comma"))
+                                                           "quote values that hold a comma", row=True))
             continue
         row = {key: value.strip() for key, value in zip(header, values, strict=False)
                if value.strip() != "" and key in ROW_KEYS + tuple(SETTINGS)}
@@ -381,7 +389,7 @@ def _job(row: _Row, folder: Path, output_folder: Path, defaults: dict) -> tuple[
     problems: list[Problem] = []
 
     def problem(reason: str, key: str | None = None) -> None:
-        problems.append(Problem(row.key_lines.get(key, row.where) if key else row.where, reason, name))
+        problems.append(Problem(row.key_lines.get(key, row.where) if key else row.where, reason, name, row=True))
 
     settings = dict(defaults)
     for key, value in values.items():
@@ -535,7 +543,7 @@ def _duplicate_problems(jobs: list[Job]) -> list[tuple[Job, Problem]]:
             reasons.append(f"name {job.name!r} gives the same log file name as {log_names[file_name(job.name)].name!r} "
                            f"({log_names[file_name(job.name)].where}); rename one")
         if reasons:
-            found += [(job, Problem(job.where, reason, job.name)) for reason in reasons]
+            found += [(job, Problem(job.where, reason, job.name, row=True)) for reason in reasons]
             continue
         written.update((path, job) for path in job.outputs())
         names[job.name] = job

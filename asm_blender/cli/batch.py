@@ -88,8 +88,14 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
         raise SceneInputError("--glb and --fbx are for a folder of heads; in a manifest file give each row's glb / "
                               "fbx path")
     manifest = manifests.read_manifest(args.manifest, cli_defaults, exports)
+    skipping = args.skip_invalid and not manifest.fatal
     for problem in manifest.problems:
-        log(f"{'skipped: ' if args.skip_invalid else ''}{problem}")
+        log(f"{'skipped: ' if skipping else ''}{problem}")
+    if manifest.fatal:
+        raise SceneInputError(f"{manifest.path.name}: {len(manifest.problems)} problem(s) (listed above); nothing was "
+                              "started. Fix the manifest's own problems first (--skip-invalid leaves out bad rows "
+                              "only)" if args.skip_invalid else f"{manifest.path.name}: {len(manifest.problems)} "
+                              "problem(s) (listed above); nothing was started. Fix them")
     if manifest.problems and not args.skip_invalid:
         rows = len(manifest.invalid)
         raise SceneInputError(

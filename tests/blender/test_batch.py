@@ -169,6 +169,24 @@ def test_skip_invalid_keeps_the_valid_rows(folder, capfd):
     assert all(line.startswith("skipped: heads.toml line") for line in captured.err.splitlines()[:11])
 
 
+def test_the_manifests_own_problems_are_never_skipped(folder, capfd):
+    manifest = folder / "heads.toml"
+    manifest.write_text('[defaults]\npreset = "huge"\n\n[extra]\nx = 1\n\n[[head]]\nmesh = "head.obj"\n')
+    code, lines = check(manifest, "--skip-invalid", capfd=capfd)
+    assert code == 1
+    assert lines[:2] == ["heads.toml: unknown section 'extra'; use [defaults] and [[head]] tables",
+                         "heads.toml defaults: preset = 'huge': use one of full, standard, game"]
+    assert lines[-1].startswith("error: heads.toml: 2 problem(s)") and "bad rows only" in lines[-1]
+    manifest.write_text('[[head]]\nmesh = "head.obj"\npreset = game\n')
+    code, lines = check(manifest, capfd=capfd)
+    assert code == 1 and len(lines) == 1
+    assert lines[0].startswith("error: heads.toml: not valid TOML") and "line 3" in lines[0]
+    manifest.write_text("")
+    code, lines = check(manifest, capfd=capfd)
+    assert code == 1 and lines[0] == "heads.toml: no heads in this manifest; add a row per head (see the README's " \
+                                     "Batches section)"
+
+
 def test_json_and_csv_manifests_name_their_lines_and_resolve_paths_against_their_folder(folder, capfd):
     sub = folder / "lists"
     sub.mkdir()
