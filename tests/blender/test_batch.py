@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from asm_blender import cli
@@ -624,6 +625,45 @@ def test_a_batch_killed_outright_takes_its_jobs_with_it(folder, batch, capfd):
     assert cli.main(["batch", str(folder / "heads.toml"), "--check", "--json"]) == 0
     assert json.loads(capfd.readouterr().out)["jobs"][0] | {"steps": None} == {
         "name": "lone", "where": "heads.toml line 1", "run": True, "why": "interrupted", "steps": None}
+
+
+def armature_heads(blend: Path) -> dict[str, tuple]:
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    arm = next(o for o in bpy.data.objects if o.type == 'ARMATURE')
+    return {bone.name: tuple(bone.head_local) for bone in arm.data.bones}
+
+
+@needs_detector
+@needs_proc
+def test_the_same_batch_on_a_local_ray_instance_gives_the_local_results(folder, batch):
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("Ray is not installed in this environment (pip install ray, or the project's `ray` extra)")
+    rows = '[defaults]\npreset = "game"\n\n' + "".join(
+        f'[[head]]\nname = "{n}"\nmesh = "../marked.blend"\noutput = "out/{n}.blend"\n\n' for n in ("r1", "r2", "r3"))
+    rows += '[[head]]\nname = "broken"\nmesh = "../cube.obj"\n'
+    (folder / "cube.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    summaries = {}
+    for executor, options in (("local", []), ("ray", ["--ray"])):
+        (folder / executor).mkdir()
+        (folder / executor / "heads.toml").write_text(rows)
+        run = batch(f"{executor}/heads.toml", "--jobs", "2", "--json", *options)
+        assert run.finish() == 1, run.stderr()[-3000:]  # the cube has no face
+        summaries[executor] = run.summary()
+    local, ray = summaries["local"], summaries["ray"]
+    assert ray["executor"] == "ray" and ray["workers"] == 2
+
+    def comparable(summary):
+        return [(job["name"], job["status"], job["bones"], job["reason"] and job["reason"].split(":")[0])
+                for job in summary["jobs"]]
+
+    assert comparable(ray) == comparable(local)
+    assert [job["status"] for job in local["jobs"]] == ["done", "done", "done", "failed"]
+    for name in ("r1", "r2", "r3"):
+        heads_local = armature_heads(folder / "local" / "out" / f"{name}.blend")
+        heads_ray = armature_heads(folder / "ray" / "out" / f"{name}.blend")
+        assert heads_local.keys() == heads_ray.keys()
+        assert all(np.allclose(heads_local[b], heads_ray[b], atol=1e-5) for b in heads_local)
+    assert no_staged_files(folder)
 
 
 @pytest.mark.slow
