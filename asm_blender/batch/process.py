@@ -180,7 +180,8 @@ def _kill_group(pgid: int) -> None:
 
 
 def _error_line(log_path: str, offset: int) -> str | None:
-    """The last `error:` line the step wrote (the commands end a failure with one), without the prefix."""
+    """The last `error:` line the step wrote (the commands end a failure with one), without the prefix; else its
+    last line (e.g. an exception's)."""
     try:
         with open(log_path, "rb") as log:
             log.seek(offset)
@@ -193,6 +194,9 @@ def _error_line(log_path: str, offset: int) -> str | None:
             found = line[len("error: "):].strip()
         elif ": error: " in line and found is None:  # argparse: "prog: error: ..."
             found = line.split(": error: ", 1)[1].strip()
+    if found is None:
+        last = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("==")]
+        found = last[-1][:300] if last else None
     return found
 
 

@@ -42,6 +42,8 @@ class Progress:
     def update(self, done: int, failed: int, running: int, force: bool = False) -> None:
         finished_now = done + failed - (self.done + self.failed)
         self.done, self.failed, self.running = done, failed, running
+        if not self.total:  # nothing runs: no line
+            return
         if self._bar is not None:
             if finished_now > 0:
                 self._bar.update(finished_now)

@@ -455,7 +455,7 @@ def no_staged_files(folder: Path) -> bool:
 
 @needs_detector
 @needs_proc
-def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(folder, batch):
+def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(folder, batch, capfd):
     """Started as `blender -b -c asm batch` (the launcher: the bpy module with Blender's command line), each job
     run by that Blender too; run again, it runs nothing and leaves every output as it was."""
     (folder / "heads.toml").write_text('[defaults]\npreset = "game"\n\n' + head_rows(["anna"], mesh="head.obj") +
@@ -499,6 +499,19 @@ def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(fo
     assert again.summary()["totals"]["ran_now"] == 0 and again.summary()["totals"]["done_earlier"] == 3
     assert {p.name: (sha256(p), p.stat().st_mtime_ns) for p in out.iterdir()} == before
     assert "skipped: anna (done earlier, outputs intact)" in again.stderr()
+
+    def planned() -> dict[str, str]:
+        assert cli.main(["batch", str(folder / "heads.toml"), "--check", "--json"]) == 0
+        return {job["name"]: job["why"] for job in json.loads(capfd.readouterr().out)["jobs"] if job["run"]}
+
+    capfd.readouterr()
+    with (out / "cleo.fbx").open("ab") as changed:
+        changed.write(b"\0")
+    assert planned() == {"cleo": f"done earlier, but {out / 'cleo.fbx'} changed since it was written"}
+    (out / "ben.blend").unlink()
+    assert planned()["ben"] == f"done earlier, but {out / 'ben.blend'} is missing"
+    os.utime(folder / "marked.blend")  # an input touched: the jobs that read it run again
+    assert planned() == {name: "its row or its inputs changed since it was done" for name in ("ben", "cleo")}
 
 
 @needs_detector
