@@ -134,8 +134,8 @@ def _iso(seconds: float | None) -> str | None:
 
 def _essentials(summary: dict) -> dict:
     """What the summary keeps of a command's --json summary."""
-    keys = ("bones", "vertices", "landmarks", "landmarks_from", "preset", "influence_cap", "face_direction", "pixel_error_after",
-            "quality", "expressions", "warnings", "notes", "seconds", "blend", "glb", "output")
+    keys = ("bones", "vertices", "landmarks", "landmarks_from", "preset", "influence_cap", "face_direction",
+            "pixel_error_after", "quality", "expressions", "warnings", "notes", "seconds", "blend", "glb", "output")
     return {k: summary[k] for k in keys if k in summary}
 
 
