@@ -125,7 +125,7 @@ def _attempt(job: dict, attempt: int, stop: threading.Event, log, on_step) -> _O
             return _Outcome("failed", f"{step['what']}: {error or f'exited with code {code}'}")
         if code < 0:
             name = _signal_name(-code)
-            more = "; out of memory?" if -code == getattr(signal, "SIGKILL", None) else ""
+            more = " (out of memory?)" if -code == getattr(signal, "SIGKILL", None) else ""
             return _Outcome("crashed", f"{step['what']}: the job's process was killed by {name}{more}")
         if code in STOP_EXITS:
             return _Outcome("crashed", f"{step['what']}: the job's process was stopped by "

@@ -531,7 +531,8 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
     (folder / "heads.toml").write_text(
         '[defaults]\npreset = "game"\n\n'
         '[[head]]\nname = "worker_killed"\nmesh = "marked.blend"\nphotos = ["photos"]\nquality = "fast"\n'
-        'output = "out/worker_killed.blend"\n\n' + head_rows(["killed_once", "killed_twice", "good"]) +
+        'output = "out/worker_killed.blend"\n\n' + head_rows(["killed_once", "killed_twice"], mesh="head.obj") +
+        head_rows(["good"]) +
         '[[head]]\nname = "corrupt"\nmesh = "corrupt.blend"\n\n'
         '[[head]]\nname = "no_face"\nmesh = "cube.obj"\n\n'
         '[[head]]\nname = "no_photo"\nmesh = "head.obj"\nphotos = ["photos/gone.jpg"]\nquality = "fast"\n\n'
@@ -568,8 +569,8 @@ def test_failures_stay_in_their_job_and_are_named_with_their_reason(folder, batc
     assert "missing file" in reasons["no_photo"] and "gone.jpg" in reasons["no_photo"]
     assert "a_file" in reasons["unwritable"] and "not a folder" in reasons["unwritable"]
     assert reasons["slow"].startswith("timed out after 1.5 s in generate")
-    assert reasons["killed_twice"] == ("generate: the job's process was killed by SIGKILL; out of memory?, on its "
-                                       "one retry too")
+    assert reasons["killed_twice"] == ("generate: the job's process was killed by SIGKILL (out of memory?), on "
+                                       "its one retry too")
     jobs = {job["name"]: job for job in summary["jobs"]}
     assert jobs["killed_once"]["attempts"] == 2
     assert any("killed by SIGKILL" in w for w in jobs["killed_once"]["warnings"])
@@ -622,7 +623,7 @@ def test_a_batch_stopped_half_way_runs_only_its_unfinished_jobs_again(folder, ba
 def test_a_batch_killed_outright_takes_its_jobs_with_it(folder, batch, capfd):
     """SIGKILL cannot be caught: each job's command sees that its batch is gone and stops itself cleanly (its solver
     worker with it); the job stays `running` in the state file and runs again next time."""
-    (folder / "heads.toml").write_text(head_rows(["lone"], 'preset = "game"\n'))
+    (folder / "heads.toml").write_text(head_rows(["lone"], 'preset = "game"\n', mesh="head.obj"))  # renders first
     state, log = folder / "heads.batch" / "state.jsonl", folder / "heads.batch" / "logs" / "lone.log"
     run = batch("heads.toml")
     pid = wait_until(lambda: latest(state).get("lone", {}).get("pid") if log.exists() and "opening" in
@@ -630,7 +631,7 @@ def test_a_batch_killed_outright_takes_its_jobs_with_it(folder, batch, capfd):
     run.process.kill()
     run.process.wait()
     deadline = time.monotonic() + 120
-    while _job_processes(folder) and time.monotonic() < deadline:
+    while (_job_processes(folder) or running_process(pid)) and time.monotonic() < deadline:
         time.sleep(STEP_SECONDS)
     assert _job_processes(folder) == [] and not running_process(pid)
     assert "error: stopped by SIGTERM" in log.read_text()  # the command's own clean stop
