@@ -43,7 +43,15 @@ class RayExecutor:
         self._started_here = not ray.is_initialized()
         if self._started_here:
             options = {"address": address} if address else {"num_cpus": local_cpus}
-            ray.init(**options, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            try:
+                ray.init(**options, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            except Exception as error:  # noqa: BLE001 - Ray's own errors have no common base
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                hint = ("; Ray keeps its sockets in TMPDIR: point TMPDIR at a short path such as /tmp"
+                        if "socket" in str(error).lower() else "")
+                raise RayMissing(f"could not start {where} ({type(error).__name__}: "
+                                 f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}){hint}") \
+                    from None
         ray.cloudpickle.register_pickle_by_value(process)
         self._task = ray.remote(num_cpus=threads, max_retries=1)(process.run_job)
         self._refs: dict = {}  # ObjectRef -> payload

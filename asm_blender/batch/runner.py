@@ -202,8 +202,8 @@ class Run:
             raise
         finally:
             progress.close()
-            executor.close()
             self.summary = self._summary(time.monotonic() - started, executor)
+            executor.close()
             report.write_summaries(self.folder, self.summary)
         return self.summary
 

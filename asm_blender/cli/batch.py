@@ -124,10 +124,13 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
                     log(f"would run: {decision.job.name} ({decision.why})")
         return 0
     if args.ray is not None:
-        from ..batch.ray_executor import RayExecutor
+        from ..batch.ray_executor import RayExecutor, RayMissing
 
-        executor = RayExecutor(args.ray or None, threads,
-                               local_cpus=args.jobs * threads if args.jobs and not args.ray else None)
+        try:
+            executor = RayExecutor(args.ray or None, threads,
+                                   local_cpus=args.jobs * threads if args.jobs and not args.ray else None)
+        except RayMissing as error:
+            raise SceneInputError(str(error)) from None
     else:
         executor = LocalExecutor(workers)
     try:

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -338,8 +339,9 @@ class Batch:
         self.folder, self.tmpdir = folder, folder / f"tmp{len(list(folder.glob('tmp*')))}"
         self.tmpdir.mkdir()
         self.stderr_path, self.stdout_path = self.tmpdir.with_suffix(".err"), self.tmpdir.with_suffix(".out")
-        environment = dict(os.environ, TMPDIR=str(self.tmpdir), **env,
+        environment = dict(os.environ, TMPDIR=str(self.tmpdir),
                            PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])))
+        environment.update(env)
         command = command or [sys.executable, "-m", "asm_blender"]
         with self.stderr_path.open("w") as stderr, self.stdout_path.open("w") as stdout:
             self.process = subprocess.Popen([*command, "batch", *argv], cwd=folder, env=environment,
@@ -657,11 +659,18 @@ def test_the_same_batch_on_a_local_ray_instance_gives_the_local_results(folder, 
     rows += '[[head]]\nname = "broken"\nmesh = "../cube.obj"\n'
     (folder / "cube.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     summaries = {}
-    for executor, options in (("local", []), ("ray", ["--ray"])):
+    # Ray's sockets live in TMPDIR (a path of at most 107 bytes) and its token in HOME: both short and private
+    short = Path(tempfile.mkdtemp(prefix="asm_ray_", dir="/tmp"))
+    for executor, options, env in (("local", [], {}), ("ray", ["--ray"], {"TMPDIR": str(short), "HOME": str(short)})):
         (folder / executor).mkdir()
         (folder / executor / "heads.toml").write_text(rows)
-        run = batch(f"{executor}/heads.toml", "--jobs", "2", "--json", *options)
-        assert run.finish() == 1, run.stderr()[-3000:]  # the cube has no face
+        try:
+            run = batch(f"{executor}/heads.toml", "--jobs", "2", "--json", *options, **env)
+            run.finish()
+        finally:
+            if executor == "ray":
+                shutil.rmtree(short, ignore_errors=True)
+        assert run.process.returncode == 1, run.stderr()[-3000:]  # the cube has no face
         summaries[executor] = run.summary()
     local, ray = summaries["local"], summaries["ray"]
     assert ray["executor"] == "ray" and ray["workers"] == 2
