@@ -7,6 +7,8 @@ directly; the same commands run as `python -m asm_blender ...` (the bpy module) 
                               [--expressions per_photo|shared] [--bake-identity] [--glb OUT.glb] [--json]
     python -m asm_blender export [FILE.blend] -o OUT.glb|OUT.gltf|OUT.fbx [--object HEAD] [--influences 4|8] [--json]
     python -m asm_blender info [FILE.blend] [--json]
+    python -m asm_blender batch MANIFEST [--jobs N] [--timeout S] [--retry-failed] [--force] [--skip-invalid]
+                                [--ray [ADDRESS]] [--json]   (a manifest of heads: asm_blender/batch)
     python -m asm_blender sample [--output DIR] [--preset ...] [--cap 4|8] [--fit fast|balanced|best|none]
                                  (a checkout only: the samples are not in the extension)
 
@@ -24,12 +26,12 @@ import traceback
 
 from ..jobs import JobError, stop_worker
 from ..scene_io.mesh import SceneInputError, blender_error
-from . import export, fit, generate, info, sample
+from . import batch, export, fit, generate, info, sample
 from .common import BLENDER_PROG, PYTHON_PROG
-from .stopping import Stopped, stop_on_signals
+from .stopping import Stopped, stop_on_signals, watch_parent
 
 COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
-            "sample": sample.execute}
+            "batch": batch.execute, "sample": sample.execute}
 
 
 def commands() -> dict:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None, prog: str = PYTHON_PROG) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     try:
         with stop_on_signals():
+            watch_parent()
             return available[argv[0]](argv[1:], f"{prog} {argv[0]}")
     except SystemExit as exit_:  # argparse: --help or a usage error
         return int(exit_.code or 0)

@@ -10,10 +10,12 @@ KeyboardInterrupt, which every "Ctrl+C cancels" path of the flows and jobs alrea
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
 SIGNALS = {signal.SIGINT: "SIGINT (Ctrl+C)", signal.SIGTERM: "SIGTERM"}
+STOP_WITH_PARENT = "ASM_STOP_WITH_PARENT"  # set by `batch` for its jobs' commands (see watch_parent)
 
 
 class Stopped(KeyboardInterrupt):
@@ -56,3 +58,19 @@ def stop_on_signals():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def watch_parent(seconds: float = 0.5) -> None:
+    """When STOP_WITH_PARENT is set (a batch's job): SIGTERM to this process, the clean stop, as soon as the process
+    that started it is gone (a batch killed outright), so that no job computes on for nobody. A daemon thread
+    that looks every `seconds`."""
+    if not os.environ.get(STOP_WITH_PARENT) or not hasattr(os, "getppid"):
+        return
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(seconds)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="asm-parent-watch", daemon=True).start()

@@ -19,6 +19,9 @@ from .folders import JobError, folder_error, make_folder
 from .worker import WorkerServer, stop_worker
 
 
+WORKER_STOPPED = "the solver process stopped before finishing"  # a batch retries a job that fails with it
+
+
 @dataclass
 class Progress:
     stage: str
@@ -126,7 +129,7 @@ class Job:
                f"exit code {code}" if code is not None else "it stopped answering")
         log = self.server.log_tail()
         last = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "")
-        return JobError(tasks.INTERNAL_ERROR, f"the solver process stopped before finishing the {self.task!r} job "
+        return JobError(tasks.INTERNAL_ERROR, f"{WORKER_STOPPED} the {self.task!r} job "
                                               f"({how}); run it again (a new solver process starts)"
                                               + (f". Its log ends: {last[:200]}" if last else ""), log)
 
