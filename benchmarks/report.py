@@ -17,6 +17,8 @@ Parts, each in its own process (a part that fails is reported as failed, the oth
   writeback   benchmarks.writeback_speed: weights into Blender vertex groups
   detectors   benchmarks.detector_compare: the face detector on LiteRT against MediaPipe 0.10.21 on every shared
               head's renders and the sample photos (fast: 3 timed runs per image; full: 5)
+  batch       benchmarks.batch_throughput: `asm batch` jobs per minute on the local pool with 1 and 2 processes
+              against Generate in one process (fast: 6 jobs per run; full: 10)
 CSV files go to benchmarks/results/ (not kept in git) and are copied beside the plots and figures in docs/results/.
 When docs/results/results.json from an earlier run exists, the report compares its accuracy numbers with this run's
 (the re-run check).
@@ -60,10 +62,11 @@ PARTS = {  # name: (module, fast arguments, full arguments)
                   ["--sizes", "5000", "25000", "100000", "--caps", "4", "8"]),
     "expressions": ("benchmarks.expressions", ["--pictures", "--expressions", *FAST_EXPRESSIONS], ["--pictures"]),
     "detectors": ("benchmarks.detector_compare", ["--repeats", "3"], ["--repeats", "5"]),
+    "batch": ("benchmarks.batch_throughput", ["--jobs-per-run", "6"], ["--jobs-per-run", "10"]),
 }
 CSV_OF = {"multiview": "multiview.csv", "photos": "photo_fit_scan.csv", "capacity": "capacity_sweep.csv",
           "generate": "generate_speed.csv", "fit": "fit_speed.csv", "forward": "forward_speed.csv", "writeback": "writeback_speed.csv",
-          "expressions": "expressions.csv", "detectors": "detector_compare.csv"}
+          "expressions": "expressions.csv", "detectors": "detector_compare.csv", "batch": "batch_throughput.csv"}
 PART_TIMEOUT_S = 3 * 3600
 
 
@@ -330,6 +333,14 @@ def photos_section(rows: list[dict]) -> str:
                   "gap closed", "2D px", "focal / true", "rotation error deg", "s"], body)
 
 
+def batch_section(rows: list[dict]) -> str:
+    if not rows:
+        return "The batch part did not run or failed (see its log)."
+    body = [[r["run"], r["jobs"], number(r["wall_s"], 1), number(r["command_wall_s"], 1), number(r["jobs_per_min"], 1),
+             number(r["per_job_s"]), number(r.get("overhead_vs_in_process_s"))] for r in rows]
+    return table(["run", "jobs", "wall s", "command s", "jobs per minute", "s per job", "overhead s per job"], body)
+
+
 def expressions_section(rows: list[dict]) -> str:
     if not rows:
         return "The expressions part did not run (it needs the ICT-FaceKit in ../shared/data) or failed."
@@ -482,6 +493,13 @@ def main(argv=None) -> int:
         detectors_section(read_csv("detectors")), "",
         "## Speed (2 cores) and memory", "",
         speed_section(generate, fit, forward, writeback), "",
+        "## Batches: `asm batch` throughput", "",
+        "Generate-only jobs (the game preset on the sample head, its face found on renders) through `asm batch` on "
+        "the local pool, each job its own process (Python, bpy, the add-on, the solver worker's torch and face "
+        "models), against the same Generate run again and again in one process (the first run starts the solver "
+        "worker; the figure is the mean of the later, warm ones). Overhead: a job's mean wall time less a warm "
+        "in-process Generate; with 2 processes the two jobs share the 2 cores.", "",
+        batch_section(read_csv("batch")), "",
         "## Re-run check", "",
         rerun_check(previous, numbers), "",
     ]
