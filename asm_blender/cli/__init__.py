@@ -8,7 +8,7 @@ directly; the same commands run as `python -m asm_blender ...` (the bpy module) 
     python -m asm_blender export [FILE.blend] -o OUT.glb|OUT.gltf|OUT.fbx [--object HEAD] [--influences 4|8] [--json]
     python -m asm_blender info [FILE.blend] [--json]
     python -m asm_blender batch MANIFEST [--jobs N] [--timeout S] [--retry-failed] [--force] [--skip-invalid]
-                                [--ray [ADDRESS]] [--json]   (a manifest of heads: asm_blender/batch)
+                                [--ray [ADDRESS]] [--json]   (a manifest of heads: asm_blender/cli/batch)
     python -m asm_blender sample [--output DIR] [--preset ...] [--cap 4|8] [--fit fast|balanced|best|none]
                                  (a checkout only: the samples are not in the extension)
 
@@ -26,7 +26,8 @@ import traceback
 
 from ..jobs import JobError, stop_worker
 from ..scene_io.mesh import SceneInputError, blender_error
-from . import batch, export, fit, generate, info, sample
+from . import export, fit, generate, info, sample
+from .batch import command as batch
 from .common import BLENDER_PROG, PYTHON_PROG
 from .stopping import Stopped, stop_on_signals, watch_parent
 

@@ -272,7 +272,7 @@ def python_step(what: str, code: str) -> dict:
 
 
 def job_payload(tmp_path: Path, *steps: dict, timeout: float | None = None, outputs=()) -> dict:
-    from asm_blender.batch.plan import staged
+    from asm_blender.cli.batch.plan import staged
 
     return {"name": "job", "steps": list(steps), "env": {}, "cwd": str(tmp_path), "log": str(tmp_path / "job.log"),
             "timeout": timeout, "retries": 1, "grace": 5.0,
@@ -280,7 +280,7 @@ def job_payload(tmp_path: Path, *steps: dict, timeout: float | None = None, outp
 
 
 def test_a_job_moves_its_outputs_into_place_only_when_every_step_succeeded(tmp_path):
-    from asm_blender.batch.process import run_job
+    from asm_blender.cli.batch.process import run_job
 
     write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2]); print('{\"warnings\": [\"w\"]}')"
     first = {"what": "first", "argv": [sys.executable, "-c", write, str(tmp_path / ".a.batch-partial.txt"), "A"]}
@@ -300,7 +300,7 @@ def test_a_job_moves_its_outputs_into_place_only_when_every_step_succeeded(tmp_p
 
 
 def test_a_crashed_job_runs_once_more_and_a_hung_one_is_stopped_at_its_time_limit(tmp_path):
-    from asm_blender.batch.process import run_job
+    from asm_blender.cli.batch.process import run_job
 
     crash_once = ("import os, signal, sys, pathlib; marker = pathlib.Path('crashed'); "
                   "crashed = marker.exists(); marker.touch(); crashed or os.kill(os.getpid(), signal.SIGSEGV)")

@@ -34,8 +34,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..protocol import choices
-from ..scene_io.mesh import SceneInputError
+from ...protocol import choices
+from ...scene_io.mesh import SceneInputError
 
 MESH_SUFFIXES = (".blend", ".obj", ".ply", ".glb", ".gltf", ".fbx")  # as scene_io.importers reads them
 MANIFEST_SUFFIXES = (".toml", ".json", ".csv")
@@ -483,13 +483,13 @@ def _photos(value, folder: Path, problem) -> list[Path]:
 
 
 def _check_output(path: Path, key: str, suffixes, inputs) -> Path:
-    from ..cli.outputs import check_output
+    from ..outputs import check_output
 
     return check_output(path, key, suffixes, inputs)
 
 
 def _check_folder(path: Path, key: str) -> Path:
-    from ..cli.outputs import check_output_folder
+    from ..outputs import check_output_folder
 
     if path.exists() and not path.is_dir():
         raise SceneInputError(f"{key} {path} is a file; give a folder for the overlays")

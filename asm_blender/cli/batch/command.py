@@ -1,4 +1,4 @@
-"""`batch MANIFEST`: many heads, each a job in its own process, resumable and failure-isolated (asm_blender/batch)."""
+"""`batch MANIFEST`: many heads, each a job in its own process, resumable and failure-isolated (asm_blender/cli/batch)."""
 from __future__ import annotations
 
 import argparse
@@ -6,11 +6,11 @@ import json
 import os
 from pathlib import Path
 
-from ..batch import manifest as manifests
-from ..batch.runner import LocalExecutor, Options, Run
-from ..protocol import choices
-from ..scene_io.mesh import SceneInputError
-from .common import PYTHON_PROG, log
+from . import manifest as manifests
+from .runner import LocalExecutor, Options, Run
+from ...protocol import choices
+from ...scene_io.mesh import SceneInputError
+from ..common import PYTHON_PROG, log
 
 
 def default_workers(threads: int) -> int:
@@ -75,7 +75,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
         raise SceneInputError("--timeout takes a number of seconds above 0")
     executor = None
     if args.ray is not None:
-        from ..batch.ray_executor import RayMissing, ray_module
+        from .ray_executor import RayMissing, ray_module
 
         try:
             ray_module()
@@ -124,7 +124,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
                     log(f"would run: {decision.job.name} ({decision.why})")
         return 0
     if args.ray is not None:
-        from ..batch.ray_executor import RayExecutor, RayMissing
+        from .ray_executor import RayExecutor, RayMissing
 
         try:
             executor = RayExecutor(args.ray or None, threads,
@@ -136,7 +136,7 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} batch") -> int:
     try:
         summary = run.run(executor)
     except KeyboardInterrupt as stopped:
-        from .stopping import Stopped
+        from ..stopping import Stopped
 
         stopped = stopped if isinstance(stopped, Stopped) else Stopped(2)
         totals = run.summary["totals"]

@@ -4,7 +4,9 @@
     state.py      the state file (JSON lines) that makes a batch resumable, and the outputs' checksums
     process.py    one job run as subprocesses of the existing commands, with its time limit, one retry after a
                   crash and its outputs moved into place; standard library only, so that Ray can ship it by value
-    local.py      the default executor: N jobs at once, threads that only wait on their processes
+    runner.py     a batch run: what runs, the default executor (N jobs at once, threads that only wait on
+                  their processes), the state as jobs start and end, the clean stop
+    command.py    the `batch` command's options
     ray_executor.py  the same jobs as Ray tasks (an optional dependency)
     report.py     the progress line and the JSON and Markdown summaries
 

@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..scene_io.mesh import SceneInputError
+from ...scene_io.mesh import SceneInputError
 from . import plan, process, report
 from .manifest import Job, Manifest
 from .state import DONE, FAILED, QUEUED, RUNNING, StateFile, intact
@@ -187,7 +187,7 @@ class Run:
                 progress.update(counts["done"], counts["failed"], len(running))
         except BaseException as error:
             if isinstance(error, KeyboardInterrupt):
-                from ..cli.stopping import SIGNALS
+                from ..stopping import SIGNALS
 
                 self.stopped = SIGNALS.get(getattr(error, "signum", 2), "SIGINT (Ctrl+C)")
             else:

@@ -9,8 +9,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli.stopping import STOP_WITH_PARENT
-from ..jobs.job import WORKER_STOPPED
+from ..stopping import STOP_WITH_PARENT
+from ...jobs.job import WORKER_STOPPED
 from .manifest import Job, file_name
 
 ADDON_PARENT = Path(__file__).resolve().parents[2]  # the folder `python -m asm_blender` needs on its path
