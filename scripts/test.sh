@@ -23,8 +23,10 @@ if [ -n "$python313" ]; then
 fi
 echo "== tests on Blender 4.5 (bpy module) ==" >&2
 .venv/bin/python -m pytest "$@"
+# Not the batch's tests on 5.0: it runs the same Python (3.11) as 4.5, and the batch's own code is plain Python that
+# starts the commands as processes; 4.5 and 5.3 run them.
 echo "== Blender-side tests on Blender 5.0 (bpy module) ==" >&2
-.venv-bpy50/bin/python -m pytest tests/blender "$@"
+.venv-bpy50/bin/python -m pytest tests/blender --ignore=tests/blender/test_batch.py "$@"
 if [ -z "$python313" ]; then
     echo "== Blender 5.3 skipped: no python3.13 here (install Python 3.13, e.g. with pyenv, or name it in" \
          "PYTHON313) ==" >&2

@@ -465,7 +465,7 @@ def test_a_small_batch_in_blender_writes_the_outputs_state_logs_and_summaries(fo
                                        'output = "out/cleo.blend"\nglb = "out/cleo.glb"\nfbx = "out/cleo.fbx"\n')
     blender = [str(LAUNCHER), "-b", "--addons", "asm_blender", "-c", "asm"]
     run = batch("heads.toml", "--jobs", "2", "--json", command=blender,
-                ASM_BATCH_BLENDER=f"{LAUNCHER} --addons asm_blender")
+                ASM_BATCH_BLENDER=f"{LAUNCHER} --addons asm_blender", ASM_BPY_PYTHON=sys.executable)
     assert run.finish() == 0, run.stderr()[-3000:]
     summary = run.summary()
     out = folder / "out"
@@ -705,3 +705,15 @@ def test_a_hundred_jobs(folder, batch):
     errors = [job["landmark_error_px"] for job in summary["jobs"] if job["name"].startswith("fit")]
     assert all(error is not None and error > 0 for error in errors)
     assert len(list((folder / "out").iterdir())) == 100 and no_staged_files(folder)
+
+
+def test_a_commands_summary_is_read_after_what_blender_prints_before_it():
+    """Blender prints its own lines on standard output before a command's --json summary (a .blend saved by another
+    version warns about its regions): the summary is the JSON object that ends the output."""
+    from asm_blender.cli.batch.process import _json_summary
+
+    summary = {"bones": 24, "warnings": ["a note"], "nested": {"a": [1, 2]}}
+    noise = b'Warning: region type 11 missing in space type "Action" (id: 12) - removing region\nregiondata free error\n'
+    assert _json_summary(noise + json.dumps(summary, indent=1).encode() + b"\n") == summary
+    assert _json_summary(json.dumps(summary).encode()) == summary
+    assert _json_summary(noise) == {} and _json_summary(b"") == {}

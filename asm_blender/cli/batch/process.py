@@ -113,10 +113,7 @@ def _attempt(job: dict, attempt: int, stop: threading.Event, log, on_step) -> _O
         if ended == "stopped":
             return _Outcome("stopped", "the batch was stopped")
         if code == 0:
-            try:
-                summaries.append(json.loads(output))
-            except ValueError:  # not JSON (a command without --json, or noise): the job is done all the same
-                summaries.append({})
+            summaries.append(_json_summary(output))
             continue
         error = _error_line(job["log"], offset)
         if code == 1 and error and any(marker in error for marker in job.get("crash_errors", [])):
@@ -177,6 +174,21 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):  # nothing of the group is left
         pass
+
+
+def _json_summary(output: bytes) -> dict:
+    """A command's --json summary from its standard output: the JSON object that ends it (Blender itself may print
+    lines before it, such as warnings on reading a .blend saved by another version); {} without one (a command
+    without --json: the job is done all the same)."""
+    text = output.decode("utf-8", "replace")
+    starts = [0] + [i + 1 for i in range(len(text) - 1) if text[i] == "\n" and text[i + 1] == "{"]
+    for start in starts:
+        try:
+            summary = json.loads(text[start:])
+        except ValueError:
+            continue
+        return summary if isinstance(summary, dict) else {}
+    return {}
 
 
 def _error_line(log_path: str, offset: int) -> str | None:
