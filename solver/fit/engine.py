@@ -375,10 +375,9 @@ def run_stage(problem: _Problem, stage: Stage, mask: torch.Tensor | None, scales
         if moves_bindings:
             _relocate(problem.model, clamped)
     if clamped:  # one line per stage: a fit that moves bindings may hold dozens of them
-        names = ", ".join(repr(name) for name in sorted(clamped))
-        result.notes.append(f"stage {stage.name!r}: the binding point{'s' if len(clamped) > 1 else ''} of "
-                            f"{len(clamped)} bone{'s' if len(clamped) > 1 else ''} ({names}) reached the chart's "
-                            "border and " + ("were" if len(clamped) > 1 else "was") + " held there")
+        names, many = ", ".join(repr(name) for name in sorted(clamped)), len(clamped) > 1
+        result.notes.append(f"stage {stage.name!r}: the binding point{'s' * many} of {len(clamped)} bone{'s' * many} "
+                            f"({names}) reached the chart's border and {'were' if many else 'was'} held there")
     result.best_loss = best_total
 
 

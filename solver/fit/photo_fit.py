@@ -28,7 +28,7 @@ from ..template.skeleton import load_skeleton
 from ..vision.cameras import FOCAL_SEARCH, Cameras, solve_camera
 from ..vision.photometric import face_samples, prepared_image
 from ..vision.photos import face_size as photo_face_size
-from ..vision.photos import FaceQuality, face_quality, identity_warnings, quality_weights
+from ..vision.photos import face_quality, identity_warnings, quality_weights
 from ..vision.silhouette import person_mask, signed_distance
 from ..vision.stereo import match_surface, stereo_image
 from .engine import ALL_GROUPS, ExpressionOffsets, FitResult, Stage, fit
@@ -155,8 +155,8 @@ class PhotoObservations:
         the images for the colour terms. Each found face's quality sets its landmarks' weight (blurred and tiny
         faces count less, with a note)."""
         names = [p.name for p in photos]
-        weights, notes = quality_weights([face_quality(p.rgb, d.landmarks, p.scale) if d.found
-                                          else FaceQuality(float("nan"), float("nan"))
+        # a photo without a face has NaN landmarks: face_quality measures nothing there, so it keeps weight 1
+        weights, notes = quality_weights([face_quality(p.rgb, d.landmarks, p.scale)
                                           for p, d in zip(photos, detections)], names)
         return cls(np.stack([d.landmarks for d in detections]), np.array([d.found for d in detections]),
                    np.array([p.original_size for p in photos], dtype=float), names=names,
