@@ -19,7 +19,7 @@ from ..model.uv_chart import chart_from_uv_map, cylindrical_chart
 from ..model.weights import cholesky_factor
 from ..template.canonical import canonical_face
 from ..template.poses import load_named_poses
-from ..template.skeleton import load_skeleton
+from ..template.skeleton import Skeleton, load_skeleton
 from .transfer import robust_alignment, transfer_template
 
 
@@ -48,14 +48,20 @@ def _bound_outside_face_island(rig: RigDefinition) -> list[str]:
     return [name for name, inside, gaussians in zip(rig.names, on_face, rig.has_gaussians) if gaussians and not inside]
 
 
+def canonical_frame(alignment):
+    """The mesh -> canonical face map of a similarity canonical -> mesh: (P, 3) -> (P, 3)."""
+    return lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale
+
+
 def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
               landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
-              progress=lambda stage, fraction: None) -> tuple[RigDefinition, str]:
-    """The rig definition on a mesh and the chart it uses ("uv" or "projected"), chosen per settings.chart."""
+              progress=lambda stage, fraction: None, skeleton: Skeleton | None = None) -> tuple[RigDefinition, str]:
+    """The rig definition on a mesh and the chart it uses ("uv" or "projected"), chosen per settings.chart.
+    `skeleton`: another template than the preset's (benchmarks/template_mixtures.py learns from the plain one)."""
     if settings.chart not in CHARTS:
         raise ASMInputError(f"unknown chart {settings.chart!r}; use one of {CHARTS}")
     progress("template", 0.1)
-    skeleton = load_skeleton(settings.preset)
+    skeleton = skeleton or load_skeleton(settings.preset)
     config = settings.weight_config()
     face = canonical_face()
     landmarks = np.asarray(landmarks, dtype=float)
@@ -63,7 +69,7 @@ def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray
     alignment, _ = robust_alignment(face.vertices[:face.surface_count], landmarks[:face.surface_count],
                                     valid[:face.surface_count], skeleton.iod_canonical)
     progress("chart", 0.3)
-    to_canonical = lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale  # noqa: E731
+    to_canonical = canonical_frame(alignment)
     projected = None
     if settings.chart != "uv":
         # The projected chart is made on a second thread while the mesh's own UV map is tried (numpy and the

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
@@ -84,42 +85,33 @@ def initial_mixture(sigma: np.ndarray, angle: np.ndarray, gaussians_per_bone: in
     return offsets, np.repeat(covariance[:, None] * shrink, k, axis=1)
 
 
-def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.ndarray, chart: Chart,
-                      landmarks: np.ndarray, landmark_valid: np.ndarray | None = None,
-                      config: WeightConfig = WeightConfig()) -> RigDefinition:
-    """Place `skeleton` on a mesh.
+@dataclass(frozen=True)
+class ChartMap:
+    """How the canonical face lands on a mesh: the similarity canonical -> mesh, the head unit, the mesh's chart
+    normalised to canonical UV scale, and the spline canonical UV -> normalised chart UV with its Jacobian."""
 
-    vertices (N, 3), triangles (T, 3), chart from uv_chart, landmarks (L >= 468, 3) mesh positions of the
-    MediaPipe points (surface ones first), landmark_valid (L,) bool for the ones that were found.
-    """
-    config = config.validated(skeleton.bone_count)
-    vertices = checked_array("mesh vertices", vertices, (None, 3))
-    triangles = np.asarray(triangles, dtype=np.int64)
-    if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
-        raise ASMInputError(f"mesh triangles: expected a non-empty (T, 3) array, got shape {triangles.shape}")
-    if triangles.min() < 0 or triangles.max() >= len(vertices):
-        raise ASMInputError(f"mesh triangles refer to vertex {triangles.max()} but the mesh has {len(vertices)} vertices")
-    if len(chart.uv) != len(vertices):
-        raise ASMInputError(f"the chart has {len(chart.uv)} vertices but the mesh has {len(vertices)}")
+    alignment: Similarity
+    head_unit: float
+    landmark_valid: np.ndarray  # (468,) the landmarks trusted after the robust alignment
+    chart_uv: np.ndarray  # (N, 2)
+    face_triangles: np.ndarray  # chart triangles of the face's island
+    warp: object  # (P, 2) canonical UV -> (P, 2) normalised chart UV
+    jacobian: object  # (P, 2) -> (P, 2, 2)
+    chart_tree: object
+    notes: tuple[str, ...]
+
+
+def canonical_chart_map(vertices: np.ndarray, triangles: np.ndarray, chart: Chart, landmarks: np.ndarray,
+                        landmark_valid: np.ndarray, iod_canonical: float) -> ChartMap:
+    """Steps 1-3 of the transfer (module docstring) for landmarks (468, 3) and their (468,) validity."""
     face = canonical_face()
     surface = face.surface_count
-    if landmark_valid is None:
-        landmark_valid = np.ones(len(landmarks), dtype=bool)
-    landmark_valid = np.asarray(landmark_valid, dtype=bool)[:surface]
-    landmarks = np.asarray(landmarks, dtype=float)
-    if landmarks.ndim != 2 or landmarks.shape[1] != 3 or len(landmarks) < surface:
-        raise ASMInputError(f"landmarks: expected ({surface} or 478, 3) positions, got {landmarks.shape}")
-    landmarks = landmarks[:surface]
-    landmark_valid &= np.isfinite(landmarks).all(1)
-    if landmark_valid.sum() < MIN_LANDMARKS:
-        raise ASMInputError(f"only {landmark_valid.sum()} of {surface} landmarks were found; at least "
-                            f"{MIN_LANDMARKS} are needed to place the rig")
     notes: list[str] = []
 
     # 1. canonical -> mesh similarity, head unit; landmarks far from the aligned canonical face are
     #    detector or lifting failures (a ray through an eye opening, a grazing outline point).
-    alignment, inliers = robust_alignment(face.vertices[:surface], landmarks, landmark_valid, skeleton.iod_canonical)
-    head_unit = alignment.scale * skeleton.iod_canonical
+    alignment, inliers = robust_alignment(face.vertices[:surface], landmarks, landmark_valid, iod_canonical)
+    head_unit = alignment.scale * iod_canonical
     outliers = int(landmark_valid.sum() - inliers.sum())
     if outliers:
         notes.append(f"{outliers} landmarks were more than {OUTLIER_DISTANCE} iod from the aligned canonical face "
@@ -161,8 +153,57 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
             columns.append((warp(points + step) - warp(points - step)) / (2 * JACOBIAN_STEP))
         return np.stack(columns, axis=-1)
 
+    return ChartMap(alignment, head_unit, landmark_valid, chart_uv, face_triangles, warp, jacobian, chart_tree,
+                    tuple(notes))
+
+
+def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.ndarray, chart: Chart,
+                      landmarks: np.ndarray, landmark_valid: np.ndarray | None = None,
+                      config: WeightConfig = WeightConfig()) -> RigDefinition:
+    """Place `skeleton` on a mesh.
+
+    vertices (N, 3), triangles (T, 3), chart from uv_chart, landmarks (L >= 468, 3) mesh positions of the
+    MediaPipe points (surface ones first), landmark_valid (L,) bool for the ones that were found.
+    """
+    config = config.validated(skeleton.bone_count)
+    vertices = checked_array("mesh vertices", vertices, (None, 3))
+    triangles = np.asarray(triangles, dtype=np.int64)
+    if triangles.ndim != 2 or triangles.shape[1] != 3 or len(triangles) == 0:
+        raise ASMInputError(f"mesh triangles: expected a non-empty (T, 3) array, got shape {triangles.shape}")
+    if triangles.min() < 0 or triangles.max() >= len(vertices):
+        raise ASMInputError(f"mesh triangles refer to vertex {triangles.max()} but the mesh has {len(vertices)} vertices")
+    if len(chart.uv) != len(vertices):
+        raise ASMInputError(f"the chart has {len(chart.uv)} vertices but the mesh has {len(vertices)}")
+    face = canonical_face()
+    surface = face.surface_count
+    if landmark_valid is None:
+        landmark_valid = np.ones(len(landmarks), dtype=bool)
+    landmark_valid = np.asarray(landmark_valid, dtype=bool)[:surface]
+    landmarks = np.asarray(landmarks, dtype=float)
+    if landmarks.ndim != 2 or landmarks.shape[1] != 3 or len(landmarks) < surface:
+        raise ASMInputError(f"landmarks: expected ({surface} or 478, 3) positions, got {landmarks.shape}")
+    landmarks = landmarks[:surface]
+    landmark_valid &= np.isfinite(landmarks).all(1)
+    if landmark_valid.sum() < MIN_LANDMARKS:
+        raise ASMInputError(f"only {landmark_valid.sum()} of {surface} landmarks were found; at least "
+                            f"{MIN_LANDMARKS} are needed to place the rig")
+    mapping = canonical_chart_map(vertices, triangles, chart, landmarks, landmark_valid, skeleton.iod_canonical)
+    notes, alignment, head_unit = list(mapping.notes), mapping.alignment, mapping.head_unit
+    landmark_valid, chart_uv, face_triangles = mapping.landmark_valid, mapping.chart_uv, mapping.face_triangles
+    warp, jacobian, chart_tree = mapping.warp, mapping.jacobian, mapping.chart_tree
+    chart_tris = triangles[chart.triangles]
+
     j_count, k = skeleton.bone_count, config.gaussians_per_bone
     offsets_c, covariance_c = initial_mixture(skeleton.sigma, skeleton.angle, k)
+    logits = np.zeros((j_count, k))
+    sigma = skeleton.sigma.copy()  # the range a warped covariance is held in (_clamped_covariance)
+    learned = skeleton.mixtures
+    if learned is not None and learned.gaussians_per_bone == k:
+        chosen = learned.has
+        offsets_c[chosen], covariance_c[chosen] = learned.offsets[chosen], learned.covariance[chosen]
+        logits[chosen] = learned.logits[chosen]
+        spread = np.sqrt(np.linalg.eigvalsh(learned.covariance[chosen]))  # (n, K, 2)
+        sigma[chosen] = np.stack([spread.max((1, 2)), spread.min((1, 2))], -1)
     zeta = np.zeros((j_count, 2))
     bind_triangle = np.zeros(j_count, dtype=np.int64)
     bind_offset = np.zeros((j_count, 3))
@@ -183,7 +224,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     jac = jacobian(skeleton.anchor_uv[face_bones])
     for n, j in enumerate(face_bones):
         mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
-        mixture_covariance[j] = _clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, skeleton.sigma[j])
+        mixture_covariance[j] = _clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, sigma[j])
 
     # 4. bones beyond the face: a 3D target, bound to the nearest chart point of the mesh itself.
     reach_bones = np.flatnonzero(skeleton.has_reach)
@@ -215,7 +256,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         zeta=zeta, bind_triangle=bind_triangle, bind_offset=bind_offset,
         length=skeleton.length * head_unit, free=skeleton.free.copy(), deform=skeleton.deform.copy(),
         has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
-        mixture_logits=np.zeros((j_count, k)), mixture_offsets=mixture_offsets,
+        mixture_logits=logits, mixture_offsets=mixture_offsets,
         mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
         face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes,
         openings=openings)

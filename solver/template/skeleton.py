@@ -5,6 +5,7 @@ every problem raises a TemplateError that names the bone and the field.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from . import TEMPLATE_DIR
 from .canonical import canonical_face
 
 DEFAULT_TEMPLATE = TEMPLATE_DIR / "skeleton.json"
+LEARNED_MIXTURES = TEMPLATE_DIR / "skeleton_mixtures.json"  # benchmarks/template_mixtures.py writes it
 PARAMETER_GROUPS = ("scale", "rotation", "translation")
 BONE_FIELDS = {
     "name", "parent", "anchor", "reach", "offset", "y_axis", "z_axis", "length", "free", "presets",
@@ -58,6 +60,7 @@ class Skeleton:
     remainder_bone: int  # the bone that takes the weight no Gaussian claims (the head)
     iod_canonical: float  # cm between the canonical outer eye corners
     openings: tuple[Opening, ...] = ()  # the mouth and the eyes (solver/rig/openings.py)
+    mixtures: "LearnedMixtures | None" = None  # Gaussians learned from artist-made expressions (full preset)
 
     @property
     def bone_count(self) -> int:
@@ -175,16 +178,81 @@ def _openings(data: dict, known: set[str], kept: list[str], landmark_count: int)
     return tuple(openings)
 
 
-def load_skeleton(preset: str = "full", path: Path | str | None = None) -> Skeleton:
-    """Load and validate the template file and resolve it for `preset` ("full", "standard" or "game")."""
+@dataclass(frozen=True)
+class LearnedMixtures:
+    """Per-bone Gaussian mixtures in canonical UV, relative to each bone's anchor: K components per bone.
+    Bones without one (has (J,) False) keep the ellipse that `sigma` and `angle` describe."""
+
+    has: np.ndarray  # (J,) bool
+    logits: np.ndarray  # (J, K)
+    offsets: np.ndarray  # (J, K, 2)
+    covariance: np.ndarray  # (J, K, 2, 2)
+
+    @property
+    def gaussians_per_bone(self) -> int:
+        return self.logits.shape[1]
+
+
+def load_skeleton(preset: str = "full", path: Path | str | None = None,
+                  mixtures: Path | str | None = LEARNED_MIXTURES) -> Skeleton:
+    """Load and validate the template file and resolve it for `preset` ("full", "standard" or "game"). The full
+    preset also takes the learned Gaussians of `mixtures` where that file exists (None: the ellipses alone)."""
     path = Path(path) if path is not None else DEFAULT_TEMPLATE
+    data = _read_json(path, "skeleton template")
+    skeleton = skeleton_from_dict(data, preset, source=str(path))
+    if preset == "full" and mixtures is not None and Path(mixtures).is_file():
+        skeleton = dataclasses.replace(skeleton, mixtures=mixtures_from_dict(
+            _read_json(Path(mixtures), "learned mixtures"), skeleton, source=str(mixtures)))
+    return skeleton
+
+
+def _read_json(path: Path, what: str) -> dict:
     try:
-        data = json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise TemplateError(f"skeleton template not found: {path}") from None
+        raise TemplateError(f"{what} not found: {path}") from None
     except json.JSONDecodeError as error:
-        raise TemplateError(f"skeleton template {path} is not valid JSON: {error}") from None
-    return skeleton_from_dict(data, preset, source=str(path))
+        raise TemplateError(f"{what} {path} is not valid JSON: {error}") from None
+
+
+def mirrored_component(offset: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A component of a .L bone as its .R twin's: the canonical UV mirrors u about the face's middle line.
+    offset (..., 2), covariance (..., 2, 2)."""
+    flip = np.array([-1.0, 1.0])
+    return offset * flip, covariance * np.outer(flip, flip)
+
+
+def mixtures_from_dict(data: dict, skeleton: Skeleton, source: str = "mixtures") -> LearnedMixtures:
+    """{"gaussians_per_bone": K, "bones": {name: {"weights": [K], "offsets": [[du, dv]] * K,
+    "covariances": [[suu, suv, svv]] * K}}}; a .L bone's entry also sets its .R twin, mirrored."""
+    k = data.get("gaussians_per_bone")
+    bones = data.get("bones")
+    if not isinstance(k, int) or k < 1 or not isinstance(bones, dict):
+        raise TemplateError(f"{source}: needs 'gaussians_per_bone' (int) and 'bones' (object)")
+    count = skeleton.bone_count
+    has = np.zeros(count, dtype=bool)
+    logits, offsets = np.zeros((count, k)), np.zeros((count, k, 2))
+    covariance = np.tile(np.eye(2), (count, k, 1, 1))
+    for name, entry in bones.items():
+        if name not in skeleton.names:
+            raise TemplateError(f"{source}: bone {name!r} is not in the template")
+        try:
+            weights = np.asarray(entry["weights"], dtype=float).reshape(k)
+            means = np.asarray(entry["offsets"], dtype=float).reshape(k, 2)
+            suu, suv, svv = np.asarray(entry["covariances"], dtype=float).reshape(k, 3).T
+        except (KeyError, ValueError, TypeError) as error:
+            raise TemplateError(f"{source}: bone {name!r}: expected {k} weights, offsets [du, dv] and covariances "
+                                f"[suu, suv, svv] ({error})") from None
+        matrices = np.stack([np.stack([suu, suv], -1), np.stack([suv, svv], -1)], -2)
+        if (weights <= 0).any() or (np.linalg.eigvalsh(matrices) <= 0).any():
+            raise TemplateError(f"{source}: bone {name!r}: weights and covariances must be positive")
+        twins = [(name, means, matrices)]
+        if name.endswith(".L"):
+            twins.append((mirrored_name(name), *mirrored_component(means, matrices)))
+        for bone, bone_means, bone_matrices in twins:
+            j = skeleton.index(bone)
+            has[j], logits[j], offsets[j], covariance[j] = True, np.log(weights / weights.sum()), bone_means, bone_matrices
+    return LearnedMixtures(has=has & skeleton.has_gaussians, logits=logits, offsets=offsets, covariance=covariance)
 
 
 def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template") -> Skeleton:

@@ -1,0 +1,261 @@
+"""Learn the template's Gaussians from the ICT-FaceKit's artist-made expressions (issue 21), and measure them.
+
+    .venv/bin/python -m benchmarks.template_mixtures [--write] [--hold-out] [--steps N]
+
+The template's Gaussians are ellipses drawn by hand in the canonical UV chart (skeleton.json `sigma`, `angle`).
+Here they are fitted instead, once, on the rig generated from that plain template on the ICT-FaceKit head
+(MIT): every expression of the kit gets its own bone poses, and the Gaussians (weights, means, covariances of the
+full preset's face bones) are shared by all expressions, as (B) in benchmarks/expressions.py. The loss counts each
+expression by its own displacement, so a blink weighs as much as a jaw opening.
+
+The fitted Gaussians are carried back into canonical UV through the inverse of the transfer's spline (its
+Jacobian at each bone's anchor: solver/rig/transfer.py), made left-right symmetric (a .L bone averaged with its
+mirrored .R twin, matched component by component), and, with --write, saved as
+solver/template/skeleton_mixtures.json, which the full preset then uses on every mesh.
+
+--hold-out learns from half of the expression families only (both sides of each) and poses the rig into the other
+half: what the learned Gaussians give on shapes they never saw. Needs ../shared/data.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.capacity import FACE_VERTICES, RESULTS, ict_landmarks, ict_missing  # noqa: E402
+from benchmarks.common import write_csv  # noqa: E402
+from benchmarks.expressions import fit_vertices, ict_expressions, ict_whole_head, measure, pose_fit  # noqa: E402
+from solver.core.config import WeightConfig  # noqa: E402
+from solver.model import ASMModel, Pose  # noqa: E402
+from solver.model.uv_chart import cylindrical_chart  # noqa: E402
+from solver.model.weights import cholesky_factor  # noqa: E402
+from solver.rig.generate import GenerateSettings, canonical_frame, place_rig  # noqa: E402
+from solver.rig.openings import edge_graph  # noqa: E402
+from solver.rig.transfer import canonical_chart_map, robust_alignment  # noqa: E402
+from solver.template import TEMPLATE_DIR  # noqa: E402
+from solver.template.canonical import canonical_face  # noqa: E402
+from solver.template.skeleton import load_skeleton, mirrored_component, mirrored_name  # noqa: E402
+
+OUTPUT = TEMPLATE_DIR / "skeleton_mixtures.json"
+SHARED_STEPS = 400
+POSE_LEARNING_RATE, MIXTURE_LEARNING_RATE = 3e-3, 1e-3
+OTHER_VERTEX_WEIGHT = 0.1  # the mouth's inside, the eyes and the head beyond the face area count this much
+# A bone keeps its place: a component's mean may leave the drawn ellipse's centre by this many of its standard
+# deviations, and its spread may change by this factor, before a penalty of this weight holds it (unheld, a nostril
+# bone grew over the cheek and the upper lid's outer bone over the brow: bones an artist could not name any more).
+REACH_IN_SIGMAS, SPREAD_FACTOR, HOLD_WEIGHT = 1.5, 1.5, 1.0
+
+
+def family(name: str) -> str:
+    """An expression's family: its name without the side (eyeBlink_L and eyeBlink_R are one)."""
+    return name[:-2] if name.endswith(("_L", "_R")) else name
+
+
+def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, targets: dict[str, np.ndarray],
+                          steps: int, log) -> dict[str, dict]:
+    """(B) on `targets` (name -> (N, 3)): per-expression poses from (A) fits, then poses and the mixture
+    (logits, offsets, Cholesky factors) together with Adam. Changes `model`'s mixture in place; returns each
+    expression's pose."""
+    poses = []
+    for name, target in targets.items():
+        pose_fit(model, view, target)
+        poses.append([t.detach().clone() for t in (model.pose.log_scale, model.pose.rotvec, model.pose.translation)])
+    pose = Pose(*[torch.stack([p[i] for p in poses]).requires_grad_() for i in range(3)])
+    ids = view.evaluated.numpy()
+    fitted = torch.stack([torch.as_tensor(t[ids], dtype=model.vertices.dtype) for t in targets.values()])
+    rest_fitted = torch.as_tensor(rest[ids], dtype=model.vertices.dtype)
+    in_face = torch.as_tensor(ids < FACE_VERTICES)
+    own = torch.sqrt(((fitted - rest_fitted) ** 2).sum(-1)[:, in_face].mean(1)).clamp(min=1e-4)  # (E,)
+    vertex_weight = torch.where(in_face, 1.0, OTHER_VERTEX_WEIGHT).to(fitted)
+    shared = [model.mixture.logits, model.mixture.offsets, model.mixture.cholesky_raw]
+    hold = _drawn_place(model)
+    for tensor in shared:
+        tensor.requires_grad_(True)
+    optimizer = torch.optim.Adam([{"params": [pose.log_scale, pose.rotvec, pose.translation],
+                                   "lr": POSE_LEARNING_RATE},
+                                  {"params": shared, "lr": MIXTURE_LEARNING_RATE}])
+    decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.1 ** (1 / steps))
+    started = time.perf_counter()
+    for step in range(steps):
+        optimizer.zero_grad()
+        error = ((view.forward(pose) - fitted) ** 2).sum(-1) * vertex_weight
+        loss = (error.mean(1) / own**2).mean() + HOLD_WEIGHT * hold()
+        loss.backward()
+        optimizer.step()
+        decay.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"  shared step {step}: loss {loss.item():.4f} ({time.perf_counter() - started:.0f} s)")
+    for tensor in shared:
+        tensor.requires_grad_(False)
+    return {name: Pose(pose.log_scale[e].detach(), pose.rotvec[e].detach(), pose.translation[e].detach())
+            for e, name in enumerate(targets)}
+
+
+def _drawn_place(model: ASMModel):
+    """A penalty () that holds each bone's components near the ellipse the drawn template gave it (see
+    REACH_IN_SIGMAS): the bone's whole drawn mixture as one covariance (J, 2, 2) measures both."""
+    factor = cholesky_factor(model.mixture.cholesky_raw.detach())
+    drawn = (factor @ factor.transpose(-1, -2)).mean(1) + (model.mixture.offsets.detach() ** 2).mean(1)[..., None] \
+        * torch.eye(2, dtype=factor.dtype)  # (J, 2, 2)
+    whiten = torch.linalg.inv(torch.linalg.cholesky(drawn))  # (J, 2, 2)
+    chosen = model.has_gaussians
+
+    def penalty() -> torch.Tensor:
+        reach = torch.linalg.norm((whiten[:, None] @ model.mixture.offsets.unsqueeze(-1)).squeeze(-1), dim=-1)
+        current = cholesky_factor(model.mixture.cholesky_raw)
+        spread = torch.linalg.eigvalsh(whiten[:, None] @ current @ current.transpose(-1, -2)
+                                       @ whiten[:, None].transpose(-1, -2)).sqrt()  # (J, K, 2) relative sd
+        outside = torch.relu(reach - REACH_IN_SIGMAS) ** 2 + (torch.relu(spread.log().abs() - math.log(SPREAD_FACTOR))
+                                                              ** 2).sum(-1)
+        return outside[chosen].mean()
+
+    return penalty
+
+
+def to_canonical(model: ASMModel, skeleton, jacobian) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The model's face-bone mixtures in canonical UV relative to each anchor: name -> (weights (K,),
+    offsets (K, 2), covariances (K, 2, 2)), through the inverse of the spline's Jacobian at the anchor."""
+    face_bones = np.flatnonzero(~skeleton.has_reach & skeleton.has_gaussians)
+    inverse = np.linalg.inv(jacobian(skeleton.anchor_uv[face_bones]))  # (n, 2, 2)
+    weights = model.mixture.component_weights().double().numpy()
+    offsets = model.mixture.offsets.double().numpy()
+    factor = cholesky_factor(model.mixture.cholesky_raw).double().numpy()
+    covariance = factor @ np.swapaxes(factor, -1, -2)
+    result = {}
+    for n, j in enumerate(face_bones):
+        result[skeleton.names[j]] = (weights[j], offsets[j] @ inverse[n].T,
+                                     inverse[n] @ covariance[j] @ inverse[n].T)
+    return result
+
+
+def symmetric(mixtures: dict[str, tuple]) -> dict[str, tuple]:
+    """Left-right symmetric mixtures: each .L bone (and each middle bone) averaged with its mirrored twin, the
+    components matched by their means. Returns the .L and middle bones only (the loader mirrors the .R)."""
+    result = {}
+    for name, (weights, offsets, covariance) in mixtures.items():
+        if name.endswith(".R"):
+            continue
+        twin_weights, twin_offsets, twin_covariance = mixtures[mirrored_name(name)]
+        twin_offsets, twin_covariance = mirrored_component(twin_offsets, twin_covariance)
+        distance = np.linalg.norm(offsets[:, None] - twin_offsets[None], axis=-1)
+        rows, columns = linear_sum_assignment(distance)
+        order = columns[np.argsort(rows)]
+        result[name] = ((weights + twin_weights[order]) / 2, (offsets + twin_offsets[order]) / 2,
+                        (covariance + twin_covariance[order]) / 2)
+    return result
+
+
+def mixtures_json(mixtures: dict[str, tuple], about: dict) -> dict:
+    bones = {}
+    for name, (weights, offsets, covariance) in sorted(mixtures.items()):
+        bones[name] = {"weights": np.round(weights, 6).tolist(), "offsets": np.round(offsets, 6).tolist(),
+                       "covariances": np.round(np.stack([covariance[:, 0, 0], covariance[:, 0, 1],
+                                                         covariance[:, 1, 1]], -1), 9).tolist()}
+    return {"format": "asm-skeleton-mixtures", **about, "gaussians_per_bone": len(next(iter(mixtures.values()))[0]),
+            "bones": bones}
+
+
+def ict_setup():
+    vertices, triangles, corner_uv = ict_whole_head()
+    landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_whole_head_landmarks.json")
+    return vertices, triangles, corner_uv, landmarks, valid
+
+
+def plain_model(vertices, triangles, corner_uv, landmarks, valid):
+    """The rig from the hand-drawn template (no learned Gaussians) and its skeleton and canonical chart map."""
+    skeleton = load_skeleton("full", mixtures=None)
+    rig, chart_kind = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4),
+                                skeleton=skeleton)
+    if chart_kind != "projected":
+        raise SystemExit(f"expected the projected chart on the ICT head, got {chart_kind!r}")
+    face = canonical_face()
+    surface = face.surface_count
+    alignment, _ = robust_alignment(face.vertices[:surface], landmarks[:surface], valid[:surface],
+                                    skeleton.iod_canonical)
+    chart = cylindrical_chart(vertices, triangles, canonical_frame(alignment))
+    mapping = canonical_chart_map(vertices, triangles, chart, landmarks[:surface], valid[:surface],
+                                  skeleton.iod_canonical)
+    if not np.allclose(mapping.chart_uv, rig.chart_uv):
+        raise SystemExit("the chart map does not reproduce the rig's chart")
+    return rig, skeleton, mapping
+
+
+def held_out_rows(rig, vertices, triangles, expressions: dict, graph, log) -> list[dict]:
+    rows = []
+    model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
+    view = model.restricted(fit_vertices(vertices))
+    for name, offsets in expressions.items():
+        posed = pose_fit(model, view, vertices + offsets)
+        rows.append(measure(name, vertices, vertices + offsets, posed, triangles, graph))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="learn the template's Gaussians from the ICT-FaceKit's expressions")
+    parser.add_argument("--write", action="store_true", help=f"write {OUTPUT.relative_to(ROOT)}")
+    parser.add_argument("--hold-out", action="store_true",
+                        help="learn from half the expression families, measure (A) on the other half")
+    parser.add_argument("--steps", type=int, default=SHARED_STEPS)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    if ict_missing("this benchmark"):
+        return 2
+    torch.set_num_threads(args.threads)
+    log = lambda line: print(line, flush=True)  # noqa: E731
+    vertices, triangles, corner_uv, landmarks, valid = ict_setup()
+    rig, skeleton, mapping = plain_model(vertices, triangles, corner_uv, landmarks, valid)
+    expressions = ict_expressions(None)
+    families = sorted({family(name) for name in expressions})
+    learned_from = set(families[0::2]) if args.hold_out else set(families)
+    training = {n: vertices + o for n, o in expressions.items() if family(n) in learned_from}
+    log(f"learning from {len(training)} expressions ({len(learned_from)} families), {args.steps} shared steps")
+    model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
+    view = model.restricted(fit_vertices(vertices))
+    started = time.perf_counter()
+    learn_shared_mixtures(model, view, vertices, training, args.steps, log)
+    log(f"learned in {time.perf_counter() - started:.0f} s")
+    mixtures = symmetric(to_canonical(model, skeleton, mapping.jacobian))
+    about = {"about": "Gaussian mixtures of the full preset's face bones in canonical UV, relative to each bone's "
+                      "anchor, learned by benchmarks/template_mixtures.py from the ICT-FaceKit's expression shapes "
+                      "(MIT, see solver/template/SOURCE.md); a .L entry also sets its .R twin, mirrored.",
+             "learned_from": sorted(learned_from), "shared_steps": args.steps}
+    document = mixtures_json(mixtures, about)
+    path = OUTPUT if args.write else args.out / "skeleton_mixtures_candidate.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    log(f"wrote {path}")
+    if not args.hold_out:
+        return 0
+    learned_skeleton = load_skeleton("full", mixtures=path)
+    learned_rig, _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4),
+                               skeleton=learned_skeleton)
+    graph = edge_graph(vertices, triangles)
+    unseen = {n: o for n, o in expressions.items() if family(n) not in learned_from}
+    plain_rows = held_out_rows(rig, vertices, triangles, unseen, graph, log)
+    learned_rows = held_out_rows(learned_rig, vertices, triangles, unseen, graph, log)
+    rows = []
+    for plain, learned in zip(plain_rows, learned_rows):
+        rows.append({"expression": plain["expression"], "own_rms_mm": plain["own_rms_mm"],
+                     "residual_drawn": plain["residual"], "residual_learned": learned["residual"],
+                     "folded_drawn": plain["folded"], "folded_learned": learned["folded"]})
+        log(f"{plain['expression']:<18} drawn {plain['residual']:6.1%} (folded {plain['folded']:.2%})  "
+            f"learned {learned['residual']:6.1%} (folded {learned['folded']:.2%})")
+    log(f"held out: median residual drawn {np.median([r['residual_drawn'] for r in rows]):.1%}, learned "
+        f"{np.median([r['residual_learned'] for r in rows]):.1%} over {len(rows)} unseen expressions")
+    write_csv(args.out / "template_mixtures_held_out.csv", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
