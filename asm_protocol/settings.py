@@ -52,4 +52,5 @@ def detect_job(images, max_side: int | None = None, renders: bool = False) -> di
 
 def expressions_job(generate: dict, names, expressions=()) -> dict:
     """The "expressions" task's settings: the rig as it stands (rig_job) and the ARKit names to fit (none: all 52)."""
-    return {**rig_job(generate, names), "expressions": [str(e) for e in expressions]}
+    return {**rig_job(generate, names),
+            "expressions": [checked("ARKit expression", str(e), choices.ARKIT_NAMES) for e in expressions]}
