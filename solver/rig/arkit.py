@@ -28,6 +28,8 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 from scipy.spatial import cKDTree
 
+from asm_protocol.choices import ARKIT_NAMES
+
 from ..core.errors import ASMInputError
 from ..core.geometry import closest_points_on_mesh
 from ..model.rig_definition import RigDefinition
@@ -37,18 +39,6 @@ from .transfer import OUTLIER_DISTANCE, TPS_SMOOTHING
 
 LIBRARY_FILE = Path(__file__).resolve().parents[1] / "template" / "arkit_expressions.npz"
 
-# ARKit's 52 blend shapes in ARKit's own order (ARFaceAnchor.BlendShapeLocation, as Live Link Face sends them).
-ARKIT_NAMES = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel",
-    "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
-    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft",
-    "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
-    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-)
 NOT_IN_KIT = ("tongueOut",)  # kept with zero offsets (see the module's docstring)
 UNSIDED = ("jawLeft", "jawRight", "mouthLeft", "mouthRight")  # a movement to one side: the kit's names are ARKit's
 
