@@ -306,4 +306,5 @@ class VIEW3D_PT_asm_bone(_SidebarTab, bpy.types.Panel):
             layout.label(text=rebake.last_message, icon='INFO')
 
 
-CLASSES = (ASM_UL_photos, VIEW3D_PT_asm_info, VIEW3D_PT_asm_photos, VIEW3D_PT_asm_expressions, VIEW3D_PT_asm_bone)  # drawn in this order
+CLASSES = (ASM_UL_photos, VIEW3D_PT_asm_info, VIEW3D_PT_asm_photos, VIEW3D_PT_asm_expressions,
+           VIEW3D_PT_asm_bone)  # drawn in this order

@@ -5,9 +5,10 @@
 Reads ../shared/data/ict_facekit (MIT; not shipped with the extension) and the MediaPipe landmarks of the kit's whole
 head cached by the benchmarks (benchmarks/results/ict_whole_head_landmarks.json; found on renders with bpy when
 absent), places the full rig on the head as Generate does, and stores for each vertex of the kit's face area
-(0-9408) on the outer skin (not inside the lips and lids): its canonical UV (solver.rig.arkit.canonical_chart_uv), its side of the mouth and of each eye, its neutral
-position and the 52 ARKit expressions' offsets (solver.rig.arkit.kit_sources), both in the canonical face's frame
-(cm). float16 offsets and sides (0.04 mm at the largest offset), float32 positions; about 2 MB.
+(0-9408) on the outer skin (not inside the lips and lids): its canonical UV (solver.rig.arkit.canonical_chart_uv),
+its side of the mouth and of each eye, its neutral position and the 52 ARKit expressions' offsets
+(solver.rig.arkit.kit_sources), both in the canonical face's frame (cm). float16 offsets and sides (0.01 mm at the
+largest offset), float32 positions; 1.3 MB.
 """
 from __future__ import annotations
 

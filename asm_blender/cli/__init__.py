@@ -33,8 +33,8 @@ from .batch import command as batch
 from .common import BLENDER_PROG, PYTHON_PROG
 from .stopping import Stopped, stop_on_signals, watch_parent
 
-COMMANDS = {"generate": generate.execute, "fit": fit.execute, "expressions": expressions.execute,
-            "export": export.execute, "info": info.execute, "batch": batch.execute, "sample": sample.execute}
+COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
+            "expressions": expressions.execute, "batch": batch.execute, "sample": sample.execute}
 
 
 def commands() -> dict:

@@ -1,4 +1,4 @@
-"""`expressions HEAD.blend [-o OUT.blend] [--shape-keys] [--glb OUT.glb]`: the ARKit-52 pose library of a rigged head."""
+"""`expressions HEAD.blend [-o OUT.blend] [--shape-keys] [--glb OUT.glb]`: a rigged head's ARKit-52 pose library."""
 from __future__ import annotations
 
 import argparse
@@ -31,8 +31,8 @@ def execute(argv: list[str], prog: str = f"{PYTHON_PROG} expressions") -> int:
                              "capture (Live Link Face), VRChat, Unreal; the mesh's own shape keys stay")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=choices.ARKIT_NAMES,
                         help="only these ARKit expressions (default: all 52)")
-    parser.add_argument("--glb", type=Path, help="also export the head (mesh and armature, skinned, with the shape keys "
-                                                 "as morph targets when made) as this .glb")
+    parser.add_argument("--glb", type=Path, help="also export the head (mesh and armature, skinned, with the shape "
+                                                 "keys as morph targets when made) as this .glb")
     parser.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     args = parser.parse_args(argv)
     output = check_output(args.output or Path(f"{args.mesh.stem}_expressions.blend"), "--output", (".blend",),
