@@ -296,3 +296,22 @@ def test_all_52_as_shape_keys_go_out_as_morph_targets_the_validator_accepts(samp
     assert morph_target_names(glb) == [list(choices.ARKIT_NAMES)]
     report = validate(gltf_validator, glb)
     assert report["issues"]["numErrors"] == 0, report["issues"]["messages"][:5]
+
+
+def test_the_panel_leads_to_generate_first_then_offers_the_library_and_its_result(sample_head):
+    from asm_blender.panels import VIEW3D_PT_asm_expressions
+
+    from .test_fit_ui import FakeLayout
+
+    def drawn() -> list:
+        calls = []
+        VIEW3D_PT_asm_expressions.draw(type("Panel", (), {"layout": FakeLayout(calls)})(), bpy.context)
+        return calls
+
+    bpy.context.view_layer.objects.active = sample_head
+    assert ("label", "Generate the rig first (above);") in drawn()
+    head = rigged(sample_head)
+    assert ("operator", "asm.make_expressions", None) in drawn() and bpy.ops.asm.make_expressions.poll()
+    finish(head, stored_result(head), shape_keys=True)
+    texts = [call[-1] for call in drawn()]
+    assert f"{len(FEW)} Actions (Head jawOpen, ...)" in texts and f"{len(FEW)} shape keys" in texts
