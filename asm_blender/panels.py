@@ -238,6 +238,42 @@ def _draw_fit_summary(layout, summary_json: str) -> None:
         box.label(text=warning, icon='ERROR')
 
 
+class VIEW3D_PT_asm_expressions(_SidebarTab, bpy.types.Panel):
+    """The ARKit-52 pose library: Actions (and shape keys) fitted on the head's rig."""
+    bl_label = "ASM Expressions"
+    bl_idname = "VIEW3D_PT_asm_expressions"
+    bl_options = {'DEFAULT_CLOSED'}
+
+    @classmethod
+    def poll(cls, context):
+        return target_mesh(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        mesh_obj = target_mesh(context)
+        if rig_state(context) != "rigged":
+            layout.label(text="Generate the rig first (above);", icon='INFO')
+            layout.label(text="then make its ARKit expressions.")
+            return
+        layout.prop(mesh_obj.asm, "expression_shape_keys")
+        if job_running():
+            _draw_running(layout)
+            return
+        row = layout.row()
+        row.scale_y = 1.4
+        row.operator("asm.make_expressions", icon='ACTION').shape_keys = mesh_obj.asm.expression_shape_keys
+        summary = _parsed(mesh_obj.get("asm_expressions_summary", ""))
+        if summary is not None:
+            box = layout.box()
+            box.label(text=f"{len(summary['actions'])} Actions ({summary['actions'][0]}, ...)"
+                      if summary["actions"] else "no Actions", icon='CHECKMARK')
+            if summary.get("shape_keys"):
+                box.label(text=f"{len(summary['shape_keys'])} shape keys", icon='SHAPEKEY_DATA')
+            if summary.get("median_residual") is not None:
+                box.label(text=f"median residual {summary['median_residual']:.0%}, {summary['seconds']:.0f} s",
+                          icon='GRAPH')
+
+
 class VIEW3D_PT_asm_bone(_SidebarTab, bpy.types.Panel):
     """The active bone's ASM parameters: editing them re-bakes its weights."""
     bl_label = "ASM Bone"
@@ -270,4 +306,5 @@ class VIEW3D_PT_asm_bone(_SidebarTab, bpy.types.Panel):
             layout.label(text=rebake.last_message, icon='INFO')
 
 
-CLASSES = (ASM_UL_photos, VIEW3D_PT_asm_info, VIEW3D_PT_asm_photos, VIEW3D_PT_asm_bone)  # drawn in this order
+CLASSES = (ASM_UL_photos, VIEW3D_PT_asm_info, VIEW3D_PT_asm_photos, VIEW3D_PT_asm_expressions,
+           VIEW3D_PT_asm_bone)  # drawn in this order

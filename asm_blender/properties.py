@@ -114,6 +114,10 @@ class ASM_PG_object_settings(bpy.types.PropertyGroup):
         default=True)
     fit_summary: bpy.props.StringProperty(
         name="Last Fit", description="JSON summary of the last photo fit on this mesh", options={'HIDDEN'})
+    expression_shape_keys: bpy.props.BoolProperty(
+        name="Also as Shape Keys", description="Make ARKit Expressions also bakes each expression as a shape key "
+        "named as ARKit names it (Basis + 52: iPhone face capture, VRChat, Unreal); your own shape keys stay",
+        default=False)
 
 
 def _edited(self, context) -> None:

@@ -9,6 +9,9 @@ PHOTO_KEYS = ("detections", "found", "image_size", "exif_focal")  # photos' land
 SCAN_KEYS = ("scan_vertices", "scan_triangles", "scan_landmarks", "scan_landmark_valid")
 FIT_POSE_KEYS = ("fit_log_scale", "fit_rotvec", "fit_translation")  # (J, 3) the fitted shared pose
 PHOTO_POSE_KEYS = ("photo_log_scale", "photo_rotvec", "photo_translation")  # (V, J, 3) each photo's whole pose
+BASE_POSE_KEYS = ("base_log_scale", "base_rotvec", "base_translation")  # (J, 3) the pose expressions start from
+EXPRESSION_POSE_KEYS = ("expression_log_scale", "expression_rotvec", "expression_translation")  # (E, J, 3) each
+# expression's whole pose; with "expression_names" (E,), "expression_rms" and "expression_own_rms" (E,) mesh units
 CAMERA_KEYS = ("camera_rotvec", "camera_translation", "camera_focal", "camera_image_size")  # (V, 3), (V, 3), (V,),
 # (V, 2): OpenCV cameras in the rig mesh's object space
 WARNINGS_KEY = "warnings"  # result.npz: a JSON list of messages for the user

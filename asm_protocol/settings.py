@@ -48,3 +48,9 @@ def detect_job(images, max_side: int | None = None, renders: bool = False) -> di
     face is not searched again for smaller faces, and each is checked for a head standing upside down."""
     return {"images": [str(Path(p)) for p in images], "renders": bool(renders),
             **({} if max_side is None else {"max_side": int(max_side)})}
+
+
+def expressions_job(generate: dict, names, expressions=()) -> dict:
+    """The "expressions" task's settings: the rig as it stands (rig_job) and the ARKit names to fit (none: all 52)."""
+    return {**rig_job(generate, names),
+            "expressions": [checked("ARKit expression", str(e), choices.ARKIT_NAMES) for e in expressions]}

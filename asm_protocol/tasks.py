@@ -22,7 +22,9 @@ FIT_SCAN = "fit_scan"  # the rig fitted to a 3D scan
 COMPARE_TO_SCAN = "compare_to_scan"  # surfaces measured against a scan
 ENVIRONMENT = "environment"  # where the worker's packages come from
 WARM_UP = "warm_up"  # import torch and the detector ahead of the first real job
-TASKS = (GENERATE, REBAKE, GEOMETRY_LANDMARKS, DETECT, FIT_PHOTOS, FIT_SCAN, COMPARE_TO_SCAN, ENVIRONMENT, WARM_UP)
+EXPRESSIONS = "expressions"  # the ARKit-52 expressions as bone poses of a rig as it stands
+TASKS = (GENERATE, REBAKE, GEOMETRY_LANDMARKS, DETECT, FIT_PHOTOS, FIT_SCAN, COMPARE_TO_SCAN, ENVIRONMENT, WARM_UP,
+         EXPRESSIONS)
 PHOTO_TASKS = (DETECT, FIT_PHOTOS)  # the tasks that need the face detector's packages
 
 JOB_FILE = "job.json"

@@ -5,6 +5,8 @@ directly; the same commands run as `python -m asm_blender ...` (the bpy module) 
     python -m asm_blender generate MESH [-o OUT.blend] [--object NAME] [--preset full|standard|game] [--cap 4|8] [--json]
     python -m asm_blender fit MESH PHOTO... [-o OUT.blend] [--quality fast|balanced|best]
                               [--expressions per_photo|shared] [--bake-identity] [--glb OUT.glb] [--json]
+    python -m asm_blender expressions HEAD.blend [-o OUT.blend] [--object NAME] [--shape-keys] [--only NAME...]
+                                      [--glb OUT.glb] [--json]   (the ARKit-52 pose library of a rigged head)
     python -m asm_blender export [FILE.blend] -o OUT.glb|OUT.gltf|OUT.fbx [--object HEAD] [--influences 4|8] [--json]
     python -m asm_blender info [FILE.blend] [--json]
     python -m asm_blender batch MANIFEST [--jobs N] [--timeout S] [--retry-failed] [--force] [--skip-invalid]
@@ -26,13 +28,13 @@ import traceback
 
 from ..jobs import JobError, stop_worker
 from ..scene_io.mesh import SceneInputError, blender_error
-from . import export, fit, generate, info, sample
+from . import export, expressions, fit, generate, info, sample
 from .batch import command as batch
 from .common import BLENDER_PROG, PYTHON_PROG
 from .stopping import Stopped, stop_on_signals, watch_parent
 
 COMMANDS = {"generate": generate.execute, "fit": fit.execute, "export": export.execute, "info": info.execute,
-            "batch": batch.execute, "sample": sample.execute}
+            "expressions": expressions.execute, "batch": batch.execute, "sample": sample.execute}
 
 
 def commands() -> dict:

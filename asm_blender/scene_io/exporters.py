@@ -23,14 +23,16 @@ def select_only(objects) -> None:
 def export_glb(head, arm, path: Path, influences: int = 4) -> Path:
     """The rigged head alone (mesh and armature, skinned, at most `influences` (4 or 8) influences per vertex,
     weights normalised by the exporter) as glTF (.glb binary or .gltf with its .bin) that shows the fitted face: the
-    armature's current pose (the fitted identity, when it was not baked) is the skeleton's pose in the file. No
-    animations (the photos' expressions stay in the .blend)."""
+    armature's current pose (the fitted identity, when it was not baked) is the skeleton's pose in the file. The
+    mesh's shape keys go out as morph targets under their own names (the mesh's extras.targetNames; ARKit's for the
+    expression keys), without normals. No animations (the photos' and the expression Actions stay in the .blend)."""
     select_only((head, arm))
     path.parent.mkdir(parents=True, exist_ok=True)
     return _exported("glTF", path, lambda: bpy.ops.export_scene.gltf(
         filepath=str(path), export_format='GLB' if path.suffix.lower() == ".glb" else 'GLTF_SEPARATE',
         use_selection=True, export_skins=True, export_influence_nb=influences, export_all_influences=False,
-        export_rest_position_armature=False, export_animations=False))
+        export_rest_position_armature=False, export_animations=False, export_morph=True,
+        export_morph_normal=False, export_morph_tangent=False))
 
 
 def export_fbx(head, arm, path: Path) -> Path:

@@ -16,9 +16,11 @@ import numpy as np
 import torch
 
 from asm_protocol import tasks as names
-from asm_protocol.keys import FIT_POSE_KEYS, PHOTO_POSE_KEYS, RIG_PARAMETER_KEYS
+from asm_protocol.keys import (BASE_POSE_KEYS, EXPRESSION_POSE_KEYS, FIT_POSE_KEYS, PHOTO_POSE_KEYS,
+                               RIG_PARAMETER_KEYS)
 from asm_protocol.landmarks import LANDMARK_COUNT
 
+from ..fit.expression_poses import LibraryFitSettings, fit_library_poses
 from ..fit.photo_fit import PhotoFitSettings, PhotoObservations, fit_to_photos
 from ..fit.scan_fit import ScanFitSettings, compare_surfaces, fit_to_scan, prepare_scan
 from ..model import ASMModel, Pose
@@ -96,6 +98,29 @@ def rebake(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
                                       {key: inputs[key] for key in RIG_PARAMETER_KEYS if key in inputs}, progress)
     progress("weights", 0.8)
     return rig_arrays(model, chart_kind)
+
+
+def expressions(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
+    """The ARKit-52 expressions (settings["expressions"]: these names only) as bone poses of the rig as it stands
+    (inputs and settings as "rebake"), starting from the pose BASE_POSE_KEYS when given (else the rest pose):
+    solver.fit.expression_poses.fit_library_poses. Returns "expression_names" (E,), each expression's whole pose
+    (EXPRESSION_POSE_KEYS, (E, J, 3)), the weighted RMS of its target offsets and of the posed rig's distance to them
+    ("expression_own_rms", "expression_rms", (E,) mesh units), the rig's names and rest matrices ("names", "bind")
+    and the seconds."""
+    mesh = _mesh(inputs)
+    model, _chart = restore_model(*mesh, GenerateSettings(**settings.get("generate", {})), settings.get("names", []),
+                                  {key: inputs[key] for key in RIG_PARAMETER_KEYS if key in inputs})
+    base = None
+    if all(key in inputs for key in BASE_POSE_KEYS):
+        base = Pose(*(torch.as_tensor(inputs[key], dtype=model.vertices.dtype) for key in BASE_POSE_KEYS))
+    fit_settings = LibraryFitSettings(expressions=tuple(settings.get("expressions", ())))
+    poses = fit_library_poses(model, mesh[3], mesh[4], fit_settings, base, progress=progress)
+    with torch.no_grad():
+        bind = model.bind().double().numpy()
+    return {"expression_names": np.array(poses.names),
+            **dict(zip(EXPRESSION_POSE_KEYS, (poses.log_scale, poses.rotvec, poses.translation))),
+            "expression_rms": poses.rms, "expression_own_rms": poses.own_rms, "names": np.array(model.rig.names),
+            "bind": bind, "seconds": np.array(poses.seconds), "warnings": []}
 
 
 def geometry_landmarks(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
@@ -278,4 +303,5 @@ def warm_up(inputs: dict, settings: dict, progress, job_dir: Path) -> dict:
 
 TASKS = {names.GENERATE: generate, names.REBAKE: rebake, names.GEOMETRY_LANDMARKS: geometry_landmarks,
          names.DETECT: detect, names.FIT_PHOTOS: fit_photos, names.FIT_SCAN: fit_scan,
-         names.COMPARE_TO_SCAN: compare_to_scan, names.ENVIRONMENT: environment, names.WARM_UP: warm_up}
+         names.COMPARE_TO_SCAN: compare_to_scan, names.ENVIRONMENT: environment, names.WARM_UP: warm_up,
+         names.EXPRESSIONS: expressions}
