@@ -20,15 +20,28 @@ def sample_mesh():
 
 @pytest.fixture(scope="session")
 def sample_rig(sample_mesh):
+    """The product's full rig on the sample head (the template's learned Gaussians)."""
+    return _sample_rig(sample_mesh, learned=True)
+
+
+@pytest.fixture(scope="session")
+def drawn_sample_rig(sample_mesh):
+    """The full rig on the sample head from the hand-drawn template alone (no learned Gaussians): the synthetic
+    people of the photo tests are posed with it, so that they stay the people those tests were written for
+    whatever the product's Gaussians become."""
+    return _sample_rig(sample_mesh, learned=False)
+
+
+def _sample_rig(sample_mesh, learned: bool):
     import warnings
 
-    from solver.template.skeleton import load_skeleton
+    from solver.template.skeleton import LEARNED_MIXTURES, load_skeleton
     from solver.rig.transfer import transfer_template
     from solver.model.uv_chart import chart_from_uv_map
 
     chart = chart_from_uv_map(len(sample_mesh["vertices"]), sample_mesh["triangles"], sample_mesh["corner_uv"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rig = transfer_template(load_skeleton("full"), sample_mesh["vertices"], sample_mesh["triangles"], chart,
-                                sample_mesh["landmarks"], sample_mesh["landmark_valid"])
-    return rig
+        return transfer_template(load_skeleton("full", mixtures=LEARNED_MIXTURES if learned else None),
+                                 sample_mesh["vertices"], sample_mesh["triangles"], chart,
+                                 sample_mesh["landmarks"], sample_mesh["landmark_valid"])

@@ -16,13 +16,13 @@ from tests.synthetic_cameras import camera_set
 pytest.importorskip("cv2", reason="the camera start uses OpenCV's PnP (main environment)")
 
 
-def photographed(sample_mesh, sample_rig, jaw_degrees=(-8.0, -8.0, -8.0), focals=(900.0, 1500.0, 2400.0)):
-    """Three photos of the sample rig posed as one person (brows, cheeks) with the jaw opened by `jaw_degrees` in
-    each photo: landmarks detected to half a pixel."""
-    truth = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
-    names = list(sample_rig.names)
+def photographed(sample_mesh, drawn_sample_rig, jaw_degrees=(-8.0, -8.0, -8.0), focals=(900.0, 1500.0, 2400.0)):
+    """Three photos of the sample rig (the hand-drawn template's: conftest.drawn_sample_rig) posed as one person
+    (brows, cheeks) with the jaw opened by `jaw_degrees` in each photo: landmarks detected to half a pixel."""
+    truth = ASMModel(drawn_sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+    names = list(drawn_sample_rig.names)
     pose = Pose.zeros(truth.bone_count, dtype=torch.float64, batch=(3,))
-    unit = float(sample_rig.head_unit)
+    unit = float(drawn_sample_rig.head_unit)
     pose.rotvec[:, names.index("jaw"), 0] = torch.as_tensor(np.radians(jaw_degrees))
     for side in ("L", "R"):
         pose.translation[:, names.index(f"brow.{side}"), 2] = 0.05 * unit
@@ -48,8 +48,8 @@ def observed(photos: dict, found=None, exif_focal=None) -> PhotoObservations:
 
 
 @pytest.fixture(scope="module")
-def photos(sample_mesh, sample_rig):
-    return photographed(sample_mesh, sample_rig)
+def photos(sample_mesh, drawn_sample_rig):
+    return photographed(sample_mesh, drawn_sample_rig)
 
 
 def test_the_photos_are_fitted_and_the_lenses_found(photos, sample_mesh, sample_rig):
@@ -96,10 +96,10 @@ def test_the_worker_fits_photos_and_returns_cameras(photos, sample_mesh):
     assert any(p.stage.startswith("fit ") and p.loss is not None for p in seen)
 
 
-def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
+def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig, drawn_sample_rig):
     """The jaw is open in the second photo only: with per-photo expressions that photo's face opens its mouth and
     the shared pose (the person's neutral face) keeps it nearly closed."""
-    photos = photographed(sample_mesh, sample_rig, jaw_degrees=(0.0, -14.0, 0.0))
+    photos = photographed(sample_mesh, drawn_sample_rig, jaw_degrees=(0.0, -14.0, 0.0))
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos),
                            PhotoFitSettings("fast", expressions="per_photo"))
@@ -111,7 +111,7 @@ def test_each_photo_keeps_its_own_expression(sample_mesh, sample_rig):
         points = (bary.unsqueeze(-1).to(posed.dtype) * posed[..., ids, :]).sum(-2)
         return (points[..., 0, :] - points[..., 1, :]).norm(dim=-1)
 
-    truth = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
+    truth = ASMModel(drawn_sample_rig, sample_mesh["vertices"], sample_mesh["triangles"], dtype=torch.float64)
     opened = Pose.zeros(truth.bone_count, dtype=torch.float64)
     opened.rotvec[list(sample_rig.names).index("jaw"), 0] = np.radians(-14.0)
     with torch.no_grad():
@@ -161,12 +161,12 @@ def test_a_lens_from_exif_pins_the_long_lens(photos, sample_mesh, sample_rig):
     assert abs(found[2] / photos["focal"][2] - 1) < 0.05, found
 
 
-def test_photos_from_one_lens_share_it(sample_mesh, sample_rig):
+def test_photos_from_one_lens_share_it(sample_mesh, sample_rig, drawn_sample_rig):
     """Three photos from one camera and lens (the focal length 1.2 times each photo's larger side; the photos
     differ in size only): with same_lens the three lenses agree and are found, the long-lens ambiguity of
     each photo alone is gone."""
     sizes = np.array([[1000, 800], [1200, 1600], [2000, 1500]], dtype=float)
-    photos = photographed(sample_mesh, sample_rig, focals=tuple(1.2 * sizes.max(1)))
+    photos = photographed(sample_mesh, drawn_sample_rig, focals=tuple(1.2 * sizes.max(1)))
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
     fitted = fit_to_photos(model, photos["landmarks"], photos["valid"], observed(photos),
                            PhotoFitSettings("fast", expressions="shared", same_lens=True))
@@ -190,11 +190,11 @@ def test_photos_sharing_no_skin_fall_back_to_landmarks_and_say_so(photos, sample
     assert (fitted.pixel_error_after < 0.5 * fitted.pixel_error_before).all(), fitted.pixel_error_after
 
 
-def test_photos_whose_exif_names_one_camera_and_lens_share_it(sample_mesh, sample_rig):
+def test_photos_whose_exif_names_one_camera_and_lens_share_it(sample_mesh, sample_rig, drawn_sample_rig):
     """The photos of test_photos_from_one_lens_share_it, with one camera and lens in their EXIF and same_lens left
     off: the fit shares the lens anyway and says why; a photo from another lens turns that off."""
     sizes = np.array([[1000, 800], [1200, 1600], [2000, 1500]], dtype=float)
-    photos = photographed(sample_mesh, sample_rig, focals=tuple(1.2 * sizes.max(1)))
+    photos = photographed(sample_mesh, drawn_sample_rig, focals=tuple(1.2 * sizes.max(1)))
     observations = observed(photos)
     observations.cameras = ["Canon EOS R6, RF50mm F1.8 STM, 50 mm"] * 3
     model = ASMModel(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])

@@ -118,3 +118,36 @@ def test_unknown_preset_and_missing_file(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(TemplateError, match="not valid JSON"):
         load_skeleton("full", tmp_path / "bad.json")
+
+
+def test_learned_mixtures_are_mirrored_and_only_in_the_full_preset():
+    from solver.template.skeleton import LEARNED_MIXTURES
+
+    document = json.loads(LEARNED_MIXTURES.read_text())
+    assert not any(name.endswith(".R") for name in document["bones"])  # the loader makes the .R twins
+    full = load_skeleton("full")
+    mixtures = full.mixtures
+    assert mixtures is not None and mixtures.gaussians_per_bone == document["gaussians_per_bone"]
+    for name in ("lid_upper.L", "mouth_corner.L", "cheek.L"):
+        left, right = full.index(name), full.index(name[:-2] + ".R")
+        assert mixtures.has[left] and mixtures.has[right]
+        np.testing.assert_allclose(mixtures.offsets[right], mixtures.offsets[left] * [-1.0, 1.0])
+        np.testing.assert_allclose(mixtures.covariance[right][:, 0, 1], -mixtures.covariance[left][:, 0, 1])
+        np.testing.assert_allclose(np.exp(mixtures.logits[left]).sum(), 1.0)
+    assert not mixtures.has[full.remainder_bone]  # the head takes the remainder, it has no Gaussians
+    assert load_skeleton("game").mixtures is None and load_skeleton("full", mixtures=None).mixtures is None
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"weights": [1, 1], "offsets": [[0, 0]] * 3, "covariances": [[1e-4, 0, 1e-4]] * 3}, "expected 3 weights"),
+    ({"weights": [1, 1, 1], "offsets": [[0, 0]] * 3, "covariances": [[1e-4, 2e-4, 1e-4]] * 3}, "weights and covariances must be positive"),
+    ({"weights": [1, 0, 1], "offsets": [[0, 0]] * 3, "covariances": [[1e-4, 0, 1e-4]] * 3}, "weights and covariances must be positive"),
+])
+def test_bad_learned_mixtures_name_the_bone(tmp_path, entry, message):
+    path = tmp_path / "mixtures.json"
+    path.write_text(json.dumps({"gaussians_per_bone": 3, "bones": {"chin.L": entry}}))
+    with pytest.raises(TemplateError, match=f"bone 'chin.L': {message}"):
+        load_skeleton("full", mixtures=path)
+    path.write_text(json.dumps({"gaussians_per_bone": 3, "bones": {"chin.X": entry}}))
+    with pytest.raises(TemplateError, match="bone 'chin.X' is not in the template"):
+        load_skeleton("full", mixtures=path)
