@@ -13,6 +13,7 @@ from ..core.arrays import checked_array
 from ..core.errors import ASMInputError
 
 INSIDE_TOLERANCE = 1e-9
+CLAMP_INSET = 1e-3  # a clamped point's share of the way from the border to its triangle's centre
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def locate(points: np.ndarray, uv: np.ndarray, triangles: np.ndarray, what: str 
         closest = _closest_point_on_triangles(
             np.broadcast_to(points[p], (k, 2)).copy()[None], corners[nearest[p]][None])[0]
         best = int(np.argmin(np.linalg.norm(closest - points[p], axis=-1)))
-        triangle[p], located[p], clamped[p] = nearest[p, best], closest[best], True
+        # a hair inside the triangle, not on its edge: a point on the edge stored in float32 can read as outside
+        inset = closest[best] + CLAMP_INSET * (corners[nearest[p, best]].mean(0) - closest[best])
+        triangle[p], located[p], clamped[p] = nearest[p, best], inset, True
         moved = float(np.linalg.norm(closest[best] - points[p]))
         if moved > BORDER_TOLERANCE:  # further than round-off on the chart's own border: say so
             off_chart[p] = True
