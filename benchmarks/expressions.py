@@ -6,7 +6,11 @@ The rig is generated (full preset, cap 4) on the whole ICT-FaceKit head, mouth s
 included, from MediaPipe landmarks found on renders of it (cached in benchmarks/results/), as Generate Rig does.
 Each of the kit's expression shapes (neutral + offset) is then a target:
 
-- (A) bone poses alone, the generated Gaussians and bindings unchanged: what an artist can reach by posing.
+- (A) bone poses alone, the generated Gaussians and bindings unchanged: what an artist can reach by posing. The
+  pose fit starts from the expression's pose in solver/template/expression_poses.json where it has one (learned
+  with the template's Gaussians on this very head: benchmarks/template_mixtures.py); `residual_from_rest` is the
+  same fit from the rest pose.
+- (B) the Gaussians shared by all the expressions of the run, each with its own pose, fitted together.
 
 Per expression, over the kit's face area (vertices 0-9408), in millimetres:
 - `own_rms_mm`: the expression's own RMS displacement; `rms_mm`: the posed rig's RMS distance to the target;
@@ -44,6 +48,7 @@ from solver.fit.engine import Stage, fit  # noqa: E402
 from solver.model import ASMModel  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.rig.openings import edge_graph  # noqa: E402
+from solver.template.poses import EXPRESSION_POSES, load_named_poses  # noqa: E402
 from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
 
 PICTURED = ("jawOpen", "eyeBlink_L", "mouthSmile_L", "mouthPucker", "browInnerUp_L")
@@ -52,6 +57,7 @@ ACROSS_SURFACE_CM = 1.0  # pairs this far apart along the rest surface lie on tw
 LIP_CONTACT_CM, LIP_OPEN_CM = 0.15, 0.5  # lip pairs: this close at rest, this far apart in the target
 CLOSE_APART_CM, CLOSE_MEET_CM = 0.5, 0.1  # closing pairs (lids, lips): this far apart at rest, this close in the target
 OTHER_FIT_VERTICES = 3000  # fitted besides the face area: a spread subset of the mouth's inside, the eyes, the head
+OTHER_VERTEX_WEIGHT = 0.1  # and they count this much in the fits: the residual is measured on the face area
 POSE_STAGES = (  # L-BFGS on the poses: the vertex loss is smooth in them, and Adam stalls on small shapes
     Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=80,
           learning_rate=1.0, optimizer="lbfgs", patience=10, early_stop=1e-5),
@@ -130,12 +136,18 @@ def fit_vertices(vertices: np.ndarray, spread: int = OTHER_FIT_VERTICES) -> np.n
     return np.concatenate([np.arange(FACE_VERTICES), others[spread_subset(vertices[others], spread)]])
 
 
-def pose_fit(model: ASMModel, view: ASMModel, target: np.ndarray) -> np.ndarray:
-    """(A): the bone poses that bring the rig closest to `target`, everything else as generated. `view` is
-    `model` restricted to the vertices fitted (no parameter belongs to a vertex); all are measured."""
-    model.pose.log_scale.zero_(), model.pose.rotvec.zero_(), model.pose.translation.zero_()
-    fitted = torch.as_tensor(target[view.evaluated.numpy()], dtype=model.vertices.dtype)
-    fit(view, {"vertices": fitted}, list(POSE_STAGES))
+def pose_fit(model: ASMModel, view: ASMModel, target: np.ndarray, start: dict | None = None) -> np.ndarray:
+    """(A): the bone poses that bring the rig closest to `target`, everything else as generated, from the rest pose
+    or from `start` ({"log_scale", "rotvec", "translation": (J, 3)}). `view` is `model` restricted to the vertices
+    fitted (no parameter belongs to a vertex); all are measured."""
+    with torch.no_grad():
+        for key in ("log_scale", "rotvec", "translation"):
+            tensor = getattr(model.pose, key)
+            tensor.copy_(torch.as_tensor(start[key]) if start is not None else torch.zeros_like(tensor))
+    ids = view.evaluated.numpy()
+    fitted = torch.as_tensor(target[ids], dtype=model.vertices.dtype)
+    weights = torch.as_tensor(np.where(ids < FACE_VERTICES, 1.0, OTHER_VERTEX_WEIGHT), dtype=model.vertices.dtype)
+    fit(view, {"vertices": fitted, "vertex_weights": weights}, list(POSE_STAGES))
     with torch.no_grad():
         return model.forward().double().numpy()
 
@@ -177,6 +189,27 @@ def render_pictures(rows: list[tuple[str, np.ndarray, np.ndarray]], triangles: n
         tile_images(picture_rows, output)
 
 
+def shared_fit(model: ASMModel, view: ASMModel, vertices: np.ndarray, triangles: np.ndarray, expressions: dict,
+               rows: list[dict], graph, log) -> None:
+    """(B): the rig's Gaussians shared by all `expressions` at once, each with its own pose
+    (benchmarks/template_mixtures.py's fit, from the product's rig); adds residual_shared and folded_shared to
+    `rows`. Changes `model`'s Gaussians."""
+    from benchmarks.template_mixtures import SHARED_STEPS, learn_shared_mixtures
+
+    started = time.perf_counter()
+    poses = learn_shared_mixtures(model, view, vertices, {n: vertices + o for n, o in expressions.items()},
+                                  SHARED_STEPS, lambda line: None)
+    for row in rows:
+        with torch.no_grad():
+            posed = model.forward(poses[row["expression"]]).double().numpy()
+        shared = measure(row["expression"], vertices, vertices + expressions[row["expression"]], posed, triangles,
+                         graph)
+        row.update(residual_shared=shared["residual"], folded_shared=shared["folded"])
+    log(f"(B) Gaussians shared by the {len(rows)} expressions, each its own pose: median residual "
+        f"{np.median([r['residual_shared'] for r in rows]):.1%}, worst fold {max(r['folded_shared'] for r in rows):.2%}"
+        f" ({time.perf_counter() - started:.0f} s)")
+
+
 def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = WeightConfig.opening_sharpness,
         log=lambda line: print(line, flush=True)) -> list[dict]:
     vertices, triangles, corner_uv = ict_whole_head()
@@ -188,12 +221,16 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
     view = model.restricted(fit_vertices(vertices))
     graph = edge_graph(vertices, triangles)
+    starts = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}
     rows, pictured = [], [("neutral", vertices, vertices)]
-    for name, offsets in ict_expressions(names).items():
+    expressions = ict_expressions(names)
+    for name, offsets in expressions.items():
         target = vertices + offsets
+        from_rest = measure(name, vertices, target, pose_fit(model, view, target), triangles, graph)
         started = time.perf_counter()
-        posed = pose_fit(model, view, target)
-        row = {**measure(name, vertices, target, posed, triangles, graph), "seconds": time.perf_counter() - started}
+        posed = pose_fit(model, view, target, starts.get(name))
+        row = {**measure(name, vertices, target, posed, triangles, graph), "seconds": time.perf_counter() - started,
+               "residual_from_rest": from_rest["residual"], "folded_from_rest": from_rest["folded"]}
         rows.append(row)
         log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
             f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%})"
@@ -204,7 +241,9 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
             pictured.append((name, target, posed))
     residuals = np.array([r["residual"] for r in rows])
     log(f"(A) median residual {np.median(residuals):.1%} over {len(rows)} expressions; worst fold "
-        f"{max(r['folded'] for r in rows):.2%} ({max(rows, key=lambda r: r['folded'])['expression']})")
+        f"{max(r['folded'] for r in rows):.2%} ({max(rows, key=lambda r: r['folded'])['expression']}); from the "
+        f"rest pose: {np.median([r['residual_from_rest'] for r in rows]):.1%}")
+    shared_fit(model, view, vertices, triangles, expressions, rows, graph, log)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "expressions.csv", rows)
     if pictures and len(pictured) > 1:

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.capacity import FACE_VERTICES, RESULTS, ict_landmarks, ict_missing  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
-from benchmarks.expressions import fit_vertices, ict_expressions, ict_whole_head, measure, pose_fit  # noqa: E402
+from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, fit_vertices, ict_expressions, ict_whole_head,  # noqa: E402
+                                   measure, pose_fit)
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
 from solver.model.uv_chart import cylindrical_chart  # noqa: E402
@@ -47,13 +48,19 @@ from solver.template.canonical import canonical_face  # noqa: E402
 from solver.template.skeleton import load_skeleton, mirrored_component, mirrored_name  # noqa: E402
 
 OUTPUT = TEMPLATE_DIR / "skeleton_mixtures.json"
+POSES_OUTPUT = TEMPLATE_DIR / "expression_poses.json"
+# Families that count more in the shared loss: a blink is the artist's first test of the lids, and its error lies in
+# a few hundred vertices that the other 51 expressions outvote (learned without it: the blink 42 % of its size).
+EMPHASIS = {"eyeBlink": 4.0}
 SHARED_STEPS = 400
 POSE_LEARNING_RATE, MIXTURE_LEARNING_RATE = 3e-3, 1e-3
-OTHER_VERTEX_WEIGHT = 0.1  # the mouth's inside, the eyes and the head beyond the face area count this much
 # A bone keeps its place: a component's mean may leave the drawn ellipse's centre by this many of its standard
 # deviations, and its spread may change by this factor, before a penalty of this weight holds it (unheld, a nostril
 # bone grew over the cheek and the upper lid's outer bone over the brow: bones an artist could not name any more).
 REACH_IN_SIGMAS, SPREAD_FACTOR, HOLD_WEIGHT = 1.5, 1.5, 1.0
+# Each face triangle's normal against the target's, (1 - cos)^2: the vertex loss alone left creases under the jaw
+# and inside the lips (folds of 1.2-1.9 % of the face's triangles on jawOpen and mouthClose).
+NORMAL_WEIGHT = 1.0
 
 
 def family(name: str) -> str:
@@ -62,14 +69,19 @@ def family(name: str) -> str:
 
 
 def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, targets: dict[str, np.ndarray],
-                          steps: int, log) -> dict[str, dict]:
-    """(B) on `targets` (name -> (N, 3)): per-expression poses from (A) fits, then poses and the mixture
-    (logits, offsets, Cholesky factors) together with Adam. Changes `model`'s mixture in place; returns each
-    expression's pose."""
+                          steps: int, log, emphasis: dict[str, float] = EMPHASIS, starts: dict[str, Pose] | None = None,
+                          learn_gaussians: bool = True, normal_weight: float = NORMAL_WEIGHT) -> dict[str, Pose]:
+    """(B) on `targets` (name -> (N, 3)): per-expression poses from `starts` or from (A) fits, then poses and the
+    mixture (logits, offsets, Cholesky factors; with `learn_gaussians` False the poses alone) together with Adam.
+    Changes `model`'s mixture in place; returns each expression's pose."""
     poses = []
     for name, target in targets.items():
-        pose_fit(model, view, target)
-        poses.append([t.detach().clone() for t in (model.pose.log_scale, model.pose.rotvec, model.pose.translation)])
+        if starts is None:
+            pose_fit(model, view, target)
+            start = model.pose
+        else:
+            start = starts[name]
+        poses.append([t.detach().clone() for t in (start.log_scale, start.rotvec, start.translation)])
     pose = Pose(*[torch.stack([p[i] for p in poses]).requires_grad_() for i in range(3)])
     ids = view.evaluated.numpy()
     fitted = torch.stack([torch.as_tensor(t[ids], dtype=model.vertices.dtype) for t in targets.values()])
@@ -77,8 +89,13 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
     in_face = torch.as_tensor(ids < FACE_VERTICES)
     own = torch.sqrt(((fitted - rest_fitted) ** 2).sum(-1)[:, in_face].mean(1)).clamp(min=1e-4)  # (E,)
     vertex_weight = torch.where(in_face, 1.0, OTHER_VERTEX_WEIGHT).to(fitted)
-    shared = [model.mixture.logits, model.mixture.offsets, model.mixture.cholesky_raw]
-    hold = _drawn_place(model)
+    counts = torch.as_tensor([emphasis.get(family(name), 1.0) for name in targets]).to(fitted)
+    if not (ids[:FACE_VERTICES] == np.arange(FACE_VERTICES)).all():
+        raise ValueError("the fitted vertices must start with the whole face area (benchmarks.expressions.fit_vertices)")
+    triangles = torch.as_tensor(model.triangles.numpy()[(model.triangles.numpy() < FACE_VERTICES).all(1)])
+    target_normals = _normals(fitted, triangles)
+    shared = [model.mixture.logits, model.mixture.offsets, model.mixture.cholesky_raw] if learn_gaussians else []
+    hold = _drawn_place(model) if learn_gaussians else (lambda: torch.zeros(()))
     for tensor in shared:
         tensor.requires_grad_(True)
     optimizer = torch.optim.Adam([{"params": [pose.log_scale, pose.rotvec, pose.translation],
@@ -88,8 +105,11 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
     started = time.perf_counter()
     for step in range(steps):
         optimizer.zero_grad()
-        error = ((view.forward(pose) - fitted) ** 2).sum(-1) * vertex_weight
-        loss = (error.mean(1) / own**2).mean() + HOLD_WEIGHT * hold()
+        surface = view.forward(pose)
+        error = ((surface - fitted) ** 2).sum(-1) * vertex_weight
+        turned = ((1 - (_normals(surface, triangles) * target_normals).sum(-1)) ** 2).mean(-1)  # (E,)
+        loss = (counts * (error.mean(1) / own**2 + normal_weight * turned)).sum() / counts.sum() \
+            + HOLD_WEIGHT * hold()
         loss.backward()
         optimizer.step()
         decay.step()
@@ -99,6 +119,12 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
         tensor.requires_grad_(False)
     return {name: Pose(pose.log_scale[e].detach(), pose.rotvec[e].detach(), pose.translation[e].detach())
             for e, name in enumerate(targets)}
+
+
+def _normals(points: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
+    """(..., M, 3) points, (T, 3) triangles of the first vertices -> (..., T, 3) unit normals."""
+    a, b, c = (points[..., triangles[:, i], :] for i in range(3))
+    return torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
 
 
 def _drawn_place(model: ASMModel):
@@ -165,6 +191,29 @@ def mixtures_json(mixtures: dict[str, tuple], about: dict) -> dict:
             "bones": bones}
 
 
+def poses_json(poses: dict[str, Pose], names, head_unit: float, about: str) -> dict:
+    """Poses in the named-pose format of solver/template/poses.py (degrees, iod units, factors); bones that do not
+    move are left out."""
+    document = {"about": about, "poses": {}}
+    for expression, pose in poses.items():
+        channels = {}
+        for j, bone in enumerate(names):
+            rotation = np.degrees(pose.rotvec[j].double().numpy())
+            translation = pose.translation[j].double().numpy() / head_unit
+            scale = np.exp(pose.log_scale[j].double().numpy())
+            entry = {}
+            if np.abs(rotation).max() > 0.05:
+                entry["rotation"] = np.round(rotation, 3).tolist()
+            if np.abs(translation).max() > 1e-4:
+                entry["translation"] = np.round(translation, 5).tolist()
+            if np.abs(scale - 1).max() > 1e-3:
+                entry["scale"] = np.round(scale, 4).tolist()
+            if entry:
+                channels[bone] = entry
+        document["poses"][expression] = channels
+    return document
+
+
 def ict_setup():
     vertices, triangles, corner_uv = ict_whole_head()
     landmarks, valid = ict_landmarks(vertices, triangles, RESULTS / "ict_whole_head_landmarks.json")
@@ -223,8 +272,18 @@ def main(argv=None) -> int:
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
     view = model.restricted(fit_vertices(vertices))
     started = time.perf_counter()
-    learn_shared_mixtures(model, view, vertices, training, args.steps, log)
+    poses = learn_shared_mixtures(model, view, vertices, training, args.steps, log)
     log(f"learned in {time.perf_counter() - started:.0f} s")
+    graph = edge_graph(vertices, triangles)
+    shared_rows = []
+    for name, target in training.items():
+        with torch.no_grad():
+            posed = model.forward(poses[name]).double().numpy()
+        shared_rows.append(measure(name, vertices, target, posed, triangles, graph))
+    log(f"(B) on the drawn template's rig, Gaussians shared by {len(training)} expressions: median residual "
+        f"{np.median([r['residual'] for r in shared_rows]):.1%}; "
+        + ", ".join(f"{r['expression']} {r['residual']:.1%}" for r in shared_rows if family(r["expression"])
+                    in ("eyeBlink", "jawOpen", "mouthSmile", "mouthPucker")))
     mixtures = symmetric(to_canonical(model, skeleton, mapping.jacobian))
     about = {"about": "Gaussian mixtures of the full preset's face bones in canonical UV, relative to each bone's "
                       "anchor, learned by benchmarks/template_mixtures.py from the ICT-FaceKit's expression shapes "
@@ -235,12 +294,26 @@ def main(argv=None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1) + "\n")
     log(f"wrote {path}")
+    if args.write:
+        # The poses go with the rig the template now makes (carried through canonical UV and made symmetric, its
+        # Gaussians are not the ones fitted): settled on it, the Gaussians held, from where they ended.
+        product_rig, _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4),
+                                   skeleton=load_skeleton("full", mixtures=OUTPUT))
+        product = ASMModel(product_rig, vertices, triangles, WeightConfig(influence_cap=4))
+        poses = learn_shared_mixtures(product, product.restricted(view.evaluated.numpy()), vertices, training,
+                                      args.steps, log, starts=poses, learn_gaussians=False)
+        about_poses = ("The ICT-FaceKit's expressions (the kit's names) as poses of the full rig, learned with "
+                       "skeleton_mixtures.json by benchmarks/template_mixtures.py (MIT, see SOURCE.md): where a "
+                       "pose fit of these expressions starts on any mesh. " + json.loads(
+                           (TEMPLATE_DIR / "demo_poses.json").read_text())["about"].split(". ", 1)[1])
+        POSES_OUTPUT.write_text(json.dumps(poses_json(poses, rig.names, rig.head_unit, about_poses), indent=1)
+                                + "\n")
+        log(f"wrote {POSES_OUTPUT}")
     if not args.hold_out:
         return 0
     learned_skeleton = load_skeleton("full", mixtures=path)
     learned_rig, _ = place_rig(vertices, triangles, corner_uv, landmarks, valid, GenerateSettings("full", 4),
                                skeleton=learned_skeleton)
-    graph = edge_graph(vertices, triangles)
     unseen = {n: o for n, o in expressions.items() if family(n) not in learned_from}
     plain_rows = held_out_rows(rig, vertices, triangles, unseen, graph, log)
     learned_rows = held_out_rows(learned_rig, vertices, triangles, unseen, graph, log)

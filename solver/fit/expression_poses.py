@@ -20,13 +20,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from asm_protocol.choices import ARKIT_NAMES
+
 from ..core.errors import ASMInputError
 from ..core.geometry import spread_subset
 from ..model import ASMModel, Pose
 from ..model.kinematics import forward_kinematics, local_pose_matrices, skinning_matrices
 from ..model.weights import blend_vertices
 from ..rig.arkit import (CarriedExpressions, CarrySettings, ExpressionLibrary, canonical_chart_uv, carry_expressions,
-                         load_library)
+                         kit_sources, load_library)
+from ..template.poses import EXPRESSION_POSES, load_named_poses
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,14 @@ def _weighted_mean_squared(difference: torch.Tensor, weights: torch.Tensor) -> t
 
 def fit_expression_poses(model: ASMModel, carried: CarriedExpressions,
                          settings: ExpressionFitSettings = ExpressionFitSettings(), base: Pose | None = None,
-                         progress=lambda stage, fraction: None) -> ExpressionPoses:
+                         progress=lambda stage, fraction: None,
+                         starts: dict[str, dict[str, np.ndarray]] | None = None) -> ExpressionPoses:
     """Fit one pose per expression of `carried` (targets on `carried.vertex_ids`); the model is not changed.
 
-    base: the pose the expressions start from and are measured against ((J, 3) each; None: the rest pose), e.g. a
-    photo fit's identity. progress(stage, fraction) is called after every step (the worker's raises to cancel)."""
+    base: the pose the expressions are measured against ((J, 3) each; None: the rest pose), e.g. a photo fit's
+    identity. starts: per expression name, a pose change {"log_scale", "rotvec", "translation": (J, 3)} added to
+    `base` where the fit starts, when that fits the target better than `base` itself (learned_starts). progress(stage,
+    fraction) is called after every step (the worker's raises to cancel)."""
     started = time.perf_counter()
     ids = np.asarray(carried.vertex_ids, dtype=np.int64)
     if len(ids) == 0 or carried.offsets.shape != (len(carried.names), len(ids), 3):
@@ -111,6 +117,9 @@ def fit_expression_poses(model: ASMModel, carried: CarriedExpressions,
             size = _weighted_mean_squared(targets - start_surface, weights) / unit ** 2  # (B,)
         moving = size > settings.smallest_offset ** 2
         pose = Pose(*(t.expand(len(rows), joints, 3).clone() for t in (base.log_scale, base.rotvec, base.translation)))
+        if starts:
+            _start_where_better(pose, posed, targets, weights, [starts.get(carried.names[r]) for r in rows],
+                                as_tensor)
         if moving.any():
             _fit_batch(pose, posed, targets, weights, size, moving, base, unit, settings,
                        lambda fraction: progress(f"expressions {rows[0] + 1}-{rows[-1] + 1} of {count}",
@@ -125,6 +134,39 @@ def fit_expression_poses(model: ASMModel, carried: CarriedExpressions,
         progress(f"expressions {rows[-1] + 1} of {count}", (number + 1) / len(batches))
     return ExpressionPoses(tuple(carried.names), result["log_scale"], result["rotvec"], result["translation"],
                            own, reached, time.perf_counter() - started)
+
+
+def _start_where_better(pose: Pose, posed, targets: torch.Tensor, weights: torch.Tensor, changes: list,
+                        as_tensor) -> None:
+    """Add each row's pose change (or None) to `pose` (B, J, 3) in place where the posed rig is then closer to
+    that row's target."""
+    with torch.no_grad():
+        for row, change in enumerate(changes):
+            if change is None:
+                continue
+            moved = Pose(*(getattr(pose, key)[row] + as_tensor(change[key])
+                           for key in ("log_scale", "rotvec", "translation")))
+            at_base = Pose(pose.log_scale[row], pose.rotvec[row], pose.translation[row])
+            if _weighted_mean_squared(posed(moved) - targets[row], weights) < \
+                    _weighted_mean_squared(posed(at_base) - targets[row], weights):
+                for key in ("log_scale", "rotvec", "translation"):
+                    getattr(pose, key)[row] = getattr(moved, key)
+
+
+def learned_starts(names: tuple[str, ...], head_unit: float) -> dict[str, dict[str, np.ndarray]]:
+    """Per ARKit name, the pose the template's learning found for it on the ICT-FaceKit head
+    (solver/template/expression_poses.json, the kit's names; ARKit's browInnerUp and cheekPuff add the kit's two
+    halves), for the rig's bones `names`; {} where that file is missing."""
+    if not EXPRESSION_POSES.is_file():
+        return {}
+    learned = load_named_poses(tuple(names), head_unit, EXPRESSION_POSES)
+    starts = {}
+    for arkit_name in ARKIT_NAMES:
+        sources = [learned[kit] for kit in kit_sources(arkit_name) if kit in learned]
+        if sources:
+            starts[arkit_name] = {key: sum(source[key] for source in sources)
+                                  for key in ("log_scale", "rotvec", "translation")}
+    return starts
 
 
 def _fit_batch(pose: Pose, posed, targets: torch.Tensor, weights: torch.Tensor, size: torch.Tensor,
@@ -181,6 +223,7 @@ class LibraryFitSettings:
     other_vertices: int = 500  # and where it has none (zero offsets, low weight: the back of the head)
     carry: CarrySettings = CarrySettings()
     fit: ExpressionFitSettings = ExpressionFitSettings()
+    learned_starts: bool = True  # each fit starts from the template's learned pose where that is closer
 
 
 def fitted_vertices(vertices: np.ndarray, weights: np.ndarray, outside_weight: float, face_count: int,
@@ -215,4 +258,5 @@ def fit_library_poses(model: ASMModel, landmarks: np.ndarray, landmark_valid: np
     ids = fitted_vertices(vertices, reach.weights, settings.carry.outside_weight, settings.face_vertices,
                           settings.other_vertices)
     carried = carry_expressions(library, model.rig, vertices, canonical_uv, ids, rigid, settings.carry)
-    return fit_expression_poses(model, carried, settings.fit, base, progress)
+    starts = learned_starts(model.rig.names, float(model.rig.head_unit)) if settings.learned_starts else None
+    return fit_expression_poses(model, carried, settings.fit, base, progress, starts)

@@ -10,6 +10,7 @@ from ..core.errors import TemplateError
 from . import TEMPLATE_DIR
 
 DEMO_POSES = TEMPLATE_DIR / "demo_poses.json"
+EXPRESSION_POSES = TEMPLATE_DIR / "expression_poses.json"  # the ICT-FaceKit's expressions, learned with the template
 
 
 def load_named_poses(names: tuple[str, ...], head_unit: float, path: Path = DEMO_POSES) -> dict[str, dict[str, np.ndarray]]:
