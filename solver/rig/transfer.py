@@ -10,7 +10,9 @@
    to the nearest chart point on the mesh itself; where the mesh has no surface there (a face-only
    mask), they are clamped with a warning.
 5. A bone with a pivot (the jaw) has its head, the point it turns about, placed from the mesh's landmarks at the
-   ear side of the face outline (`place_pivot`); its binding point stays where its Gaussians are.
+   ear side of the face outline (`place_pivot`); its binding point stays where its Gaussians are. Where the mouth
+   is open in the rest mesh, the jaw's rest frame is turned open by the lips' angle seen from the hinge
+   (`rest_jaw_opening`), so that the jaw's rest pose is the mesh as it is and closing it is a turn back.
 """
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ FAR_FROM_SURFACE = 0.35  # iod: a beyond-face bone whose surface target is furth
 MIN_LANDMARKS = 40
 OUTLIER_DISTANCE = 0.2  # iod: further than this from the aligned canonical face, a landmark is not trusted
 SKIN_OVER_PIVOT = 0.1  # iod: the mesh's surface lies this near the pivot's height and depth on each side of the face
+JAW_BONE = "jaw"
+INNER_LIPS, MOUTH_CORNERS = (13, 14), (78, 308)  # MediaPipe: inner lip line's middle (upper, lower), inner corners
+OPEN_MOUTH_RATIO = 0.25  # inner lip gap / mouth width above which the rest mouth is open (relaxed closed lips: < 0.15)
 
 
 def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
@@ -256,6 +261,17 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                                         landmark_valid, alignment, head_unit)
         notes.extend(pivot_notes)
         bind_offset[pivot.bone] = head - surface_point[np.searchsorted(face_bones, pivot.bone)]
+    rest_rotation = rotation @ skeleton.rest_rotation
+    if JAW_BONE in skeleton.names and any(p.bone == skeleton.index(JAW_BONE) for p in skeleton.pivots):
+        jaw = skeleton.index(JAW_BONE)
+        hinge = bind_offset[jaw] + surface_point[np.searchsorted(face_bones, jaw)]
+        angle, ratio = rest_jaw_opening(landmarks, landmark_valid, alignment, hinge)
+        if angle:
+            rest_rotation[jaw] = _turn(rotation[:, 0], angle) @ rest_rotation[jaw]
+            notes.append(f"the mouth is open in the rest mesh (lips {ratio:.2f} of the mouth's width apart): the "
+                         f"jaw's rest pose starts opened by {np.degrees(angle):.0f} degrees, so its rotation 0 is the "
+                         f"mesh as it is; turn the jaw back by {np.degrees(angle):.0f} degrees about its X axis "
+                         "(the opposite of its 'jaw open' pose) to close the mouth")
 
     # 6. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
     openings, opening_notes = opening_sides(vertices, triangles, landmarks, landmark_valid, skeleton.openings,
@@ -265,7 +281,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         warnings.warn(message, stacklevel=2)
     return RigDefinition(
         names=skeleton.names, parents=skeleton.parents.copy(),
-        rest_rotation=rotation @ skeleton.rest_rotation,
+        rest_rotation=rest_rotation,
         zeta=zeta, bind_triangle=bind_triangle, bind_offset=bind_offset,
         length=skeleton.length * head_unit, free=skeleton.free.copy(), deform=skeleton.deform.copy(),
         has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
@@ -298,6 +314,31 @@ def place_pivot(pivot: Pivot, name: str, vertices: np.ndarray, triangles: np.nda
     return head, [f"bone {name!r}: the mesh has no surface in front of the ears ({distance.max() / head_unit:.2f} iod "
                   "from where the skin over the hinge would be: a face-only mask?); its hinge is placed from the "
                   "face's proportions"]
+
+
+def rest_jaw_opening(landmarks: np.ndarray, valid: np.ndarray, alignment: Similarity,
+                     hinge: np.ndarray) -> tuple[float, float]:
+    """How far the mouth is open in the rest mesh: the angle (radians, positive: open) between the inner lip line's
+    upper and lower middles seen from the jaw's hinge (3,) about the face's left-right axis, and the lip gap as a
+    share of the mouth's width. The angle is 0 where the gap is below OPEN_MOUTH_RATIO of the width (lips that
+    touch, or part a little as relaxed lips do) or the landmarks are missing."""
+    ids = list(INNER_LIPS + MOUTH_CORNERS)
+    if not valid[ids].all():
+        return 0.0, 0.0
+    upper, lower, corner_a, corner_b = landmarks[ids]
+    ratio = float(np.linalg.norm(upper - lower) / max(np.linalg.norm(corner_a - corner_b), 1e-12))
+    if ratio < OPEN_MOUTH_RATIO:
+        return 0.0, ratio
+    # In the canonical frame (+X the subject's left): a turn about +X by a positive angle takes forward to down.
+    a, b = ((point - hinge) @ alignment.rotation for point in (upper, lower))
+    angle = float(np.arctan2(a[1] * b[2] - a[2] * b[1], a[1] * b[1] + a[2] * b[2]))
+    return max(angle, 0.0), ratio
+
+
+def _turn(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by `angle` (radians) about the unit `axis` (Rodrigues)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
 def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:
