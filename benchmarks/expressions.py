@@ -22,6 +22,10 @@ Per expression, over the kit's face area (vertices 0-9408), in millimetres:
 - where the target closes the lids or the lips (pairs more than 5 mm apart at rest that meet in the target):
   their median gap in the target and in the posed rig.
 
+Before the table, the jaw's hinge: the kit's jawOpen turns the lower teeth rigidly about an axis; how far the rig's
+jaw head (the point the bone turns about) lies from that axis, and how far the lower teeth land from the kit's if
+the jaw bone only turns by the kit's angle, with no translation (what an artist animating the jaw's rotation sees).
+
 Writes expressions.csv (and, with --pictures, expressions.png: target beside the posed rig, close up on the
 mouth and eyes) into --out (default benchmarks/results). Needs ../shared/data.
 """
@@ -83,6 +87,38 @@ def ict_expressions(names: list[str] | None) -> dict[str, np.ndarray]:
     if missing:
         raise SystemExit(f"unknown expression(s) {sorted(missing)}; the kit has {list(shapes['expression_names'])}")
     return chosen
+
+
+TEETH = (17039, 21450)  # the kit's teeth vertices (ict_regions.json, inclusive)
+
+
+def kit_jaw_turn(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rigid motion (rotation (3, 3), translation (3,)) the kit's jawOpen gives the lower teeth (the teeth
+    that move), and those teeth's vertex ids."""
+    offsets = ict_expressions(["jawOpen"])["jawOpen"]
+    teeth = np.arange(TEETH[0], TEETH[1] + 1)
+    moved = teeth[np.linalg.norm(offsets[teeth], axis=1) > 0.05]
+    rest, posed = vertices[moved], vertices[moved] + offsets[moved]
+    u, _, vt = np.linalg.svd((rest - rest.mean(0)).T @ (posed - posed.mean(0)))
+    rotation = vt.T @ np.diag([1.0, 1.0, np.sign(np.linalg.det(vt.T @ u.T))]) @ u.T
+    return rotation, posed.mean(0) - rest.mean(0) @ rotation.T, moved
+
+
+def hinge_report(model: ASMModel, vertices: np.ndarray) -> dict:
+    """How far the rig's jaw head lies from the kit's jawOpen axis, and the lower teeth's RMS distance from the
+    kit's when the jaw only turns by the kit's rotation about its head (mm)."""
+    rotation, translation, teeth = kit_jaw_turn(vertices)
+    angle = np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))
+    axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
+    axis /= np.linalg.norm(axis)
+    on_axis = np.linalg.lstsq(np.eye(3) - rotation, translation, rcond=None)[0]  # a point the motion keeps
+    with torch.no_grad():
+        head = model.bind_positions()[list(model.rig.names).index("jaw")].double().numpy()
+    away = (head - on_axis) - axis * ((head - on_axis) @ axis)
+    turned = (vertices[teeth] - head) @ rotation.T + head
+    target = vertices[teeth] @ rotation.T + translation
+    return {"kit_angle_deg": float(np.degrees(angle)), "hinge_from_axis_mm": float(np.linalg.norm(away) * CM_TO_MM),
+            "teeth_turn_only_mm": float(np.sqrt((np.linalg.norm(turned - target, axis=1) ** 2).mean()) * CM_TO_MM)}
 
 
 def opening_pairs(rest: np.ndarray, target: np.ndarray, graph, near: float, far: float, opens: bool) -> np.ndarray:
@@ -219,6 +255,10 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     log(f"ICT whole head: {len(vertices)} vertices, {int(valid.sum())} landmarks, {len(rig.names)} bones, "
         f"{chart} chart, placed in {time.perf_counter() - started:.1f} s")
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
+    hinge = hinge_report(model, vertices)
+    log(f"jaw hinge: {hinge['hinge_from_axis_mm']:.1f} mm from the axis the kit's jawOpen turns the lower teeth about "
+        f"({hinge['kit_angle_deg']:.1f} degrees); turned alone by that angle, the jaw puts the lower teeth "
+        f"{hinge['teeth_turn_only_mm']:.1f} mm RMS from the kit's")
     view = model.restricted(fit_vertices(vertices))
     graph = edge_graph(vertices, triangles)
     starts = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}

@@ -9,6 +9,11 @@ distances to the seeds of the two sides (the template's landmarks; both distance
 and round the corners, and fading to 0 away from the opening. Parts of the mesh that no seed reaches (a separate
 mouth socket, gums, tongue) take the side of the nearest vertex that one reaches. The weights use it as a gate
 (solver/model/weights.py).
+
+A mouth with no slit in the mesh (sewn shut, a scan) is found by the surface distance between its two sides'
+seeds: about the straight distance where the surface runs across, several times that where the way goes round the
+corners or through the mouth. It gets a note: the gate then changes smoothly across it, so the lips follow the jaw
+with a soft blend (SEWN_CHECKED says why the eyes are not checked this way).
 """
 from __future__ import annotations
 
@@ -23,6 +28,11 @@ from ..template.skeleton import Opening
 
 OPENING_REACH = 1.0  # iod along the surface: a vertex this far from both sides of an opening is on neither
 MIN_SEEDS = 2  # landmark seeds a side needs (the rest may be missing)
+SEWN_RATIO = 1.6  # surface / straight distance between the two sides' seeds below which the opening has no hole
+# Openings checked for a hole. Not the eyes: an eye socket behind open lids makes the way from lid to lid about as
+# short as across a sculpted eye (1.1-2.0x the straight distance on the ICT, MakeHuman and Lee Perry-Smith heads,
+# whose eyes are open), while the mouths measure 3.5-5.3x open and 1.1x sewn (the Fran scan).
+SEWN_CHECKED = ("mouth",)
 
 
 def edge_graph(vertices: np.ndarray, triangles: np.ndarray):
@@ -34,6 +44,12 @@ def edge_graph(vertices: np.ndarray, triangles: np.ndarray):
     first, second = unique // count, unique % count
     length = np.linalg.norm(vertices[first] - vertices[second], axis=1)
     return coo_matrix((np.maximum(length, 1e-12), (first, second)), shape=(count, count)).tocsr()
+
+
+def sewn_note(name: str, ratio: float) -> str:
+    return (f"the {name} has no slit: its lips are one surface (the way along it from one lip to the other is "
+            f"{ratio:.1f}x the straight distance); the rig works, and the lips follow the jaw with a soft blend "
+            "instead of parting")
 
 
 def opening_sides(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray, valid: np.ndarray,
@@ -65,6 +81,10 @@ def opening_sides(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.nda
             continue
         distance = {side: np.minimum(dijkstra(graph, directed=False, indices=ids, min_only=True, limit=reach), reach)
                     for side, ids in seeds.items()}
+        across = np.median(distance["upper"][seeds["lower"]])
+        straight = np.median(cKDTree(vertices[seeds["upper"]]).query(vertices[seeds["lower"]])[0])
+        if opening.name in SEWN_CHECKED and across < SEWN_RATIO * straight:
+            notes.append(sewn_note(opening.name, across / max(straight, 1e-12)))
         side = (distance["lower"] - distance["upper"]) / (distance["lower"] + distance["upper"])
         seeded_parts = np.isin(parts, parts[np.concatenate(list(seeds.values()))])
         if not seeded_parts.all():

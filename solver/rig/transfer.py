@@ -9,6 +9,10 @@
 4. Bones beyond the canonical face (ears, neck, skull) are placed in 3D (landmarks + reach) and bound
    to the nearest chart point on the mesh itself; where the mesh has no surface there (a face-only
    mask), they are clamped with a warning.
+5. A bone with a pivot (the jaw) has its head, the point it turns about, placed from the mesh's landmarks at the
+   ear side of the face outline (`place_pivot`); its binding point stays where its Gaussians are. Where the mouth
+   is open in the rest mesh, the jaw's rest frame is turned open by the lips' angle seen from the hinge
+   (`rest_jaw_opening`), so that the jaw's rest pose is the mesh as it is and closing it is a turn back.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from ..model.binding import locate
 from ..model.rig_definition import RigDefinition
 from ..model.uv_chart import Chart
 from ..template.canonical import canonical_face
-from ..template.skeleton import Skeleton
+from ..template.skeleton import Pivot, Skeleton
 from .openings import opening_sides
 
 TPS_SMOOTHING = 1e-5  # canonical-UV units squared; tolerates a few centimetre-scale landmark slips
@@ -34,6 +38,10 @@ JACOBIAN_STEP = 1e-3
 FAR_FROM_SURFACE = 0.35  # iod: a beyond-face bone whose surface target is further than this is clamped
 MIN_LANDMARKS = 40
 OUTLIER_DISTANCE = 0.2  # iod: further than this from the aligned canonical face, a landmark is not trusted
+SKIN_OVER_PIVOT = 0.1  # iod: the mesh's surface lies this near the pivot's height and depth on each side of the face
+JAW_BONE = "jaw"
+INNER_LIPS, MOUTH_CORNERS = (13, 14), (78, 308)  # MediaPipe: inner lip line's middle (upper, lower), inner corners
+OPEN_MOUTH_RATIO = 0.25  # inner lip gap / mouth width above which the rest mouth is open (relaxed closed lips: < 0.15)
 
 
 def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
@@ -221,6 +229,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     zeta[face_bones] = location.point
     bind_triangle[face_bones] = face_triangles[location.triangle]
     bind_offset[face_bones] = (skeleton.offset[face_bones] @ rotation.T) * head_unit
+    surface_point = np.einsum("pc,pcd->pd", location.barycentric, vertices[triangles[bind_triangle[face_bones]]])
     jac = jacobian(skeleton.anchor_uv[face_bones])
     for n, j in enumerate(face_bones):
         mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
@@ -244,7 +253,27 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                 notes.append(f"bone {skeleton.names[j]!r}: the mesh has no surface near its place "
                              f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
 
-    # 5. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
+    # 5. bones whose head is placed from the mesh (the jaw's hinge), bound where their Gaussians are.
+    for pivot in skeleton.pivots:
+        if skeleton.has_reach[pivot.bone]:
+            raise ASMInputError(f"bone {skeleton.names[pivot.bone]!r}: a pivot bone must be bound on the face")
+        head, pivot_notes = place_pivot(pivot, skeleton.names[pivot.bone], vertices, triangles, landmarks,
+                                        landmark_valid, alignment, head_unit)
+        notes.extend(pivot_notes)
+        bind_offset[pivot.bone] = head - surface_point[np.searchsorted(face_bones, pivot.bone)]
+    rest_rotation = rotation @ skeleton.rest_rotation
+    if JAW_BONE in skeleton.names and any(p.bone == skeleton.index(JAW_BONE) for p in skeleton.pivots):
+        jaw = skeleton.index(JAW_BONE)
+        hinge = bind_offset[jaw] + surface_point[np.searchsorted(face_bones, jaw)]
+        angle, ratio = rest_jaw_opening(landmarks, landmark_valid, alignment, hinge)
+        if angle:
+            rest_rotation[jaw] = _turn(rotation[:, 0], angle) @ rest_rotation[jaw]
+            notes.append(f"the mouth is open in the rest mesh (lips {ratio:.2f} of the mouth's width apart): the "
+                         f"jaw's rest pose starts opened by {np.degrees(angle):.0f} degrees, so its rotation 0 is the "
+                         f"mesh as it is; turn the jaw back by {np.degrees(angle):.0f} degrees about its X axis "
+                         "(the opposite of its 'jaw open' pose) to close the mouth")
+
+    # 6. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
     openings, opening_notes = opening_sides(vertices, triangles, landmarks, landmark_valid, skeleton.openings,
                                             head_unit)
     notes.extend(opening_notes)
@@ -252,7 +281,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         warnings.warn(message, stacklevel=2)
     return RigDefinition(
         names=skeleton.names, parents=skeleton.parents.copy(),
-        rest_rotation=rotation @ skeleton.rest_rotation,
+        rest_rotation=rest_rotation,
         zeta=zeta, bind_triangle=bind_triangle, bind_offset=bind_offset,
         length=skeleton.length * head_unit, free=skeleton.free.copy(), deform=skeleton.deform.copy(),
         has_gaussians=skeleton.has_gaussians.copy(), remainder_bone=skeleton.remainder_bone,
@@ -260,6 +289,56 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
         face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes,
         openings=openings)
+
+
+def place_pivot(pivot: Pivot, name: str, vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,
+                valid: np.ndarray, alignment: Similarity, head_unit: float) -> tuple[np.ndarray, list[str]]:
+    """The (3,) mesh position of a pivot bone's head and notes: the mean of its landmarks (left and right, so on
+    the face's middle) plus its offset. Landmarks the alignment did not trust come from the aligned canonical face.
+    The mesh is checked for skin over the pivot on both sides of the face (in front of the ears, below the
+    cheekbone); where there is none (a face-only mask), the landmarks there lie on the mask's border, not where
+    the face's outline is, so the pivot is placed from the aligned canonical face's proportions instead."""
+    points = _filled(landmarks, valid, pivot.landmarks, alignment)
+    head = points.mean(0) + (alignment.rotation @ pivot.offset) * head_unit
+    # The skin beside the pivot: each side's landmarks' lateral distance from the middle, at the pivot's height and
+    # depth, in the canonical frame.
+    to_canonical = lambda p: (p - alignment.translation) @ alignment.rotation / alignment.scale  # noqa: E731
+    canonical_points, canonical_head = to_canonical(points), to_canonical(head)
+    lateral = np.abs(canonical_points[:, 0]).mean()
+    beside = np.stack([np.array([side * lateral, canonical_head[1], canonical_head[2]]) for side in (-1.0, 1.0)])
+    _, _, _, distance = closest_points_on_mesh(alignment.apply(beside), vertices, triangles)
+    if (distance <= SKIN_OVER_PIVOT * head_unit).all():
+        return head, []
+    canonical = alignment.apply(canonical_face().vertices[pivot.landmarks])
+    head = canonical.mean(0) + (alignment.rotation @ pivot.offset) * head_unit
+    return head, [f"bone {name!r}: the mesh has no surface in front of the ears ({distance.max() / head_unit:.2f} iod "
+                  "from where the skin over the hinge would be: a face-only mask?); its hinge is placed from the "
+                  "face's proportions"]
+
+
+def rest_jaw_opening(landmarks: np.ndarray, valid: np.ndarray, alignment: Similarity,
+                     hinge: np.ndarray) -> tuple[float, float]:
+    """How far the mouth is open in the rest mesh: the angle (radians, positive: open) between the inner lip line's
+    upper and lower middles seen from the jaw's hinge (3,) about the face's left-right axis, and the lip gap as a
+    share of the mouth's width. The angle is 0 where the gap is below OPEN_MOUTH_RATIO of the width (lips that
+    touch, or part a little as relaxed lips do) or the landmarks are missing."""
+    ids = list(INNER_LIPS + MOUTH_CORNERS)
+    if not valid[ids].all():
+        return 0.0, 0.0
+    upper, lower, corner_a, corner_b = landmarks[ids]
+    ratio = float(np.linalg.norm(upper - lower) / max(np.linalg.norm(corner_a - corner_b), 1e-12))
+    if ratio < OPEN_MOUTH_RATIO:
+        return 0.0, ratio
+    # In the canonical frame (+X the subject's left): a turn about +X by a positive angle takes forward to down.
+    a, b = ((point - hinge) @ alignment.rotation for point in (upper, lower))
+    angle = float(np.arctan2(a[1] * b[2] - a[2] * b[1], a[1] * b[1] + a[2] * b[2]))
+    return max(angle, 0.0), ratio
+
+
+def _turn(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by `angle` (radians) about the unit `axis` (Rodrigues)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
 def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:

@@ -21,8 +21,9 @@ LEARNED_MIXTURES = TEMPLATE_DIR / "skeleton_mixtures.json"  # benchmarks/templat
 PARAMETER_GROUPS = ("scale", "rotation", "translation")
 BONE_FIELDS = {
     "name", "parent", "anchor", "reach", "offset", "y_axis", "z_axis", "length", "free", "presets",
-    "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale",
+    "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale", "pivot",
 }
+PIVOT_FIELDS = {"landmarks", "offset"}
 MAX_DEPTH_BELOW_HEAD = 3
 OPENING_SIDES = ("upper", "lower")
 
@@ -35,6 +36,18 @@ class Opening:
     name: str
     seeds: dict[str, tuple[tuple[int, ...], ...]]
     bone_side: np.ndarray
+
+
+@dataclass(frozen=True)
+class Pivot:
+    """A bone whose head (the point it turns about: the jaw's hinge) is placed in 3D from the mesh rather than
+    offset from its binding point: the mean of `landmarks` on the mesh (a set that is its own mirror image, so the
+    mean lies on the face's middle) plus `offset` (iod, canonical frame). Its binding point, where its Gaussians
+    sit, stays at its anchor (solver/rig/transfer.py)."""
+
+    bone: int
+    landmarks: np.ndarray  # (P,) int64 surface landmark ids, closed under the left-right mirror
+    offset: np.ndarray  # (3,) iod
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,7 @@ class Skeleton:
     iod_canonical: float  # cm between the canonical outer eye corners
     openings: tuple[Opening, ...] = ()  # the mouth and the eyes (solver/rig/openings.py)
     mixtures: "LearnedMixtures | None" = None  # Gaussians learned from artist-made expressions (full preset)
+    pivots: tuple[Pivot, ...] = ()  # bones whose head is placed from the mesh (the jaw's hinge)
 
     @property
     def bone_count(self) -> int:
@@ -101,6 +115,27 @@ def _rest_rotation(bone: str, y_axis: np.ndarray, z_axis: np.ndarray) -> np.ndar
         raise TemplateError(f"bone {bone!r}: z_axis is parallel to y_axis, so the roll is undefined")
     z /= np.linalg.norm(z)
     return np.stack([np.cross(y, z), y, z], axis=1)
+
+
+def _pivot(name: str, bone: dict, index: int, mirror: np.ndarray, landmark_count: int) -> Pivot:
+    """A bone's "pivot" field, validated: {"landmarks": [ids closed under the mirror], "offset": [x, y, z]}."""
+    pivot = bone["pivot"]
+    if not isinstance(pivot, dict) or set(pivot) != PIVOT_FIELDS:
+        raise TemplateError(f"bone {name!r}: 'pivot' needs exactly the fields {sorted(PIVOT_FIELDS)} (landmarks whose "
+                            f"mean on the mesh, plus the offset in iod, is the bone's head), got {pivot!r:.80}")
+    for field in ("offset", "reach", "mirror"):
+        if bone.get(field):
+            raise TemplateError(f"bone {name!r}: a bone with a 'pivot' has its head placed by it; drop {field!r}")
+    landmarks = pivot["landmarks"]
+    if not isinstance(landmarks, list) or not landmarks or not all(
+            isinstance(i, int) and not isinstance(i, bool) and 0 <= i < landmark_count for i in landmarks):
+        raise TemplateError(f"bone {name!r}: pivot 'landmarks' must be a non-empty list of landmark ids below "
+                            f"{landmark_count}, got {landmarks!r}")
+    unpaired = sorted(set(int(mirror[i]) for i in landmarks) - set(landmarks))
+    if unpaired:
+        raise TemplateError(f"bone {name!r}: pivot 'landmarks' must hold each landmark's mirror twin too, so that "
+                            f"their mean lies on the face's middle; add {unpaired}")
+    return Pivot(index, np.asarray(landmarks, dtype=np.int64), _vector(name, "pivot.offset", pivot["offset"], 3))
 
 
 def _expand_mirrors(bones: list[dict], mirror_map: np.ndarray) -> list[dict]:
@@ -322,6 +357,7 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
     columns: dict[str, list] = {k: [] for k in (
         "parents", "landmarks", "weights", "anchor_uv", "reach", "has_reach", "offset", "rotation", "length",
         "free", "deform", "gauss", "sigma", "angle")}
+    pivots = []
     for name in kept:
         bone = {**defaults, **by_name[name]}
         parent = parent_of[name]
@@ -351,7 +387,9 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         columns["anchor_uv"].append(weights @ face.uv[landmarks])
         columns["has_reach"].append("reach" in by_name[name])
         columns["reach"].append(_vector(name, "reach", bone.get("reach", [0, 0, 0]), 3))
-        columns["offset"].append(_vector(name, "offset", bone["offset"], 3))
+        if "pivot" in bone:
+            pivots.append(_pivot(name, by_name[name], len(columns["offset"]), face.mirror, face.surface_count))
+        columns["offset"].append(_vector(name, "offset", [0, 0, 0] if "pivot" in bone else bone["offset"], 3))
         columns["rotation"].append(_rest_rotation(name, _vector(name, "y_axis", bone["y_axis"], 3),
                                                   _vector(name, "z_axis", bone["z_axis"], 3)))
         length = float(bone["length"])
@@ -397,4 +435,5 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         remainder_bone=kept_index[head],
         iod_canonical=iod,
         openings=_openings(data.get("openings", {}), set(by_name), kept, face.surface_count),
+        pivots=tuple(pivots),
     )

@@ -103,6 +103,12 @@ def _bone(template, name):
     (lambda t: _bone(t, "chin").__setitem__("sigma", [0.1, -1]), "bone 'chin': sigma must be positive"),
     (lambda t: _bone(t, "chin").__setitem__("z_axis", [0, 0, 1]), "bone 'chin': z_axis is parallel to y_axis"),
     (lambda t: _bone(t, "root").__setitem__("parent", "neck"), "cycle"),
+    (lambda t: _bone(t, "jaw")["pivot"].__setitem__("landmarks", [234, 93, 454]),
+     r"bone 'jaw': pivot 'landmarks' must hold each landmark's mirror twin too.*add \[323\]"),
+    (lambda t: _bone(t, "jaw").__setitem__("offset", [0, 1, 0]), "bone 'jaw': a bone with a 'pivot' .* drop 'offset'"),
+    (lambda t: _bone(t, "jaw")["pivot"].__setitem__("reach", [0, 1, 0]), "bone 'jaw': 'pivot' needs exactly the fields"),
+    (lambda t: _bone(t, "jaw")["pivot"].__setitem__("offset", [0, 1]), "bone 'jaw': field 'pivot.offset' must be a list of 3"),
+    (lambda t: _bone(t, "jaw")["pivot"].__setitem__("landmarks", [234, 999]), "bone 'jaw': pivot 'landmarks' must be"),
 ])
 def test_bad_templates_raise_one_clear_error(template, mutate, message):
     mutate(template)

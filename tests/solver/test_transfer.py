@@ -84,6 +84,42 @@ def test_sample_head_rig_is_placed_sensibly(sample_mesh, sample_rig):
     assert 0.7 < unit < 1.1
 
 
+def jaw_hinge_in_canonical_frame(rig, vertices, triangles) -> np.ndarray:
+    """The jaw's head (where it turns) in the canonical frame, iod units: +Y up, +Z forward, x = 0 the middle."""
+    with torch.no_grad():
+        head = ASMModel(rig, vertices, triangles, dtype=torch.float64).bind_positions().numpy()[rig.names.index("jaw")]
+    return (head - rig.alignment.translation) @ rig.alignment.rotation / rig.head_unit
+
+
+def test_the_jaw_hinge_is_placed_from_the_mesh_in_front_of_the_ears(sample_mesh, sample_rig):
+    # The sample head has ears; its hinge lies on the face's middle, below the eyes (y 0.3) and above the mouth's
+    # corners (y -0.48), well behind the cheek's outline (z -0.27) and in front of the ear's middle (z -0.7).
+    hinge = jaw_hinge_in_canonical_frame(sample_rig, sample_mesh["vertices"], sample_mesh["triangles"])
+    assert abs(hinge[0]) < 0.03 and -0.3 < hinge[1] < 0.05 and -0.6 < hinge[2] < -0.3, hinge
+    assert not [w for w in sample_rig.warnings if "'jaw'" in w]
+
+
+def test_on_a_face_only_mask_the_jaw_hinge_comes_from_the_proportions_with_a_note():
+    from asm_protocol.landmarks import load_landmarks
+    from solver.template.canonical import parse_obj, triangulate_faces
+    from tests.conftest import SCAN_DIR
+
+    vertices, uvs, faces = parse_obj(SCAN_DIR / "fran_cut.obj")
+    triangles, uv_ids = triangulate_faces(faces)
+    landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rig = transfer_template(load_skeleton("game"), vertices, triangles,
+                                chart_from_uv_map(len(vertices), triangles, uvs[uv_ids]), landmarks, valid)
+    notes = [w for w in rig.warnings if "'jaw'" in w]
+    assert len(notes) == 1 and "no surface in front of the ears" in notes[0] and "proportions" in notes[0]
+    hinge = jaw_hinge_in_canonical_frame(rig, vertices, triangles)
+    skeleton = load_skeleton("game")
+    pivot = skeleton.pivots[0]
+    expected = canonical_face().vertices[pivot.landmarks].mean(0) / skeleton.iod_canonical + pivot.offset
+    np.testing.assert_allclose(hinge, expected, atol=1e-6)
+
+
 def test_missing_landmarks_and_bad_meshes_raise_clear_errors(sample_mesh):
     skeleton = load_skeleton("game")
     vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
