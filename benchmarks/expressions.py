@@ -7,9 +7,10 @@ included, from MediaPipe landmarks found on renders of it (cached in benchmarks/
 Each of the kit's expression shapes (neutral + offset) is then a target:
 
 - (A) bone poses alone, the generated Gaussians and bindings unchanged: what an artist can reach by posing. The
-  pose fit starts from the expression's pose in solver/template/expression_poses.json where it has one (learned
-  with the template's Gaussians on this very head: benchmarks/template_mixtures.py); `residual_from_rest` is the
-  same fit from the rest pose.
+  poses start from the expression's pose in solver/template/expression_poses.json where it has one (learned
+  with the template's Gaussians on this very head: benchmarks/template_mixtures.py) and settle together under the
+  learning's loss (face-weighted vertices and each face triangle's normal); `residual_from_rest` is the same from
+  an L-BFGS pose fit from the rest pose.
 - (B) the Gaussians shared by all the expressions of the run, each with its own pose, fitted together.
 
 Per expression, over the kit's face area (vertices 0-9408), in millimetres:
@@ -49,7 +50,7 @@ from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.core.geometry import face_normals, spread_subset  # noqa: E402
 from solver.fit.engine import Stage, fit  # noqa: E402
-from solver.model import ASMModel  # noqa: E402
+from solver.model import ASMModel, Pose  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.rig.openings import edge_graph  # noqa: E402
 from solver.template.poses import EXPRESSION_POSES, load_named_poses  # noqa: E402
@@ -261,19 +262,41 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         f"{hinge['teeth_turn_only_mm']:.1f} mm RMS from the kit's")
     view = model.restricted(fit_vertices(vertices))
     graph = edge_graph(vertices, triangles)
-    starts = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}
-    rows, pictured = [], [("neutral", vertices, vertices)]
+    from benchmarks.template_mixtures import SHARED_STEPS, learn_shared_mixtures
+
+    learned = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}
     expressions = ict_expressions(names)
-    for name, offsets in expressions.items():
-        target = vertices + offsets
-        from_rest = measure(name, vertices, target, pose_fit(model, view, target), triangles, graph)
-        started = time.perf_counter()
-        posed = pose_fit(model, view, target, starts.get(name))
-        row = {**measure(name, vertices, target, posed, triangles, graph), "seconds": time.perf_counter() - started,
+    targets = {name: vertices + offsets for name, offsets in expressions.items()}
+    as_pose = lambda arrays: Pose(*(torch.as_tensor(arrays[k], dtype=model.vertices.dtype)  # noqa: E731
+                                    for k in ("log_scale", "rotvec", "translation")))
+    started = time.perf_counter()
+    rest_starts = {}
+    for name, target in targets.items():  # from the rest pose: an L-BFGS pose fit each
+        pose_fit(model, view, target)
+        rest_starts[name] = Pose(*(t.detach().clone() for t in (model.pose.log_scale, model.pose.rotvec,
+                                                                 model.pose.translation)))
+    pose_sets = {}
+    for label, starts in (("from_rest", rest_starts),
+                          ("learned", {n: as_pose(learned[n]) if n in learned else rest_starts[n] for n in targets})):
+        # then all together with the learning's loss (face-weighted vertices, each triangle's normal), the
+        # Gaussians held: the poses an artist would keep, without creases the vertex loss alone accepts
+        pose_sets[label] = learn_shared_mixtures(model, view, vertices, targets, SHARED_STEPS, lambda line: None,
+                                                 starts=starts, learn_gaussians=False)
+    seconds = (time.perf_counter() - started) / len(targets)
+    rows, pictured = [], [("neutral", vertices, vertices)]
+    for name, target in targets.items():
+        measured = {}
+        for label, poses in pose_sets.items():
+            with torch.no_grad():
+                measured[label] = model.forward(poses[name]).double().numpy()
+        posed = measured["learned"]
+        from_rest = measure(name, vertices, target, measured["from_rest"], triangles, graph)
+        row = {**measure(name, vertices, target, posed, triangles, graph), "seconds": seconds,
                "residual_from_rest": from_rest["residual"], "folded_from_rest": from_rest["folded"]}
         rows.append(row)
         log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
-            f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%})"
+            f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%}), from rest "
+            f"{row['residual_from_rest']:5.1%}"
             + (f"  lips open {row['lip_open_mm']:.1f} of {row['lip_open_target_mm']:.1f} mm" if "lip_pairs" in row else "")
             + (f"  closing gap {row['close_gap_mm']:.1f} (target {row['close_gap_target_mm']:.1f}) mm"
                if "closing_pairs" in row else ""))

@@ -6,12 +6,17 @@ The template's Gaussians are ellipses drawn by hand in the canonical UV chart (s
 Here they are fitted instead, once, on the rig generated from that plain template on the ICT-FaceKit head
 (MIT): every expression of the kit gets its own bone poses, and the Gaussians (weights, means, covariances of the
 full preset's face bones) are shared by all expressions, as (B) in benchmarks/expressions.py. The loss counts each
-expression by its own displacement, so a blink weighs as much as a jaw opening.
+expression by its own displacement, so a 0.5 mm squint weighs as much as a jaw opening (blinks 4x: EMPHASIS), adds
+each face triangle's turn from the target's normal (creases), and holds every component within 1.5 drawn standard
+deviations of its bone's drawn ellipse, its spread within 1.5x, measured in canonical UV: a bone keeps its place
+and an artist can still name what it moves.
 
 The fitted Gaussians are carried back into canonical UV through the inverse of the transfer's spline (its
 Jacobian at each bone's anchor: solver/rig/transfer.py), made left-right symmetric (a .L bone averaged with its
 mirrored .R twin, matched component by component), and, with --write, saved as
-solver/template/skeleton_mixtures.json, which the full preset then uses on every mesh.
+solver/template/skeleton_mixtures.json, which the full preset then uses on every mesh; the expressions' poses,
+settled on the rig that template makes, go to solver/template/expression_poses.json (where the ARKit library's and
+this benchmark's pose fits start).
 
 --hold-out learns from half of the expression families only (both sides of each) and poses the rig into the other
 half: what the learned Gaussians give on shapes they never saw. Needs ../shared/data.
@@ -57,10 +62,10 @@ POSE_LEARNING_RATE, MIXTURE_LEARNING_RATE = 3e-3, 1e-3
 # A bone keeps its place: a component's mean may leave the drawn ellipse's centre by this many of its standard
 # deviations, and its spread may change by this factor, before a penalty of this weight holds it (unheld, a nostril
 # bone grew over the cheek and the upper lid's outer bone over the brow: bones an artist could not name any more).
-REACH_IN_SIGMAS, SPREAD_FACTOR, HOLD_WEIGHT = 1.5, 1.5, 1.0
+REACH_IN_SIGMAS, SPREAD_FACTOR, HOLD_WEIGHT = 1.5, 1.5, 0.1  # summed over the components: each counts
 # Each face triangle's normal against the target's, (1 - cos)^2: the vertex loss alone left creases under the jaw
 # and inside the lips (folds of 1.2-1.9 % of the face's triangles on jawOpen and mouthClose).
-NORMAL_WEIGHT = 1.0
+NORMAL_WEIGHT = 10.0
 
 
 def family(name: str) -> str:
@@ -128,8 +133,10 @@ def _normals(points: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
 
 
 def _drawn_place(model: ASMModel):
-    """A penalty () that holds each bone's components near the ellipse the drawn template gave it (see
-    REACH_IN_SIGMAS): the bone's whole drawn mixture as one covariance (J, 2, 2) measures both."""
+    """A penalty () that holds each bone's components near the mixture the drawn template gave it, in the chart
+    (see REACH_IN_SIGMAS): the bone's whole drawn mixture as one covariance (J, 2, 2) measures both. to_canonical
+    holds them again in canonical UV, where the spline's Jacobian squeezes the chart (landmarks crowd round the
+    nostrils and the lips) and a Gaussian held in the chart could grow fivefold."""
     factor = cholesky_factor(model.mixture.cholesky_raw.detach())
     drawn = (factor @ factor.transpose(-1, -2)).mean(1) + (model.mixture.offsets.detach() ** 2).mean(1)[..., None] \
         * torch.eye(2, dtype=factor.dtype)  # (J, 2, 2)
@@ -143,14 +150,32 @@ def _drawn_place(model: ASMModel):
                                        @ whiten[:, None].transpose(-1, -2)).sqrt()  # (J, K, 2) relative sd
         outside = torch.relu(reach - REACH_IN_SIGMAS) ** 2 + (torch.relu(spread.log().abs() - math.log(SPREAD_FACTOR))
                                                               ** 2).sum(-1)
-        return outside[chosen].mean()
+        return outside[chosen].sum()
 
     return penalty
 
 
+def held_in_canonical(offsets: np.ndarray, covariance: np.ndarray, sigma: np.ndarray, angle: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A bone's canonical components (K, 2), (K, 2, 2) held as _drawn_place holds them in the chart, against its
+    drawn ellipse (sigma (2,), angle): means within REACH_IN_SIGMAS of it, standard deviations within SPREAD_FACTOR
+    of its own."""
+    cos, sin = np.cos(angle), np.sin(angle)
+    rotation = np.array([[cos, -sin], [sin, cos]])
+    drawn = rotation @ np.diag(sigma ** 2) @ rotation.T
+    root = np.linalg.cholesky(drawn)
+    whitened = offsets @ np.linalg.inv(root).T
+    reach = np.linalg.norm(whitened, axis=-1, keepdims=True)
+    offsets = (whitened * np.minimum(1.0, REACH_IN_SIGMAS / np.maximum(reach, 1e-12))) @ root.T
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.clip(values, (sigma.min() / SPREAD_FACTOR) ** 2, (sigma.max() * SPREAD_FACTOR) ** 2)
+    return offsets, vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
+
+
 def to_canonical(model: ASMModel, skeleton, jacobian) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The model's face-bone mixtures in canonical UV relative to each anchor: name -> (weights (K,),
-    offsets (K, 2), covariances (K, 2, 2)), through the inverse of the spline's Jacobian at the anchor."""
+    offsets (K, 2), covariances (K, 2, 2)), through the inverse of the spline's Jacobian at the anchor, held near
+    the drawn ellipse there (held_in_canonical)."""
     face_bones = np.flatnonzero(~skeleton.has_reach & skeleton.has_gaussians)
     inverse = np.linalg.inv(jacobian(skeleton.anchor_uv[face_bones]))  # (n, 2, 2)
     weights = model.mixture.component_weights().double().numpy()
@@ -159,8 +184,9 @@ def to_canonical(model: ASMModel, skeleton, jacobian) -> dict[str, tuple[np.ndar
     covariance = factor @ np.swapaxes(factor, -1, -2)
     result = {}
     for n, j in enumerate(face_bones):
-        result[skeleton.names[j]] = (weights[j], offsets[j] @ inverse[n].T,
-                                     inverse[n] @ covariance[j] @ inverse[n].T)
+        held = held_in_canonical(offsets[j] @ inverse[n].T, inverse[n] @ covariance[j] @ inverse[n].T,
+                                 skeleton.sigma[j], skeleton.angle[j])
+        result[skeleton.names[j]] = (weights[j], *held)
     return result
 
 

@@ -187,3 +187,24 @@ def test_all_52_fit_on_the_sample_head(sample_mesh, sample_model):
     assert fitted.sum() == 51  # all but tongueOut
     assert (poses.residual[fitted] < 0.6).all(), dict(zip(ARKIT_NAMES, poses.residual.round(2)))
     assert np.median(poses.residual[fitted]) < 0.35  # measured: 26 %
+
+
+def test_fits_start_from_the_learned_poses_where_those_are_closer(sample_mesh, sample_model):
+    """The template's learned poses (solver/template/expression_poses.json) as ARKit starts: both halves of
+    browInnerUp, none for tongueOut; on the sample head a learned start brings the smile closer than the rest pose,
+    and the fit from it ends at least as close as the fit from the rest pose."""
+    from solver.fit.expression_poses import LibraryFitSettings, fit_library_poses, learned_starts
+    from solver.template.poses import EXPRESSION_POSES, load_named_poses
+
+    names, unit = sample_model.rig.names, float(sample_model.rig.head_unit)
+    starts = learned_starts(names, unit)
+    assert set(starts) == set(ARKIT_NAMES) - {"tongueOut"}
+    kit = load_named_poses(tuple(names), unit, EXPRESSION_POSES)
+    np.testing.assert_allclose(starts["browInnerUp"]["rotvec"],
+                               kit["browInnerUp_L"]["rotvec"] + kit["browInnerUp_R"]["rotvec"])
+    fits = {}
+    for learned in (True, False):
+        fits[learned] = fit_library_poses(sample_model, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                                          LibraryFitSettings(expressions=("mouthSmileLeft",), learned_starts=learned))
+    assert fits[True].residual[0] <= fits[False].residual[0] + 0.01, (fits[True].residual, fits[False].residual)
+    assert not np.allclose(fits[True].rotvec, fits[False].rotvec)  # it did start elsewhere
