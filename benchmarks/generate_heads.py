@@ -6,8 +6,9 @@ maps, press Generate with automatic face direction, look at the rig posed.
 Per head and UV state: vertices, landmarks found, face direction found, chart used, seconds (whole Generate,
 renders + detection + solver + write-back), notes, and the exactness of Blender's evaluated mesh against the
 solver's forward pass under random 9-DoF poses (from the armature and groups in the scene). Writes
-`benchmarks/results/heads/<head>.png` (neutral, jaw open, eyes closed, brows up, smile; front and 35 degrees),
-`benchmarks/results/generate_heads.png` (the front views of every head) and `benchmarks/results/generate_heads.csv`.
+`benchmarks/results/heads/<head>.png` (PICTURE_POSES: front, 35 degrees, mouth and eyes close up),
+`benchmarks/results/generate_heads.png` (every head's front views over their close-ups; copy it to docs/ by hand)
+and `benchmarks/results/generate_heads.csv`.
 """
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ HEADS = {
     "makehuman": "makehuman_base/base_head.obj",
     "mediapipe_canonical": "mediapipe_canonical_face/canonical_face_model.obj",
 }
-PICTURE_POSES = ("neutral", "jaw open", "eyes closed", "brows up", "smile")
+PICTURE_POSES = ("neutral", "jaw open", "smile", "pucker", "blink", "brows up")  # solver/template/demo_poses.json
+SHEET_SIZE = 320  # the front views of the contact sheet, pixels; its close-ups are half as wide
 
 
 def exactness(head, arm) -> float:
@@ -68,31 +70,35 @@ def exactness(head, arm) -> float:
 
 
 def picture(head, arm, output: Path, label: str) -> None:
+    """`output`: per pose (columns) the front and 35-degree views and the mouth and eyes close up (rows);
+    `<output>_front.png`: one row for the contact sheet, per pose the front view over its two close-ups."""
     from asm_blender.scene_io import armature as armature_io
     from asm_blender.scene_io.rig import RIG_PROPERTY
     from mathutils import Vector
 
-    from asm_blender.scene_io.views import render_views, tile_images
+    from asm_blender.scene_io.views import pose_views, tile_images
     from solver.template.poses import load_named_poses
 
     record = json.loads(arm[RIG_PROPERTY])
     names = record["names"]
     poses = load_named_poses(names, record["head_unit"])
-    direction = json.loads(head.asm.summary)["direction_vector"] or (0.0, -1.0, 0.0)
+    direction = Vector(json.loads(head.asm.summary)["direction_vector"] or (0.0, -1.0, 0.0))
 
     with tempfile.TemporaryDirectory() as tmp:
-        columns = []
+        columns, cells = [], []
         for pose_name in PICTURE_POSES:
             pose = poses[pose_name]
             armature_io.set_pose(arm, names, pose["log_scale"], pose["rotvec"], pose["translation"])
-            views = render_views(head, Path(tmp) / pose_name.replace(" ", "_"), yaw_degrees=(0.0, 35.0), size=320,
-                                 face_direction=Vector(direction), extra_objects=(arm,),
-                                 label=f"{label}: {pose_name}")
-            columns.append([v.image_path for v in views])
+            folder = Path(tmp) / pose_name.replace(" ", "_")
+            columns.append(pose_views(head, arm, folder, label=f"{label}: {pose_name}",
+                                      size=SHEET_SIZE, face_direction=direction))
+            small = pose_views(head, arm, folder / "small", yaw_degrees=(), size=SHEET_SIZE // 2,
+                               face_direction=direction)  # the close-ups at half size, side by side
+            close = tile_images([small], folder / "close_ups.png")
+            cells.append(tile_images([[columns[-1][0]], [close]], folder / "cell.png"))
         armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
-        rows = [list(row) for row in zip(*columns)]
-        tile_images(rows, output)
-        tile_images(rows[:1], output.with_name(output.stem + "_front.png"))  # one row for the contact sheet
+        tile_images([list(row) for row in zip(*columns)], output)
+        tile_images([cells], output.with_name(output.stem + "_front.png"))
 
 
 def run_head(key: str, remove_uv: bool, preset: str, pictures: bool) -> dict:

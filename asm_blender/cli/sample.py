@@ -1,6 +1,6 @@
 """`sample`: the main job on the bundled sample head (a checkout only: the samples are not in the extension). The
-rig built and posed (out/sample_rig_poses.png), fitted to the bundled Fran scan (out/sample_fit.png) and to the
-bundled photos of Lee Perry-Smith (sample_photo_fit.py), all saved in out/sample_rig.blend."""
+rig built and posed (out/sample_rig_poses.png: each named pose whole and close up on the mouth and eyes), fitted
+to the bundled Fran scan (out/sample_fit.png) and to the bundled photos of Lee Perry-Smith (sample_photo_fit.py), all saved in out/sample_rig.blend."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,7 @@ from ..scene_io.mesh import mesh_arrays
 from ..scene_io.preview import write_error_colours, write_weight_preview
 from ..scene_io.rig import apply_rig
 from ..scene_io.sample import import_obj
-from ..scene_io.views import render_views, tile_images
+from ..scene_io.views import pose_views, render_views, tile_images
 from .common import PYTHON_PROG, addon_registered, log, report, stdout_to_stderr
 from .generate import rig_arguments
 from .sample_photo_fit import fit_sample_to_photos
@@ -68,18 +68,14 @@ def _build_sample(args, started: float) -> dict:
     arm = apply_rig(head, result, name="Head_ASM")
     names = [str(n) for n in result["names"]]
     with tempfile.TemporaryDirectory() as tmp:
-        columns = []
+        columns = []  # per pose: front, 35 degrees, mouth and eyes close up
         for p, pose_name in enumerate(result["pose_names"]):
             armature_io.set_pose(arm, names, result["pose_log_scale"][p], result["pose_rotvec"][p],
                                  result["pose_translation"][p])
-            views = render_views(head, Path(tmp) / f"pose{p}", yaw_degrees=(0.0, 35.0), size=384,
-                                 extra_objects=(arm,), label=str(pose_name))
-            columns.append([v.image_path for v in views])
+            columns.append(pose_views(head, arm, Path(tmp) / f"pose{p}", label=str(pose_name)))
         armature_io.set_pose(arm, names, *(np.zeros((len(names), 3)) for _ in range(3)))
         write_weight_preview(head, armature_io.read_weights(head, names), int(result["remainder_bone"]))
-        weights_views = render_views(head, Path(tmp) / "weights", yaw_degrees=(0.0, 35.0), size=384,
-                                     extra_objects=(arm,), label="weights", colour_attribute=True)
-        columns.append([v.image_path for v in weights_views])
+        columns.append(pose_views(head, arm, Path(tmp) / "weights", label="weights", colour_attribute=True))
         picture = tile_images([list(row) for row in zip(*columns)], (args.output / "sample_rig_poses.png").resolve())
     log(f"wrote {picture}")
     fitted = None if args.fit == "none" else _fit_sample_to_scan(args, head, arrays, landmarks, valid)

@@ -41,14 +41,16 @@ def _look_at(position: Vector, target: Vector) -> Matrix:
 def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.0, 15.0, -30.0, 30.0), size: int = 512,
                  face_direction: Vector = Vector((0.0, -1.0, 0.0)), extra_objects=(), label: str = "",
                  colour_attribute: bool = False, name_prefix: str = "view", anti_aliasing: str = "8",
-                 png_compression: int = 15) -> list[View]:
+                 png_compression: int = 15, focus=None) -> list[View]:
     """Workbench renders of `obj` from the front (along face_direction, in world space) and turned by yaw.
 
     Renders in a temporary scene so that the user's scene settings (engine, resolution, camera) are
     never changed. `extra_objects` join the scene (e.g. the armature that deforms `obj`); a `label` is
     stamped into the images; `colour_attribute` shades with the mesh's active colour attribute. `anti_aliasing` is
     Workbench's render sample count ("OFF", "FXAA", "5", "8", ...): each sample draws the scene once more, so
-    renders for the detector take DETECTION_ANTI_ALIASING (see `detection_views`).
+    renders for the detector take DETECTION_ANTI_ALIASING (see `detection_views`). `focus` = (centre, extent) in
+    world space frames a close-up instead of the whole object: the camera aims at `centre` and the frame is `extent`
+    wide there (see `close_ups`).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +63,9 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
     target = Vector(((low[0] + high[0]) / 2, (low[1] + high[1]) / 2, low[2] + 0.6 * (high[2] - low[2])))
     half_fov = math.atan(SENSOR_WIDTH_MM / 2 / FOCAL_MM)
     distance = 0.5 * extent / 0.9 / math.tan(half_fov) + 0.5 * extent
+    if focus is not None:
+        centre, width = focus
+        target, distance = Vector(tuple(float(c) for c in centre)), 0.5 * float(width) / math.tan(half_fov)
 
     scene = bpy.data.scenes.new("ASM landmark views")
     camera_data = bpy.data.cameras.new("ASM landmark camera")
@@ -109,6 +114,43 @@ def render_views(obj: bpy.types.Object, output_dir: Path, yaw_degrees=(0.0, -15.
         remove_object(camera)
         bpy.data.scenes.remove(scene)
         bpy.data.worlds.remove(world)
+
+
+CLOSE_UPS = {  # name: (bones whose rest heads' mean is the centre, frame width in eye-to-eye distances)
+    "mouth": (("mouth_corner.L", "mouth_corner.R"), 1.05),
+    "eyes": (("eye.L", "eye.R"), 1.65),
+}
+EYES = ("eye.L", "eye.R")  # every preset has them: the close-ups' yardstick, in world space whatever the units
+
+
+def close_ups(arm: bpy.types.Object) -> dict[str, tuple[np.ndarray, float]]:
+    """{"mouth" / "eyes": (centre, extent)} in world space for `render_views(focus=...)`, from the armature's rest
+    bone heads (CLOSE_UPS); none without the eye bones; close-ups whose bones the rig lacks are left out."""
+    def head(bone):
+        return np.array(tuple(arm.matrix_world @ arm.data.bones[bone].head_local))
+
+    if not all(b in arm.data.bones for b in EYES):
+        return {}
+    unit = float(np.linalg.norm(head(EYES[0]) - head(EYES[1])))
+    return {name: (np.mean([head(b) for b in bones], axis=0), width * unit)
+            for name, (bones, width) in CLOSE_UPS.items() if all(b in arm.data.bones for b in bones)}
+
+
+def pose_views(obj: bpy.types.Object, arm: bpy.types.Object, output_dir: Path, label: str = "",
+               yaw_degrees=(0.0, 35.0), size: int = 384, close_up_size: int | None = None,
+               face_direction: Vector = Vector((0.0, -1.0, 0.0)), colour_attribute: bool = False) -> list[Path]:
+    """One column of a pose sheet: `obj` as posed by `arm`, whole from `yaw_degrees` (labelled), then the close-ups
+    (`close_ups`: mouth, eyes) from the front at `close_up_size` (default `size`). Image paths, top first."""
+    output_dir = Path(output_dir)
+    paths = [v.image_path for v in render_views(obj, output_dir, yaw_degrees, size, face_direction=face_direction,
+                                                 extra_objects=(arm,), label=label,
+                                                 colour_attribute=colour_attribute)]
+    for name, focus in close_ups(arm).items():
+        paths += [v.image_path for v in render_views(obj, output_dir, (0.0,), close_up_size or size,
+                                                      face_direction=face_direction, extra_objects=(arm,),
+                                                      colour_attribute=colour_attribute, name_prefix=name,
+                                                      focus=focus)]
+    return paths
 
 
 def surface_tree(obj: bpy.types.Object) -> BVHTree:
