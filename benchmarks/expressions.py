@@ -62,7 +62,7 @@ ACROSS_SURFACE_CM = 1.0  # pairs this far apart along the rest surface lie on tw
 LIP_CONTACT_CM, LIP_OPEN_CM = 0.15, 0.5  # lip pairs: this close at rest, this far apart in the target
 CLOSE_APART_CM, CLOSE_MEET_CM = 0.5, 0.1  # closing pairs (lids, lips): this far apart at rest, this close in the target
 OTHER_FIT_VERTICES = 3000  # fitted besides the face area: a spread subset of the mouth's inside, the eyes, the head
-OTHER_VERTEX_WEIGHT = 0.1  # and they count this much in the fits: the residual is measured on the face area
+OTHER_VERTEX_WEIGHT = 1.0  # and they count as much in the fits (at 0.1 the jaw-open pose tore the mouth's inside)
 POSE_STAGES = (  # L-BFGS on the poses: the vertex loss is smooth in them, and Adam stalls on small shapes
     Stage(name="pose", groups=("pose",), losses={"vertex": 1.0, "pose_prior": 1e-6}, iterations=80,
           learning_rate=1.0, optimizer="lbfgs", patience=10, early_stop=1e-5),
