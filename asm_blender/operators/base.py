@@ -176,6 +176,15 @@ def poll_head(cls, context, missing: str = "select a head mesh") -> bpy.types.Ob
     return mesh_obj
 
 
+def poll_rigged_head(cls, context) -> bpy.types.Object | None:
+    """poll_head for an action on a head's rig: None, with the reason, where the head has no ASM rig yet."""
+    mesh_obj = poll_head(cls, context, "select a head mesh (or its ASM armature)")
+    if mesh_obj is not None and existing_rig(mesh_obj) is None:
+        cls.poll_message_set(f"{mesh_obj.name!r} has no ASM rig yet: press Generate Rig first")
+        return None
+    return mesh_obj
+
+
 def poll_photo_list(cls, context) -> bool:
     mesh_obj = poll_head(cls, context)
     if mesh_obj is None:

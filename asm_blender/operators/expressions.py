@@ -7,8 +7,7 @@ from pathlib import Path
 import bpy
 
 from ..flows.expressions import expression_steps, rig_for_expressions
-from ..scene_io.rig import existing_rig
-from .base import StepsOperator, poll_head, target_mesh
+from .base import StepsOperator, poll_rigged_head, target_mesh
 
 
 class ASM_OT_make_expressions(StepsOperator, bpy.types.Operator):
@@ -25,13 +24,7 @@ class ASM_OT_make_expressions(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        mesh_obj = poll_head(cls, context, "select a head mesh (or its ASM armature)")
-        if mesh_obj is None:
-            return False
-        if existing_rig(mesh_obj) is None:
-            cls.poll_message_set(f"{mesh_obj.name!r} has no ASM rig yet: press Generate Rig first")
-            return False
-        return True
+        return poll_rigged_head(cls, context) is not None
 
     def invoke(self, context, event):
         mesh_obj = target_mesh(context)

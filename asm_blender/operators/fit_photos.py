@@ -7,8 +7,7 @@ import bpy
 
 from ..flows.fit import fit_steps, rig_for_fit
 from ..flows.photos import enabled_photos
-from ..scene_io.rig import existing_rig
-from .base import StepsOperator, poll_head, target_mesh
+from .base import StepsOperator, poll_rigged_head, target_mesh
 
 
 class ASM_OT_fit_photos(StepsOperator, bpy.types.Operator):
@@ -21,11 +20,8 @@ class ASM_OT_fit_photos(StepsOperator, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        mesh_obj = poll_head(cls, context, "select a head mesh (or its ASM armature)")
+        mesh_obj = poll_rigged_head(cls, context)
         if mesh_obj is None:
-            return False
-        if existing_rig(mesh_obj) is None:
-            cls.poll_message_set(f"{mesh_obj.name!r} has no ASM rig yet: press Generate Rig first")
             return False
         if not any(photo.enabled for photo in mesh_obj.asm.photos):
             cls.poll_message_set("add photos (Add Photos) and tick the ones to fit")

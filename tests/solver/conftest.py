@@ -45,3 +45,25 @@ def _sample_rig(sample_mesh, learned: bool):
         return transfer_template(load_skeleton("full", mixtures=LEARNED_MIXTURES if learned else None),
                                  sample_mesh["vertices"], sample_mesh["triangles"], chart,
                                  sample_mesh["landmarks"], sample_mesh["landmark_valid"])
+
+
+def fran_scan_rig(preset: str):
+    """The bundled Fran scan (a face mask with its mouth sewn shut) rigged through its own UV map: vertices (N, 3),
+    triangles (T, 3), the rig definition for `preset` and the scan's landmarks (L, 3)."""
+    import warnings
+
+    from asm_protocol.landmarks import load_landmarks
+    from solver.model.uv_chart import chart_from_uv_map
+    from solver.rig.transfer import transfer_template
+    from solver.template.canonical import parse_obj, triangulate_faces
+    from solver.template.skeleton import load_skeleton
+    from tests.conftest import SCAN_DIR
+
+    vertices, uvs, faces = parse_obj(SCAN_DIR / "fran_cut.obj")
+    triangles, uv_ids = triangulate_faces(faces)
+    landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rig = transfer_template(load_skeleton(preset), vertices, triangles,
+                                chart_from_uv_map(len(vertices), triangles, uvs[uv_ids]), landmarks, valid)
+    return vertices, triangles, rig, landmarks

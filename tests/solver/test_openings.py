@@ -112,23 +112,10 @@ def test_the_gated_fast_path_equals_the_dense_reference(sample_mesh, projected_r
 
 def test_a_mouth_sewn_shut_is_said_and_the_jaw_still_opens_it_without_a_tear(sample_mesh):
     """The Fran scan's mouth has no slit (a real scan); the sample head's has one."""
-    import warnings
-
-    from asm_protocol.landmarks import load_landmarks
-    from solver.model.uv_chart import chart_from_uv_map
-    from solver.rig.transfer import transfer_template
-    from solver.template.canonical import parse_obj, triangulate_faces
     from solver.template.poses import load_named_poses
-    from solver.template.skeleton import load_skeleton
-    from tests.conftest import SCAN_DIR
+    from tests.solver.conftest import fran_scan_rig
 
-    vertices, uvs, faces = parse_obj(SCAN_DIR / "fran_cut.obj")
-    triangles, uv_ids = triangulate_faces(faces)
-    landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rig = transfer_template(load_skeleton("full"), vertices, triangles,
-                                chart_from_uv_map(len(vertices), triangles, uvs[uv_ids]), landmarks, valid)
+    vertices, triangles, rig, landmarks = fran_scan_rig("full")
     notes = [w for w in rig.warnings if "no slit" in w]
     assert len(notes) == 1 and notes[0].startswith("the mouth has no slit") and "follow the jaw" in notes[0]
     model = ASMModel(rig, vertices, triangles, dtype=torch.float64)

@@ -100,17 +100,9 @@ def test_the_jaw_hinge_is_placed_from_the_mesh_in_front_of_the_ears(sample_mesh,
 
 
 def test_on_a_face_only_mask_the_jaw_hinge_comes_from_the_proportions_with_a_note():
-    from asm_protocol.landmarks import load_landmarks
-    from solver.template.canonical import parse_obj, triangulate_faces
-    from tests.conftest import SCAN_DIR
+    from tests.solver.conftest import fran_scan_rig
 
-    vertices, uvs, faces = parse_obj(SCAN_DIR / "fran_cut.obj")
-    triangles, uv_ids = triangulate_faces(faces)
-    landmarks, valid = load_landmarks(SCAN_DIR / "landmarks.json")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        rig = transfer_template(load_skeleton("game"), vertices, triangles,
-                                chart_from_uv_map(len(vertices), triangles, uvs[uv_ids]), landmarks, valid)
+    vertices, triangles, rig, _ = fran_scan_rig("game")
     notes = [w for w in rig.warnings if "'jaw'" in w]
     assert len(notes) == 1 and "no surface in front of the ears" in notes[0] and "proportions" in notes[0]
     hinge = jaw_hinge_in_canonical_frame(rig, vertices, triangles)
