@@ -42,12 +42,13 @@ from benchmarks.common import write_csv  # noqa: E402
 from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, fit_vertices, ict_expressions, ict_whole_head,  # noqa: E402
                                    measure, pose_fit)
 from solver.core.config import WeightConfig  # noqa: E402
+from solver.core.geometry import face_normals  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
 from solver.model.uv_chart import cylindrical_chart  # noqa: E402
 from solver.model.weights import cholesky_factor  # noqa: E402
-from solver.rig.generate import GenerateSettings, canonical_frame, place_rig  # noqa: E402
+from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.rig.openings import edge_graph  # noqa: E402
-from solver.rig.transfer import canonical_chart_map, robust_alignment  # noqa: E402
+from solver.rig.transfer import canonical_chart_map, clamped_covariance, initial_mixture, robust_alignment  # noqa: E402
 from solver.template import TEMPLATE_DIR  # noqa: E402
 from solver.template.canonical import canonical_face  # noqa: E402
 from solver.template.skeleton import load_skeleton, mirrored_component, mirrored_name  # noqa: E402
@@ -96,9 +97,9 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
     vertex_weight = torch.where(in_face, 1.0, OTHER_VERTEX_WEIGHT).to(fitted)
     counts = torch.as_tensor([emphasis.get(family(name), 1.0) for name in targets]).to(fitted)
     if not (ids[:FACE_VERTICES] == np.arange(FACE_VERTICES)).all():
-        raise ValueError("the fitted vertices must start with the whole face area (benchmarks.expressions.fit_vertices)")
+        raise ValueError("the fitted vertices must start with the whole face area (expressions.fit_vertices)")
     triangles = torch.as_tensor(model.triangles.numpy()[(model.triangles.numpy() < FACE_VERTICES).all(1)])
-    target_normals = _normals(fitted, triangles)
+    target_normals = face_normals(fitted, triangles)
     shared = [model.mixture.logits, model.mixture.offsets, model.mixture.cholesky_raw] if learn_gaussians else []
     hold = _drawn_place(model) if learn_gaussians else (lambda: torch.zeros(()))
     for tensor in shared:
@@ -112,7 +113,7 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
         optimizer.zero_grad()
         surface = view.forward(pose)
         error = ((surface - fitted) ** 2).sum(-1) * vertex_weight
-        turned = ((1 - (_normals(surface, triangles) * target_normals).sum(-1)) ** 2).mean(-1)  # (E,)
+        turned = ((1 - (face_normals(surface, triangles) * target_normals).sum(-1)) ** 2).mean(-1)  # (E,)
         loss = (counts * (error.mean(1) / own**2 + normal_weight * turned)).sum() / counts.sum() \
             + HOLD_WEIGHT * hold()
         loss.backward()
@@ -124,12 +125,6 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
         tensor.requires_grad_(False)
     return {name: Pose(pose.log_scale[e].detach(), pose.rotvec[e].detach(), pose.translation[e].detach())
             for e, name in enumerate(targets)}
-
-
-def _normals(points: torch.Tensor, triangles: torch.Tensor) -> torch.Tensor:
-    """(..., M, 3) points, (T, 3) triangles of the first vertices -> (..., T, 3) unit normals."""
-    a, b, c = (points[..., triangles[:, i], :] for i in range(3))
-    return torch.nn.functional.normalize(torch.linalg.cross(b - a, c - a), dim=-1)
 
 
 def _drawn_place(model: ASMModel):
@@ -160,16 +155,12 @@ def held_in_canonical(offsets: np.ndarray, covariance: np.ndarray, sigma: np.nda
     """A bone's canonical components (K, 2), (K, 2, 2) held as _drawn_place holds them in the chart, against its
     drawn ellipse (sigma (2,), angle): means within REACH_IN_SIGMAS of it, standard deviations within SPREAD_FACTOR
     of its own."""
-    cos, sin = np.cos(angle), np.sin(angle)
-    rotation = np.array([[cos, -sin], [sin, cos]])
-    drawn = rotation @ np.diag(sigma ** 2) @ rotation.T
-    root = np.linalg.cholesky(drawn)
+    _, drawn = initial_mixture(sigma[None], np.array([angle]), 1)
+    root = np.linalg.cholesky(drawn[0, 0])
     whitened = offsets @ np.linalg.inv(root).T
     reach = np.linalg.norm(whitened, axis=-1, keepdims=True)
     offsets = (whitened * np.minimum(1.0, REACH_IN_SIGMAS / np.maximum(reach, 1e-12))) @ root.T
-    values, vectors = np.linalg.eigh(covariance)
-    values = np.clip(values, (sigma.min() / SPREAD_FACTOR) ** 2, (sigma.max() * SPREAD_FACTOR) ** 2)
-    return offsets, vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
+    return offsets, clamped_covariance(covariance, sigma, SPREAD_FACTOR)
 
 
 def to_canonical(model: ASMModel, skeleton, jacobian) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -257,7 +248,7 @@ def plain_model(vertices, triangles, corner_uv, landmarks, valid):
     surface = face.surface_count
     alignment, _ = robust_alignment(face.vertices[:surface], landmarks[:surface], valid[:surface],
                                     skeleton.iod_canonical)
-    chart = cylindrical_chart(vertices, triangles, canonical_frame(alignment))
+    chart = cylindrical_chart(vertices, triangles, alignment.invert)
     mapping = canonical_chart_map(vertices, triangles, chart, landmarks[:surface], valid[:surface],
                                   skeleton.iod_canonical)
     if not np.allclose(mapping.chart_uv, rig.chart_uv):

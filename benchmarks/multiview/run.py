@@ -130,7 +130,7 @@ def heat_map_figure(scan, sample: SampleRig, surfaces: dict, photo: Path, output
         columns = [[square]]
         for number, (name, (posed, measured)) in enumerate(surfaces.items()):
             alignment = measured["alignment"]  # scan -> surface
-            in_scan = (posed - alignment.translation) @ alignment.rotation / alignment.scale
+            in_scan = alignment.invert(posed)
             head = mesh_from_arrays(f"{name} in the scan's frame", in_scan, sample.triangles)
             write_error_colours(scan.obj, measured["distance_mm"], ERROR_LIMIT_MM, measured["in_crop"])
             fitted = render_views(head, tmp / f"fit{number}", (0.0,), size=size, face_direction=direction,

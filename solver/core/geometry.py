@@ -23,6 +23,10 @@ class Similarity:
     def apply(self, points: np.ndarray) -> np.ndarray:
         return self.scale * points @ self.rotation.T + self.translation
 
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """The inverse map, target -> source: (..., D) -> (..., D)."""
+        return (points - self.translation) @ self.rotation / self.scale
+
 
 def similarity_transform(source: np.ndarray, target: np.ndarray, allow_reflection: bool = False) -> Similarity:
     """Least-squares similarity mapping source (M, D) onto target (M, D) (Umeyama 1991).

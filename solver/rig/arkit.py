@@ -178,8 +178,7 @@ def carry_expressions(library: ExpressionLibrary, rig: RigDefinition, vertices: 
         raise ASMInputError("the rig has no sides of the mouth and the eyes (made by an older version): generate the "
                             "rig again")
     alignment = rig.alignment
-    points = ((np.asarray(vertices, dtype=np.float64)[ids] - alignment.translation) @ alignment.rotation) \
-        / alignment.scale  # in the canonical frame
+    points = alignment.invert(np.asarray(vertices, dtype=np.float64)[ids])  # in the canonical frame
     uv, sides = canonical_uv[ids], rig.openings.vertex[ids]
     on_chart = np.isfinite(uv).all(1)
     offsets = np.zeros((len(library.names), len(ids), 3))

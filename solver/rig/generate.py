@@ -48,11 +48,6 @@ def _bound_outside_face_island(rig: RigDefinition) -> list[str]:
     return [name for name, inside, gaussians in zip(rig.names, on_face, rig.has_gaussians) if gaussians and not inside]
 
 
-def canonical_frame(alignment):
-    """The mesh -> canonical face map of a similarity canonical -> mesh: (P, 3) -> (P, 3)."""
-    return lambda points: ((points - alignment.translation) @ alignment.rotation) / alignment.scale
-
-
 def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray | None, landmarks: np.ndarray,
               landmark_valid: np.ndarray, settings: GenerateSettings = GenerateSettings(),
               progress=lambda stage, fraction: None, skeleton: Skeleton | None = None) -> tuple[RigDefinition, str]:
@@ -69,7 +64,7 @@ def place_rig(vertices: np.ndarray, triangles: np.ndarray, corner_uv: np.ndarray
     alignment, _ = robust_alignment(face.vertices[:face.surface_count], landmarks[:face.surface_count],
                                     valid[:face.surface_count], skeleton.iod_canonical)
     progress("chart", 0.3)
-    to_canonical = canonical_frame(alignment)
+    to_canonical = alignment.invert
     projected = None
     if settings.chart != "uv":
         # The projected chart is made on a second thread while the mesh's own UV map is tried (numpy and the

@@ -204,7 +204,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     j_count, k = skeleton.bone_count, config.gaussians_per_bone
     offsets_c, covariance_c = initial_mixture(skeleton.sigma, skeleton.angle, k)
     logits = np.zeros((j_count, k))
-    sigma = skeleton.sigma.copy()  # the range a warped covariance is held in (_clamped_covariance)
+    sigma = skeleton.sigma.copy()  # the range a warped covariance is held in (clamped_covariance)
     learned = skeleton.mixtures
     if learned is not None and learned.gaussians_per_bone == k:
         chosen = learned.has
@@ -233,7 +233,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     jac = jacobian(skeleton.anchor_uv[face_bones])
     for n, j in enumerate(face_bones):
         mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
-        mixture_covariance[j] = _clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, sigma[j])
+        mixture_covariance[j] = clamped_covariance(jac[n] @ covariance_c[j] @ jac[n].T, sigma[j])
 
     # 4. bones beyond the face: a 3D target, bound to the nearest chart point of the mesh itself.
     reach_bones = np.flatnonzero(skeleton.has_reach)
@@ -302,8 +302,7 @@ def place_pivot(pivot: Pivot, name: str, vertices: np.ndarray, triangles: np.nda
     head = points.mean(0) + (alignment.rotation @ pivot.offset) * head_unit
     # The skin beside the pivot: each side's landmarks' lateral distance from the middle, at the pivot's height and
     # depth, in the canonical frame.
-    to_canonical = lambda p: (p - alignment.translation) @ alignment.rotation / alignment.scale  # noqa: E731
-    canonical_points, canonical_head = to_canonical(points), to_canonical(head)
+    canonical_points, canonical_head = alignment.invert(points), alignment.invert(head)
     lateral = np.abs(canonical_points[:, 0]).mean()
     beside = np.stack([np.array([side * lateral, canonical_head[1], canonical_head[2]]) for side in (-1.0, 1.0)])
     _, _, _, distance = closest_points_on_mesh(alignment.apply(beside), vertices, triangles)
@@ -341,7 +340,7 @@ def _turn(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def _clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:
+def clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float = 2.0) -> np.ndarray:
     """Keep the principal standard deviations of warped covariances (K, 2, 2) within [1/factor, factor] x the
     template's: the spline's Jacobian collapses where landmarks crowd (inner and outer lip lines), and a
     Gaussian squashed to a line would move a single row of vertices."""

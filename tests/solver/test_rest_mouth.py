@@ -11,7 +11,6 @@ import pytest
 
 from solver.rig.transfer import transfer_template
 from solver.model.uv_chart import cylindrical_chart
-from solver.rig.generate import canonical_frame
 from solver.rig.transfer import robust_alignment
 from solver.template.canonical import canonical_face, parse_obj, triangulate_faces
 from solver.template.skeleton import load_skeleton
@@ -39,7 +38,7 @@ def rig_on(vertices, triangles, ids):
     skeleton = load_skeleton("game")
     face = canonical_face()
     alignment, _ = robust_alignment(face.vertices[:468], landmarks[:468], valid[:468], skeleton.iod_canonical)
-    chart = cylindrical_chart(vertices, triangles, canonical_frame(alignment))
+    chart = cylindrical_chart(vertices, triangles, alignment.invert)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return transfer_template(skeleton, vertices, triangles, chart, landmarks, valid)
