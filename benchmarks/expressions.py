@@ -11,13 +11,16 @@ Each of the kit's expression shapes (neutral + offset) is then a target:
   with the template's Gaussians on this very head: benchmarks/template_mixtures.py) and settle together under the
   learning's loss (face-weighted vertices and each face triangle's normal); `residual_from_rest` is the same from
   an L-BFGS pose fit from the rest pose.
-- (B) the Gaussians shared by all the expressions of the run, each with its own pose, fitted together.
+- (B) the Gaussians and the bindings shared by all the expressions of the run, each with its own pose, fitted
+  together.
 
 Per expression, over the kit's face area (vertices 0-9408), in millimetres:
 - `own_rms_mm`: the expression's own RMS displacement; `rms_mm`: the posed rig's RMS distance to the target;
   `residual`: their ratio (0: the rig reaches the shape, 1: no better than the neutral face);
 - `folded`: the share of face triangles turned more than 60 degrees from the target's normal (`folded_target`: the
   target against the neutral face, for scale);
+- `crease`: the creases and ripples a fold misses: the RMS of the error field's uniform Laplacian over the face, over
+  that of the expression's own displacement (crease_ratio);
 - where the target opens the lips (lip vertex pairs closer than 1.5 mm at rest and 5 mm apart in the target): the
   median opening of those pairs in the target and in the posed rig, and the smallest distance between them;
 - where the target closes the lids or the lips (pairs more than 5 mm apart at rest that meet in the target):
@@ -50,6 +53,7 @@ from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.core.geometry import face_normals, spread_subset  # noqa: E402
 from solver.fit.engine import Stage, fit  # noqa: E402
+from solver.fit.losses import uniform_laplacian  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
 from solver.rig.openings import edge_graph  # noqa: E402
@@ -146,6 +150,16 @@ def folded_share(surface: np.ndarray, target: np.ndarray, face_triangles: np.nda
     return float(((a * b).sum(1) < np.cos(np.radians(FOLD_DEGREES))).mean())
 
 
+def crease_ratio(rest: np.ndarray, target: np.ndarray, posed: np.ndarray, face_triangles: np.ndarray) -> float:
+    """The posed surface's creases and ripples against the target, for scale over the target's own: the RMS of
+    the uniform Laplacian (each vertex less the mean of its neighbours) of the error field over the face, divided by
+    that of the expression's own displacement. A smooth deformation close to the target is well below 1."""
+    laplacian = uniform_laplacian(torch.as_tensor(face_triangles), FACE_VERTICES, torch.float64)
+    detail = lambda field: torch.sparse.mm(laplacian, torch.as_tensor(field[:FACE_VERTICES])).norm(dim=1)  # noqa: E731
+    rms = lambda values: float(torch.sqrt((values**2).mean()))  # noqa: E731
+    return rms(detail(posed - target)) / max(rms(detail(target - rest)), 1e-12)
+
+
 def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, triangles: np.ndarray, graph) -> dict:
     """One expression's row (see the module's docstring); graph: the rest mesh's edge_graph."""
     face_triangles = triangles[(triangles < FACE_VERTICES).all(1)]
@@ -154,7 +168,8 @@ def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, 
     own, rms = float(np.sqrt((displacement**2).mean())), float(np.sqrt((error**2).mean()))
     row = {"expression": name, "own_rms_mm": own, "rms_mm": rms, "residual": rms / own,
            "max_mm": float(error.max()), "folded": folded_share(posed, target, face_triangles),
-           "folded_target": folded_share(rest, target, face_triangles)}
+           "folded_target": folded_share(rest, target, face_triangles),
+           "crease": crease_ratio(rest, target, posed, face_triangles)}
     lips = opening_pairs(rest, target, graph, LIP_CONTACT_CM, LIP_OPEN_CM, opens=True)
     if len(lips) >= 3:
         row.update(lip_pairs=len(lips), lip_open_target_mm=float(np.median(pair_distances(target, lips))),
@@ -228,22 +243,23 @@ def render_pictures(rows: list[tuple[str, np.ndarray, np.ndarray]], triangles: n
 
 def shared_fit(model: ASMModel, view: ASMModel, vertices: np.ndarray, triangles: np.ndarray, expressions: dict,
                rows: list[dict], graph, log) -> None:
-    """(B): the rig's Gaussians shared by all `expressions` at once, each with its own pose
-    (benchmarks/template_mixtures.py's fit, from the product's rig); adds residual_shared and folded_shared to
-    `rows`. Changes `model`'s Gaussians."""
+    """(B): the rig's Gaussians and bindings shared by all `expressions` at once, each with its own pose
+    (benchmarks/template_mixtures.py's fit, from the product's rig); adds residual_shared, folded_shared and
+    crease_shared to `rows`. Changes `model`'s Gaussians and bindings."""
     from benchmarks.template_mixtures import SHARED_STEPS, learn_shared_mixtures
 
     started = time.perf_counter()
     poses = learn_shared_mixtures(model, view, vertices, {n: vertices + o for n, o in expressions.items()},
-                                  SHARED_STEPS, lambda line: None)
+                                  SHARED_STEPS, lambda line: None, learn_bindings=True)
     for row in rows:
         with torch.no_grad():
             posed = model.forward(poses[row["expression"]]).double().numpy()
         shared = measure(row["expression"], vertices, vertices + expressions[row["expression"]], posed, triangles,
                          graph)
-        row.update(residual_shared=shared["residual"], folded_shared=shared["folded"])
+        row.update(residual_shared=shared["residual"], folded_shared=shared["folded"], crease_shared=shared["crease"])
     log(f"(B) Gaussians shared by the {len(rows)} expressions, each its own pose: median residual "
-        f"{np.median([r['residual_shared'] for r in rows]):.1%}, worst fold {max(r['folded_shared'] for r in rows):.2%}"
+        f"{np.median([r['residual_shared'] for r in rows]):.1%}, median crease "
+        f"{np.median([r['crease_shared'] for r in rows]):.2f}, worst fold {max(r['folded_shared'] for r in rows):.2%}"
         f" ({time.perf_counter() - started:.0f} s)")
 
 
@@ -295,7 +311,7 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
                "residual_from_rest": from_rest["residual"], "folded_from_rest": from_rest["folded"]}
         rows.append(row)
         log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
-            f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%}), from rest "
+            f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%}), crease {row['crease']:.2f}, from rest "
             f"{row['residual_from_rest']:5.1%}"
             + (f"  lips open {row['lip_open_mm']:.1f} of {row['lip_open_target_mm']:.1f} mm" if "lip_pairs" in row else "")
             + (f"  closing gap {row['close_gap_mm']:.1f} (target {row['close_gap_target_mm']:.1f}) mm"
@@ -303,7 +319,8 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         if name in PICTURED:
             pictured.append((name, target, posed))
     residuals = np.array([r["residual"] for r in rows])
-    log(f"(A) median residual {np.median(residuals):.1%} over {len(rows)} expressions; worst fold "
+    log(f"(A) median residual {np.median(residuals):.1%} over {len(rows)} expressions, median crease "
+        f"{np.median([r['crease'] for r in rows]):.2f}; worst fold "
         f"{max(r['folded'] for r in rows):.2%} ({max(rows, key=lambda r: r['folded'])['expression']}); from the "
         f"rest pose: {np.median([r['residual_from_rest'] for r in rows]):.1%}")
     shared_fit(model, view, vertices, triangles, expressions, rows, graph, log)
