@@ -9,8 +9,8 @@ Each of the kit's expression shapes (neutral + offset) is then a target:
 - (A) bone poses alone, the generated Gaussians and bindings unchanged: what an artist can reach by posing. The
   poses start from the expression's pose in solver/template/expression_poses.json where it has one (learned
   with the template's Gaussians on this very head: benchmarks/template_mixtures.py) and settle together under the
-  learning's loss (face-weighted vertices and each face triangle's normal); `residual_from_rest` is the same from
-  an L-BFGS pose fit from the rest pose.
+  learning's loss (face-weighted vertices, each face triangle's normal, the error's Laplacian);
+  `residual_from_rest` is the same from an L-BFGS pose fit from the rest pose.
 - (B) the Gaussians and the bindings shared by all the expressions of the run, each with its own pose, fitted
   together.
 
@@ -294,7 +294,7 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     pose_sets = {}
     for label, starts in (("from_rest", rest_starts),
                           ("learned", {n: as_pose(learned[n]) if n in learned else rest_starts[n] for n in targets})):
-        # then all together with the learning's loss (face-weighted vertices, each triangle's normal), the
+        # then all together with the learning's loss (face-weighted vertices, each triangle's normal, creases), the
         # Gaussians held: the poses an artist would keep, without creases the vertex loss alone accepts
         pose_sets[label] = learn_shared_mixtures(model, view, vertices, targets, SHARED_STEPS, lambda line: None,
                                                  starts=starts, learn_gaussians=False)

@@ -70,8 +70,10 @@ REACH_IN_SIGMAS, SPREAD_FACTOR, HOLD_WEIGHT = 1.5, 1.5, 0.1  # summed over the c
 # and inside the lips (folds of 1.2-1.9 % of the face's triangles on jawOpen and mouthClose).
 NORMAL_WEIGHT = 10.0
 # The uniform Laplacian of the error over the face, over the target's own: creases and ripples too small to turn a
-# triangle by much (at 0 the learned rig's smile and pucker rippled where the lips' weights step: the error's
-# Laplacian 1.2 times the expression's own; at 0.1 0.76 times, for a median residual of 16.4 % against 15.5 %).
+# triangle far. Learned without it, the template rippled where the lips' weights step: its poses, applied as they
+# are, left an error Laplacian 1.8 / 2.0 / 1.6 / 1.2 times the expression's own on jawOpen / mouthSmile_L /
+# mouthPucker / eyeBlink_L, for residuals of 19 / 16 / 16 / 29 %; learned with it at 0.1, 0.9 / 1.0 / 0.9 / 0.8 for
+# 23 / 22 / 18 / 25 %. ((B), 800 steps: median 0.76 against 1.18 times, residual 16.4 against 15.5 %.)
 CREASE_WEIGHT = 0.1
 RELOCATE_EVERY = 50  # steps between re-finding the triangles of binding points that moved (learn_bindings)
 
