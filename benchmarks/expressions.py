@@ -150,14 +150,25 @@ def folded_share(surface: np.ndarray, target: np.ndarray, face_triangles: np.nda
     return float(((a * b).sum(1) < np.cos(np.radians(FOLD_DEGREES))).mean())
 
 
+def face_detail(laplacian: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+    """The face area's part of `field` (..., N, 3) through the uniform Laplacian (F, F) of the face's triangles
+    (solver.fit.losses.uniform_laplacian: each vertex less the mean of its neighbours) -> (..., F, 3)."""
+    face = field[..., :FACE_VERTICES, :]
+    lead = face.shape[:-2]
+    columns = face.reshape(-1, FACE_VERTICES, 3).permute(1, 0, 2).reshape(FACE_VERTICES, -1)  # (F, B * 3)
+    return torch.sparse.mm(laplacian, columns).reshape(FACE_VERTICES, -1, 3).permute(1, 0, 2).reshape(
+        *lead, FACE_VERTICES, 3)
+
+
 def crease_ratio(rest: np.ndarray, target: np.ndarray, posed: np.ndarray, face_triangles: np.ndarray) -> float:
     """The posed surface's creases and ripples against the target, for scale over the target's own: the RMS of
-    the uniform Laplacian (each vertex less the mean of its neighbours) of the error field over the face, divided by
-    that of the expression's own displacement. A smooth deformation close to the target is well below 1."""
+    the face_detail of the error field over the face, divided by that of the expression's own displacement. A smooth
+    deformation close to the target is well below 1 (the template's learning minimises its square: CREASE_WEIGHT)."""
     laplacian = uniform_laplacian(torch.as_tensor(face_triangles), FACE_VERTICES, torch.float64)
-    detail = lambda field: torch.sparse.mm(laplacian, torch.as_tensor(field[:FACE_VERTICES])).norm(dim=1)  # noqa: E731
-    rms = lambda values: float(torch.sqrt((values**2).mean()))  # noqa: E731
-    return rms(detail(posed - target)) / max(rms(detail(target - rest)), 1e-12)
+    def rms(field: np.ndarray) -> float:
+        return float(torch.sqrt((face_detail(laplacian, torch.as_tensor(field)) ** 2).sum(-1).mean()))
+
+    return rms(posed - target) / max(rms(target - rest), 1e-12)
 
 
 def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, triangles: np.ndarray, graph) -> dict:

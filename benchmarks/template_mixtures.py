@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.capacity import FACE_VERTICES, RESULTS, ict_landmarks, ict_missing  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
-from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, fit_vertices, ict_expressions, ict_whole_head,  # noqa: E402
-                                   measure, pose_fit)
+from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, face_detail, fit_vertices, ict_expressions,  # noqa: E402
+                                   ict_whole_head, measure, pose_fit)
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.core.geometry import face_normals  # noqa: E402
 from solver.fit.losses import uniform_laplacian  # noqa: E402
@@ -112,10 +112,7 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
     triangles = torch.as_tensor(model.triangles.numpy()[(model.triangles.numpy() < FACE_VERTICES).all(1)])
     target_normals = face_normals(fitted, triangles)
     laplacian = uniform_laplacian(triangles, FACE_VERTICES, fitted.dtype)
-    detail = lambda surface: torch.sparse.mm(  # noqa: E731  (E, F, 3) -> (E, F, 3): each vertex less its neighbours
-        laplacian, surface[:, :FACE_VERTICES].permute(1, 0, 2).reshape(FACE_VERTICES, -1)
-    ).reshape(FACE_VERTICES, len(fitted), 3).permute(1, 0, 2)
-    own_detail = torch.sqrt((detail(fitted - rest_fitted) ** 2).sum(-1).mean(1)).clamp(min=1e-5)  # (E,)
+    own_detail = torch.sqrt((face_detail(laplacian, fitted - rest_fitted) ** 2).sum(-1).mean(1)).clamp(min=1e-5)  # (E,)
     shared = [model.mixture.logits, model.mixture.offsets, model.mixture.cholesky_raw] if learn_gaussians else []
     shared += [model.zeta, model.bind_offset] if learn_bindings else []
     hold = _drawn_place(model) if learn_gaussians else (lambda: torch.zeros(()))
@@ -131,7 +128,8 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
         surface = view.forward(pose)
         error = ((surface - fitted) ** 2).sum(-1) * vertex_weight
         turned = ((1 - (face_normals(surface, triangles) * target_normals).sum(-1)) ** 2).mean(-1)  # (E,)
-        creased = (detail(surface - fitted) ** 2).sum(-1).mean(1) / own_detail**2 if crease_weight else 0.0
+        creased = (face_detail(laplacian, surface - fitted) ** 2).sum(-1).mean(1) / own_detail**2 \
+            if crease_weight else 0.0  # (E,): crease_ratio squared
         loss = (counts * (error.mean(1) / own**2 + normal_weight * turned + crease_weight * creased)).sum() \
             / counts.sum() \
             + HOLD_WEIGHT * hold()
