@@ -14,7 +14,7 @@ from scipy.spatial import cKDTree
 from ..core.geometry import barycentric_points, closest_points_on_mesh, face_normals, vertex_normals
 from ..model.weights import Mixture, cholesky_factor
 from ..vision.photometric import PATCH_SPACING, patch_consistency, patch_points, sample_colours, visibility
-from ..vision.silhouette import INSIDE_BAND, contour_vertices, sample_field
+from ..vision.silhouette import INSIDE_BAND, OUTLINE_BAND, contour_vertices, outline_distance, sample_field
 from ..vision.stereo import match_surface, triangulate
 
 # iod: correspondences further apart than these are ignored. A scan point is real surface, so it may pull
@@ -177,28 +177,49 @@ def silhouette_loss(context: FitContext) -> torch.Tensor:
     are on the outline is refreshed with the correspondences (cache "contours")."""
     posed = _photo_posed(context)
     cameras = context.cameras
-    views = len(cameras.image_size)
-    centres = cameras.centres()
     if context.refresh or "contours" not in context.cache:
-        with torch.no_grad():
-            normals = vertex_normals(posed.detach(), context.triangles)
-            context.cache["contours"] = [contour_vertices(
-                posed[v].detach() if posed.ndim == 3 else posed.detach(), normals[v] if normals.ndim == 3 else normals,
-                context.targets["silhouette_candidates"], centres[v].detach().to(posed.dtype)) for v in range(views)]
-    total, count = posed.new_zeros(()), 0
-    for v, ids in enumerate(context.cache["contours"]):
+        context.cache["contours"] = _outline_contours(context, posed)
+    total, count = posed.sum() * 0.0, 0  # zero with a gradient where no photo shows an outline of the face
+    for v, (ids, own) in enumerate(context.cache["contours"]):
         if len(ids) == 0:
             continue
         points = posed[v, ids] if posed.ndim == 3 else posed[ids]
         pixels, _ = cameras.project(points)
         field = context.targets["silhouette_distance"][v]
-        distance = sample_field(field, pixels[v], context.targets["silhouette_scale"][v].to(points.dtype))
-        relative = distance / (context.targets["silhouette_scale"][v] * context.targets["face_size_2d"][v])
-        kept = relative > -INSIDE_BAND  # on an inner outline, or inside hair and ears
-        squared = relative[kept] ** 2
+        scale = context.targets["silhouette_scale"][v].to(points.dtype)
+        distance = sample_field(field, pixels[v], scale)
+        relative = distance / (scale * context.targets["face_size_2d"][v])
+        kept = relative > -INSIDE_BAND  # inside hair and ears
+        # each vertex as far from the person's outline as it lies from the rig's own
+        squared = (relative[kept] - own[kept].to(relative) / (scale * context.targets["face_size_2d"][v])) ** 2
         total = total + pseudo_huber(squared, LANDMARK_2D_SCALE ** 2).sum()
         count += int(kept.sum())
     return total / max(count, 1)
+
+
+@torch.no_grad()
+def _outline_contours(context: FitContext, posed: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per photo: the ids of the face's vertices on the rig's outer outline there (turned away from the camera and
+    within OUTLINE_BAND of the outline of the whole rig's projection) and their (K,) signed distance to it in
+    working pixels."""
+    cameras = context.cameras
+    centres = cameras.centres()
+    candidates = context.targets["silhouette_candidates"]
+    triangles = context.triangles.cpu().numpy()
+    found = []
+    for v in range(len(cameras.image_size)):
+        surface = (posed[v] if posed.ndim == 3 else posed).detach()
+        normals = vertex_normals(surface, context.triangles)
+        ids = contour_vertices(surface, normals, candidates, centres[v].to(surface.dtype))
+        field = context.targets["silhouette_distance"][v]
+        scale = context.targets["silhouette_scale"][v].to(surface.dtype)
+        pixels, _ = cameras.one(v).project(surface)
+        own_field = torch.as_tensor(outline_distance((pixels[0] * scale).cpu().numpy(), triangles,
+                                                     tuple(field.shape[-2:])), dtype=surface.dtype)
+        own = sample_field(own_field, pixels[0, ids], scale)
+        on_outline = own.abs() <= OUTLINE_BAND
+        found.append((ids[on_outline], own[on_outline]))
+    return found
 
 
 def focal_prior(context: FitContext) -> torch.Tensor:

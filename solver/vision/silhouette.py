@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from .face_models import segment_person
 
 CONTOUR_COSINE = 0.2  # a rig vertex whose normal is this close to perpendicular to the view is on the outline
+OUTLINE_BAND = 2.0  # working pixels: a contour vertex this close to the rig's own outline in a photo is on it (one
+# further inside is hidden behind the rig's other parts: the cheek behind the nose, the face inside the ears)
 INSIDE_BAND = 0.04  # of the face's size: contour points deeper inside the person's outline than this are on an
 # inner outline (the cheek behind the nose) or where hair and ears stick out beyond the face: left alone
 
@@ -53,3 +55,18 @@ def contour_vertices(posed: torch.Tensor, normals: torch.Tensor, candidates: tor
     towards = F.normalize(camera_centre - posed[candidates], dim=-1)
     cosine = (F.normalize(normals[candidates], dim=-1) * towards).sum(-1)
     return candidates[cosine.abs() < CONTOUR_COSINE]
+
+
+def outline_distance(pixels: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The rig's own outline in a photo: (N, 2) its vertices' working pixels and (T, 3) triangles -> (h, w)
+    signed distance in working pixels to the outer outline of the triangles' union (negative inside)."""
+    import cv2
+
+    height, width = shape
+    mask = np.zeros((height, width), dtype=np.uint8)
+    corners = np.round(np.asarray(pixels, float)[triangles] * 16).astype(np.int32)  # 4 bits of sub-pixel
+    cv2.fillPoly(mask, list(corners), 1, lineType=cv2.LINE_8, shift=4)
+    # the eyes' and the mouth's openings are not outlines: only the outer boundary counts
+    outer, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(mask, outer, -1, 1, thickness=cv2.FILLED)
+    return signed_distance(mask.astype(np.float32))
