@@ -110,7 +110,9 @@ def _attempt(job: dict, attempt: int, stop: threading.Event, log, on_step) -> _O
             return _Outcome("failed", f"timed out after {float(job['timeout']):g} s in {step['what']}: the job's "
                                       "processes were stopped (raise the limit with --timeout or the row's "
                                       "timeout)")
-        if ended == "stopped":
+        if ended == "stopped" or (code != 0 and stop.is_set()):
+            # a process that ended on its own as the batch stopped (its parent gone, or the stop's SIGTERM between
+            # two polls) was stopped too: it runs again next time instead of counting as failed
             return _Outcome("stopped", "the batch was stopped")
         if code == 0:
             summaries.append(_json_summary(output))
