@@ -187,11 +187,11 @@ def silhouette_loss(context: FitContext) -> torch.Tensor:
         pixels, _ = cameras.project(points)
         field = context.targets["silhouette_distance"][v]
         scale = context.targets["silhouette_scale"][v].to(points.dtype)
+        unit = scale * context.targets["face_size_2d"][v]  # the face's size in working pixels
         distance = sample_field(field, pixels[v], scale)
-        relative = distance / (scale * context.targets["face_size_2d"][v])
-        kept = relative > -INSIDE_BAND  # inside hair and ears
+        kept = distance / unit > -INSIDE_BAND  # inside hair and ears
         # each vertex as far from the person's outline as it lies from the rig's own
-        squared = (relative[kept] - own[kept].to(relative) / (scale * context.targets["face_size_2d"][v])) ** 2
+        squared = ((distance[kept] - own[kept].to(distance)) / unit) ** 2
         total = total + pseudo_huber(squared, LANDMARK_2D_SCALE ** 2).sum()
         count += int(kept.sum())
     return total / max(count, 1)
@@ -206,10 +206,11 @@ def _outline_contours(context: FitContext, posed: torch.Tensor) -> list[tuple[to
     centres = cameras.centres()
     candidates = context.targets["silhouette_candidates"]
     triangles = context.triangles.cpu().numpy()
+    all_normals = vertex_normals(posed.detach(), context.triangles)  # (N, 3), or (V, N, 3) per photo
     found = []
     for v in range(len(cameras.image_size)):
         surface = (posed[v] if posed.ndim == 3 else posed).detach()
-        normals = vertex_normals(surface, context.triangles)
+        normals = all_normals[v] if all_normals.ndim == 3 else all_normals
         ids = contour_vertices(surface, normals, candidates, centres[v].to(surface.dtype))
         field = context.targets["silhouette_distance"][v]
         scale = context.targets["silhouette_scale"][v].to(surface.dtype)
