@@ -51,12 +51,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.capacity import CM_TO_MM, FACE_VERTICES, RESULTS, SHARED, ict_landmarks, ict_missing  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
 from solver.core.config import WeightConfig  # noqa: E402
-from solver.core.geometry import face_normals, spread_subset  # noqa: E402
+from solver.core.geometry import edge_graph, face_normals, spread_subset  # noqa: E402
 from solver.fit.engine import Stage, fit  # noqa: E402
 from solver.fit.losses import uniform_laplacian  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.rig.openings import edge_graph  # noqa: E402
 from solver.template.poses import EXPRESSION_POSES, load_named_poses  # noqa: E402
 from solver.template.canonical import parse_obj, triangulate_faces  # noqa: E402
 

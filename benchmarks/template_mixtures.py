@@ -43,13 +43,12 @@ from benchmarks.common import write_csv  # noqa: E402
 from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, face_detail, fit_vertices, ict_expressions,  # noqa: E402
                                    ict_whole_head, measure, pose_fit)
 from solver.core.config import WeightConfig  # noqa: E402
-from solver.core.geometry import face_normals  # noqa: E402
+from solver.core.geometry import edge_graph, face_normals  # noqa: E402
 from solver.fit.losses import uniform_laplacian  # noqa: E402
 from solver.model import ASMModel, Pose  # noqa: E402
 from solver.model.uv_chart import cylindrical_chart  # noqa: E402
 from solver.model.weights import cholesky_factor  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.rig.openings import edge_graph  # noqa: E402
 from solver.rig.transfer import canonical_chart_map, clamped_covariance, initial_mixture, robust_alignment  # noqa: E402
 from solver.template import TEMPLATE_DIR  # noqa: E402
 from solver.template.canonical import canonical_face  # noqa: E402

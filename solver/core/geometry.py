@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.sparse import coo_matrix
 from scipy.spatial import cKDTree
 
 from .errors import ASMInputError
@@ -83,6 +84,16 @@ def closest_point_on_triangles(points: np.ndarray, a: np.ndarray, b: np.ndarray,
     bary = np.nan_to_num(bary, nan=1.0 / 3.0)
     closest = bary[..., :1] * a + bary[..., 1:2] * b + bary[..., 2:] * c
     return closest, bary
+
+
+def edge_graph(vertices: np.ndarray, triangles: np.ndarray):
+    """(N, N) sparse graph of the mesh's edges weighted by their lengths (each edge once)."""
+    ends = np.sort(np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]]), axis=1)
+    count = len(vertices)
+    unique = np.unique(ends[:, 0] * count + ends[:, 1])
+    first, second = unique // count, unique % count
+    length = np.linalg.norm(vertices[first] - vertices[second], axis=1)
+    return coo_matrix((np.maximum(length, 1e-12), (first, second)), shape=(count, count)).tocsr()
 
 
 def triangle_centre_tree(vertices: np.ndarray, triangles: np.ndarray) -> cKDTree:

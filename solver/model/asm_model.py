@@ -13,7 +13,7 @@ from ..core.arrays import checked_array
 from ..core.config import WeightConfig
 from ..core.errors import ASMInputError
 from .binding import locate, needs_relocation, surface_points
-from .rigid_parts import eyeball_parts, loose_parts, rigid_bones
+from .rigid_parts import FixedWeights, bite_plane, eyeball_parts, fixed_weights, loose_parts
 from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
 from .rig_definition import RigDefinition
 from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
@@ -82,16 +82,16 @@ class ASMModel:
         self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config,
                                     rig.openings)
         self.evaluated: torch.Tensor | None = None  # vertex ids the forward pass returns; None: all
-        self.rigid: torch.Tensor | None = None  # (N,) bone each vertex follows rigidly, -1: Gaussian weights
+        self.fixed: FixedWeights | None = None  # weights of loose parts (eyeballs, teeth, tongue), set by the part
         if self.config.rigid_parts:
             self._find_rigid_parts(vertices, triangles)
 
     def _find_rigid_parts(self, vertices: np.ndarray, triangles: np.ndarray) -> None:
-        """Give small loose parts inside the head (eyeballs, teeth) to one bone each (solver/rigid_parts.py);
-        an eye bone that gets an eyeball gives up its own Gaussians."""
+        """Give loose parts inside the head (eyeballs, teeth, gums and tongue) fixed weights
+        (solver/model/rigid_parts.py); an eye bone that gets an eyeball gives up its own Gaussians."""
         vertices = np.asarray(vertices, dtype=float)
         labels, small = loose_parts(vertices, np.asarray(triangles))
-        if len(small) == 0:
+        if labels.max() == 0:
             return
         with torch.no_grad():
             heads = self.bind_positions().double().cpu().numpy()
@@ -103,23 +103,52 @@ class ASMModel:
             self.has_gaussians = torch.as_tensor(has_gaussians, device=self.vertices.device)
             self.sparse = SparseWeights(self.rig.chart_uv, len(self.rig.names), self.rig.remainder_bone,
                                         has_gaussians, self.config, self.rig.openings)
-        with torch.no_grad():
-            capped = self.sparse(self.uv, self.zeta, self.mixture)
-        assigned = rigid_bones(labels, small, eyeballs, along_lids, self.rig.names, self.parents,
-                               (capped.bones.cpu().numpy(), capped.values.double().cpu().numpy()),
-                               self.rig.remainder_bone)
-        if (assigned >= 0).any():
-            self.rigid = torch.as_tensor(assigned, device=self.vertices.device)
+        bite = bite_plane(self.rig.names, heads, np.asarray(self.rig.rest_rotation), self.rig.head_unit)
+        fixed = fixed_weights(vertices, np.asarray(triangles), labels, small, eyeballs, along_lids, self.rig.names, self.rig.remainder_bone,
+                              bite)
+        if fixed.chosen.any():
+            self.fixed = fixed
+
+    @property
+    def rigid(self) -> torch.Tensor | None:
+        """(N,) the bone that carries most of each vertex's fixed weight, -1 where the Gaussians weigh it; None
+        when nothing is fixed."""
+        if self.fixed is None:
+            return None
+        larger = np.where(self.fixed.values[:, 1] > self.fixed.values[:, 0], self.fixed.bones[:, 1],
+                          self.fixed.bones[:, 0])
+        return torch.as_tensor(larger, device=self.vertices.device)
+
+    def _fixed_evaluated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fixed weights of the evaluated vertices: chosen (M,) bool, bones (M, 2) >= 0, values (M, 2)."""
+        cached = getattr(self, "_fixed_cache", None)
+        if cached is not None and cached[0] is self.evaluated and cached[1] is self.fixed:
+            return cached[2]
+        bones, values = self.fixed.bones, self.fixed.values
+        if self.evaluated is not None:
+            ids = self.evaluated.cpu().numpy()
+            bones, values = bones[ids], values[ids]
+        device = self.vertices.device
+        total = values.sum(-1, keepdims=True)
+        result = (torch.as_tensor(bones[:, 0] >= 0, device=device), torch.as_tensor(bones.clip(min=0), device=device),
+                  torch.as_tensor(values / np.where(total > 0, total, 1.0), dtype=self.vertices.dtype, device=device))
+        self._fixed_cache = (self.evaluated, self.fixed, result)
+        return result
 
     def _with_rigid_parts(self, capped: CappedWeights) -> CappedWeights:
-        if self.rigid is None:
+        if self.fixed is None:
             return capped
-        rigid = self.rigid if self.evaluated is None else self.rigid[self.evaluated]
-        chosen = (rigid >= 0).unsqueeze(-1)
-        bones = torch.where(chosen, rigid.clamp(min=0).unsqueeze(-1).expand_as(capped.bones), capped.bones)
-        one = torch.zeros_like(capped.values)
-        one[:, 0] = 1.0
-        return CappedWeights(bones, torch.where(chosen, one, capped.values))
+        chosen, fixed_bones, fixed_values = self._fixed_evaluated()
+        kept = min(2, capped.bones.shape[-1])  # with a cap of one, a blended vertex keeps its larger share
+        bones = capped.bones.clone()
+        values = torch.zeros_like(capped.values)
+        if kept == 2:
+            bones[:, :2], values[:, :2] = fixed_bones, fixed_values.to(values)
+        else:
+            bones[:, 0] = torch.where(fixed_values[:, 1] > fixed_values[:, 0], fixed_bones[:, 1], fixed_bones[:, 0])
+            values[:, 0] = 1.0
+        chosen = chosen.unsqueeze(-1)
+        return CappedWeights(torch.where(chosen, bones, capped.bones), torch.where(chosen, values, capped.values))
 
     def restricted(self, vertex_ids: np.ndarray) -> "ASMModel":
         """A view that poses only `vertex_ids` and shares every parameter tensor with this model.
@@ -173,12 +202,13 @@ class ASMModel:
         weights = dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians,
                                 self.rig.remainder_bone, self.config,
                                 self._openings_evaluated())
-        if self.rigid is None:
+        if self.fixed is None:
             return weights
-        rigid = self.rigid if self.evaluated is None else self.rigid[self.evaluated]
-        chosen = rigid >= 0
-        one_hot = torch.nn.functional.one_hot(rigid.clamp(min=0), weights.shape[-1]).to(weights.dtype)
-        return torch.where(chosen.unsqueeze(-1), one_hot, weights)
+        fixed = self._with_rigid_parts(CappedWeights(torch.zeros_like(weights[:, :self.config.influence_cap],
+                                                                      dtype=torch.long),
+                                                     torch.zeros_like(weights[:, :self.config.influence_cap])))
+        chosen = self._fixed_evaluated()[0].unsqueeze(-1)
+        return torch.where(chosen, fixed.to_dense(weights.shape[-1]), weights)
 
     def _openings_evaluated(self):
         """The opening sides of the vertices the forward pass returns (None: the rig has none)."""

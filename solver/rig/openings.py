@@ -18,10 +18,10 @@ with a soft blend (SEWN_CHECKED says why the eyes are not checked this way).
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from ..core.geometry import edge_graph
 from ..model.rigid_parts import mesh_parts
 from ..model.weights import OpeningSides
 from ..template.skeleton import Opening
@@ -33,17 +33,6 @@ SEWN_RATIO = 1.6  # surface / straight distance between the two sides' seeds bel
 # short as across a sculpted eye (1.1-2.0x the straight distance on the ICT, MakeHuman and Lee Perry-Smith heads,
 # whose eyes are open), while the mouths measure 3.5-5.3x open and 1.1x sewn (the Fran scan).
 SEWN_CHECKED = ("mouth",)
-
-
-def edge_graph(vertices: np.ndarray, triangles: np.ndarray):
-    """(N, N) sparse graph of the mesh's edges weighted by their lengths (each edge once)."""
-    ends = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
-    ends = np.sort(ends, axis=1)
-    count = len(vertices)
-    unique = np.unique(ends[:, 0] * count + ends[:, 1])
-    first, second = unique // count, unique % count
-    length = np.linalg.norm(vertices[first] - vertices[second], axis=1)
-    return coo_matrix((np.maximum(length, 1e-12), (first, second)), shape=(count, count)).tocsr()
 
 
 def sewn_note(name: str, ratio: float) -> str:

@@ -2,6 +2,8 @@
 keep their Gaussian weights."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -91,6 +93,59 @@ def test_a_mesh_of_one_part_has_nothing_rigid(sample_mesh):
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
                        sample_mesh["landmark_valid"], GenerateSettings(preset="game", chart="projected"))
     assert ASMModel(rig, sample_mesh["vertices"], sample_mesh["triangles"]).rigid is None
+
+
+def test_the_ict_mouth_opens_with_the_jaw_as_the_kit_opens_it(shared_data):
+    """On the ICT-FaceKit's whole head: every tooth its jawOpen moves goes with the jaw and every other one with the
+    remainder bone, and the gums and tongue (one part, larger than a tooth) go with the jaw where that shape moves them
+    with the lower teeth and stay where it leaves them (upper gums)."""
+    import json
+
+    from solver.model import ASMModel
+    from solver.model.rigid_parts import loose_parts
+    from solver.rig.generate import GenerateSettings, place_rig
+    from solver.template.canonical import parse_obj, triangulate_faces
+
+    vertices, uvs, faces = parse_obj(shared_data / "ict_facekit" / "generic_neutral_mesh.obj")
+    triangles, uv_ids = triangulate_faces(faces)
+    shapes = np.load(shared_data / "ict_facekit" / "ict_shapes.npz")
+    names = [str(n) for n in shapes["expression_names"]]
+    jaw_open = shapes["expression_offsets"][names.index("jawOpen")].astype(np.float64)
+    ids = json.loads((Path(__file__).with_name("ict_landmark_vertices.json")).read_text())["vertices"]
+    landmarks = np.array([vertices[i] if i is not None else [np.nan] * 3 for i in ids])
+    rig, _ = place_rig(vertices, triangles, uvs[uv_ids], landmarks, np.array([i is not None for i in ids]),
+                       GenerateSettings(preset="full"))
+    model = ASMModel(rig, vertices, triangles)
+    bones = list(rig.names)
+    jaw, rest = bones.index("jaw"), rig.remainder_bone
+    weights = model.weights().to_dense(len(bones)).detach().numpy()
+    labels, small = loose_parts(vertices, triangles)
+    regions = {part["name"]: part["vertices"] for part in
+               json.loads((shared_data / "ict_facekit" / "ict_regions.json").read_text())["geometry_parts"]}
+    teeth = np.unique(labels[regions["teeth"][0]:regions["teeth"][1] + 1])
+    assert len(teeth) == 32 and set(teeth) <= set(small)
+    for part in teeth:
+        members = labels == part
+        moved = np.linalg.norm(jaw_open[members], axis=1).mean() > 0.05
+        np.testing.assert_allclose(weights[members, jaw if moved else rest], 1.0)
+    gums = np.arange(regions["gums_and_tongue"][0], regions["gums_and_tongue"][1] + 1)
+    assert len(np.unique(labels[gums])) == 1 and labels[gums[0]] not in small  # one part, not a small one
+    lower_teeth = np.flatnonzero(np.isin(labels, teeth) & (np.linalg.norm(jaw_open, axis=1) > 0.05))
+    rotation, translation = _rigid_motion(vertices[lower_teeth], vertices[lower_teeth] + jaw_open[lower_teeth])
+    with_jaw = vertices[gums] @ rotation.T + translation - vertices[gums]
+    follows_jaw = np.linalg.norm(jaw_open[gums] - with_jaw, axis=1) < np.linalg.norm(jaw_open[gums], axis=1)
+    assert 0.3 < follows_jaw.mean() < 0.7  # both kinds are there
+    assert np.mean((weights[gums, jaw] > 0.5) == follows_jaw) > 0.9
+    np.testing.assert_allclose(weights[gums, jaw] + weights[gums, rest], 1.0)
+    np.testing.assert_allclose(model.dense_weights().detach().numpy()[gums], weights[gums], atol=1e-6)
+
+
+def _rigid_motion(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation (3, 3) and translation (3,) that best carry `source` (P, 3) onto `target` (P, 3)."""
+    from scipy.spatial.transform import Rotation
+
+    rotation = Rotation.align_vectors(target - target.mean(0), source - source.mean(0))[0].as_matrix()
+    return rotation, target.mean(0) - source.mean(0) @ rotation.T
 
 
 def test_subtree_follows_the_parents():
