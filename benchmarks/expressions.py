@@ -21,6 +21,8 @@ Per expression, over the kit's face area (vertices 0-9408), in millimetres:
   target against the neutral face, for scale);
 - `crease`: the creases and ripples a fold misses: the RMS of the error field's uniform Laplacian over the face, over
   that of the expression's own displacement (crease_ratio);
+- `inside_rms_mm`, `inside_max_mm`, `inside_folded`: the same distance over the mouth's inside (the kit's mouth
+  socket, gums, tongue and teeth), and the share of its triangles folded;
 - where the target opens the lips (lip vertex pairs closer than 1.5 mm at rest and 5 mm apart in the target): the
   median opening of those pairs in the target and in the posed rig, and the smallest distance between them;
 - where the target closes the lids or the lips (pairs more than 5 mm apart at rest that meet in the target):
@@ -94,6 +96,7 @@ def ict_expressions(names: list[str] | None) -> dict[str, np.ndarray]:
 
 
 TEETH = (17039, 21450)  # the kit's teeth vertices (ict_regions.json, inclusive)
+MOUTH_INSIDE = ((11248, 13293), (14062, 21450))  # its mouth socket, and its gums, tongue and teeth (inclusive)
 
 
 def kit_jaw_turn(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -180,6 +183,11 @@ def measure(name: str, rest: np.ndarray, target: np.ndarray, posed: np.ndarray, 
            "max_mm": float(error.max()), "folded": folded_share(posed, target, face_triangles),
            "folded_target": folded_share(rest, target, face_triangles),
            "crease": crease_ratio(rest, target, posed, face_triangles)}
+    inside = np.concatenate([np.arange(first, last + 1) for first, last in MOUTH_INSIDE])
+    inside_error = np.linalg.norm(posed[inside] - target[inside], axis=1) * CM_TO_MM
+    inside_triangles = triangles[np.isin(triangles, inside).all(1)]
+    row.update(inside_rms_mm=float(np.sqrt((inside_error**2).mean())), inside_max_mm=float(inside_error.max()),
+               inside_folded=folded_share(posed, target, inside_triangles))
     lips = opening_pairs(rest, target, graph, LIP_CONTACT_CM, LIP_OPEN_CM, opens=True)
     if len(lips) >= 3:
         row.update(lip_pairs=len(lips), lip_open_target_mm=float(np.median(pair_distances(target, lips))),
@@ -323,7 +331,9 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         log(f"{name:<18} own {row['own_rms_mm']:6.2f} mm  (A) {row['rms_mm']:5.2f} mm = {row['residual']:5.1%}  "
             f"folded {row['folded']:6.2%} (target {row['folded_target']:.2%}), crease {row['crease']:.2f}, from rest "
             f"{row['residual_from_rest']:5.1%}"
-            + (f"  lips open {row['lip_open_mm']:.1f} of {row['lip_open_target_mm']:.1f} mm" if "lip_pairs" in row else "")
+            + f"  inside the mouth {row['inside_rms_mm']:.1f} mm (at most {row['inside_max_mm']:.1f})"
+            + (f"  lips open {row['lip_open_mm']:.1f} of {row['lip_open_target_mm']:.1f} mm" if "lip_pairs" in row
+               else "")
             + (f"  closing gap {row['close_gap_mm']:.1f} (target {row['close_gap_target_mm']:.1f}) mm"
                if "closing_pairs" in row else ""))
         if name in PICTURED:

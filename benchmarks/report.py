@@ -350,6 +350,8 @@ def expressions_section(rows: list[dict]) -> str:
     body = [[r["expression"], number(r["own_rms_mm"]), number(r["rms_mm"]), f"{float(r['residual']):.0%}",
              percent(r.get("residual_from_rest")), percent(r.get("residual_shared")),
              f"{float(r['folded']):.2%} ({float(r['folded_target']):.2%})", number(r.get("crease")),
+             f"{number(r.get('inside_rms_mm'), 1)} ({number(r.get('inside_max_mm'), 1)})" if r.get("inside_rms_mm")
+             else "",
              f"{number(r.get('lip_open_mm'), 1)} of {number(r.get('lip_open_target_mm'), 1)}" if r.get("lip_pairs") else "",
              f"{number(r.get('close_gap_mm'), 1)} ({number(r.get('close_gap_target_mm'), 1)})" if r.get("closing_pairs")
              else ""] for r in rows]
@@ -364,7 +366,8 @@ def expressions_section(rows: list[dict]) -> str:
             f"{crease}:"
             "\n\n"
             + table(["expression", "own RMS mm", "(A) RMS mm", "(A) residual", "(A) from rest", "(B) residual",
-                     "(A) folded (target)", "(A) crease", "lips open mm (target)", "closing gap mm (target)"], body)
+                     "(A) folded (target)", "(A) crease", "(A) inside the mouth mm (largest)", "lips open mm (target)",
+                     "closing gap mm (target)"], body)
             + "\n\n![target beside the posed rig](results/expressions.png)\n")
 
 
@@ -517,7 +520,8 @@ def main(argv=None) -> int:
         "kit's face area: the residual RMS as a share of the expression's own RMS displacement, the share of face "
         "triangles turned more than 60 degrees from the target's normal, the creases and ripples a fold misses "
         "(the RMS of the error's uniform Laplacian over that of the expression's own displacement: a smooth "
-        "deformation near the target is well below 1), the median opening of lip vertex pairs "
+        "deformation near the target is well below 1), the RMS (and largest) distance over the mouth's inside "
+        "(the kit's mouth socket, gums, tongue and teeth), the median opening of lip vertex pairs "
         "the target opens, and the median gap of vertex pairs the target closes (the lids on a blink).", "",
         expressions_section(read_csv("expressions")), "",
         "### The template's Gaussians: drawn or learned, on expressions the learning never saw", "",

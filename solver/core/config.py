@@ -16,7 +16,7 @@ class WeightConfig:
     cull_tolerance: float = 1e-6  # the fast path drops a Gaussian where its influence < tol * eps_root
     support_slack: float = 0.05  # cached supports are padded by this fraction, so small moves need no rebuild
     lbs: str = "dense"  # "dense": one (N x J) @ (J x 12) GEMM, "gather": N x k gathered matrices
-    rigid_parts: bool = True  # small loose parts inside the head follow one bone rigidly (solver/rigid_parts.py)
+    rigid_parts: bool = True  # loose parts inside the head get fixed weights (solver/model/rigid_parts.py)
     opening_sharpness: float = 8.0  # a bone's influence on the far side of the mouth or an eye: x exp(-this)
 
     def validated(self, bone_count: int) -> "WeightConfig":

@@ -104,8 +104,8 @@ class ASMModel:
             self.sparse = SparseWeights(self.rig.chart_uv, len(self.rig.names), self.rig.remainder_bone,
                                         has_gaussians, self.config, self.rig.openings)
         bite = bite_plane(self.rig.names, heads, np.asarray(self.rig.rest_rotation), self.rig.head_unit)
-        fixed = fixed_weights(vertices, np.asarray(triangles), labels, small, eyeballs, along_lids, self.rig.names, self.rig.remainder_bone,
-                              bite)
+        fixed = fixed_weights(vertices, np.asarray(triangles), labels, small, eyeballs, along_lids, self.rig.names,
+                              self.rig.remainder_bone, bite)
         if fixed.chosen.any():
             self.fixed = fixed
 
