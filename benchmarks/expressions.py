@@ -32,6 +32,9 @@ Before the table, the jaw's hinge: the kit's jawOpen turns the lower teeth rigid
 jaw head (the point the bone turns about) lies from that axis, and how far the lower teeth land from the kit's if
 the jaw bone only turns by the kit's angle, with no translation (what an artist animating the jaw's rotation sees).
 
+Then the artist's first test: the jaw bone alone turned by the kit's angle about its head, measured as a row is
+(expressions_jaw.csv, with the hinge's numbers).
+
 Writes expressions.csv (and, with --pictures, expressions.png: target beside the posed rig, close up on the
 mouth and eyes) into --out (default benchmarks/results). Needs ../shared/data.
 """
@@ -46,6 +49,7 @@ import numpy as np
 import torch
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -126,6 +130,17 @@ def hinge_report(model: ASMModel, vertices: np.ndarray) -> dict:
     target = vertices[teeth] @ rotation.T + translation
     return {"kit_angle_deg": float(np.degrees(angle)), "hinge_from_axis_mm": float(np.linalg.norm(away) * CM_TO_MM),
             "teeth_turn_only_mm": float(np.sqrt((np.linalg.norm(turned - target, axis=1) ** 2).mean()) * CM_TO_MM)}
+
+
+def jaw_alone(model: ASMModel, rotation: np.ndarray) -> np.ndarray:
+    """(N, 3) the rig posed by the jaw bone alone, turned by `rotation` (3, 3, the mesh's frame) about its head."""
+    names = list(model.rig.names)
+    jaw = names.index("jaw")
+    rest = np.asarray(model.rig.rest_rotation[jaw])
+    pose = Pose.zeros(len(names), dtype=model.vertices.dtype)
+    pose.rotvec[jaw] = torch.as_tensor(Rotation.from_matrix(rest.T @ rotation @ rest).as_rotvec())
+    with torch.no_grad():
+        return model.forward(pose).double().numpy()
 
 
 def opening_pairs(rest: np.ndarray, target: np.ndarray, graph, near: float, far: float, opens: bool) -> np.ndarray:
@@ -296,6 +311,15 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         f"{hinge['teeth_turn_only_mm']:.1f} mm RMS from the kit's")
     view = model.restricted(fit_vertices(vertices))
     graph = edge_graph(vertices, triangles)
+    alone = measure("jawOpen", vertices, vertices + ict_expressions(["jawOpen"])["jawOpen"],
+                    jaw_alone(model, kit_jaw_turn(vertices)[0]), triangles, graph)
+    log(f"the jaw bone alone turned by the kit's angle (an artist's first test): jawOpen residual "
+        f"{alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}, lips open "
+        f"{alone.get('lip_open_mm', float('nan')):.1f} of {alone.get('lip_open_target_mm', float('nan')):.1f} mm, "
+        f"inside the mouth {alone['inside_rms_mm']:.1f} mm")
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "expressions_jaw.csv", [{**hinge, **{f"jaw_alone_{k}": v for k, v in alone.items()
+                                                         if k != "expression"}}])
     from benchmarks.template_mixtures import SHARED_STEPS, learn_shared_mixtures
 
     learned = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}

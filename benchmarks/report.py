@@ -371,6 +371,22 @@ def expressions_section(rows: list[dict]) -> str:
             + "\n\n![target beside the posed rig](results/expressions.png)\n")
 
 
+def jaw_alone_section(path: Path) -> str:
+    """The artist's first test, from benchmarks/expressions.py's expressions_jaw.csv."""
+    if not path.is_file():
+        return ""
+    with path.open() as stream:
+        row = next(csv.DictReader(stream))
+    return (f"The jaw's hinge lies {float(row['hinge_from_axis_mm']):.1f} mm from the axis the kit's jawOpen turns the "
+            f"lower teeth about ({float(row['kit_angle_deg']):.1f} degrees). The jaw bone alone turned by that angle, "
+            f"as an artist opens the mouth: residual {float(row['jaw_alone_residual']):.0%}, "
+            f"{float(row['jaw_alone_folded']):.2%} of the face's triangles folded, crease "
+            f"{number(row['jaw_alone_crease'])}, lips open {number(row.get('jaw_alone_lip_open_mm'), 1)} of "
+            f"{number(row.get('jaw_alone_lip_open_target_mm'), 1)} mm, the mouth's inside "
+            f"{number(row['jaw_alone_inside_rms_mm'], 1)} mm from the kit's (the lower teeth "
+            f"{number(row['teeth_turn_only_mm'], 1)} mm).")
+
+
 def template_section(rows: list[dict]) -> str:
     if not rows:
         return "The template part did not run (it needs the ICT-FaceKit in ../shared/data) or failed."
@@ -453,8 +469,9 @@ def main(argv=None) -> int:
     for name in PARTS:  # the report's numbers stay in git beside it
         if (RESULTS / CSV_OF[name]).is_file():
             shutil.copy(RESULTS / CSV_OF[name], FIGURES / CSV_OF[name])
-    if (RESULTS / "expressions.png").is_file():
-        shutil.copy(RESULTS / "expressions.png", FIGURES / "expressions.png")
+    for extra in ("expressions.png", "expressions_jaw.csv"):
+        if (RESULTS / extra).is_file():
+            shutil.copy(RESULTS / extra, FIGURES / extra)
     multiview, capacity = read_csv("multiview"), read_csv("capacity")
     generate, fit, forward, writeback = (read_csv(n) for n in ("generate", "fit", "forward", "writeback"))
     plot_views(multiview, FIGURES / "error_vs_views.png")
@@ -524,6 +541,7 @@ def main(argv=None) -> int:
         "(the kit's mouth socket, gums, tongue and teeth), the median opening of lip vertex pairs "
         "the target opens, and the median gap of vertex pairs the target closes (the lids on a blink).", "",
         expressions_section(read_csv("expressions")), "",
+        jaw_alone_section(RESULTS / "expressions_jaw.csv"), "",
         "### The template's Gaussians: drawn or learned, on expressions the learning never saw", "",
         "`benchmarks/template_mixtures.py --hold-out` learns the Gaussians from half of the kit's expression "
         "families (both sides of each) and poses the rig made with them, from the rest pose, into the other half, "

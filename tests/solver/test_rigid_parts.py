@@ -31,7 +31,8 @@ def sphere(centre, radius, rings=6, segments=8):
 
 @pytest.fixture(scope="module")
 def head_with_parts(sample_mesh):
-    """The sample head with an eyeball in each eye, a lower and an upper tooth, and a thin lash strip."""
+    """The sample head with an eyeball in each eye, a lower and an upper tooth, a thin lash strip and a card on the
+    chin (a large loose part near the mouth that touches no tooth, as a beard would)."""
     from solver.rig.generate import GenerateSettings, place_rig
 
     rig, _ = place_rig(sample_mesh["vertices"], sample_mesh["triangles"], None, sample_mesh["landmarks"],
@@ -60,6 +61,7 @@ def head_with_parts(sample_mesh):
     strip, strip_triangles = sphere(landmarks[386] + [0, 0.005 * unit, 0], 1.0, rings=3, segments=12)
     strip = (strip - strip.mean(0)) * [0.25 * unit, 0.01 * unit, 0.03 * unit] + strip.mean(0)  # thin, along the lid
     add("lash strip", strip, strip_triangles)
+    add("chin card", *sphere(landmarks[152] + np.array([0.0, 0.0, 0.03]) * unit, 0.1 * unit, rings=16, segments=24))
     return np.vstack(vertices), np.vstack(triangles), parts, names
 
 
@@ -68,7 +70,7 @@ def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
     from solver.model import ASMModel
 
     vertices, triangles, parts, names = head_with_parts
-    assert len(np.unique(mesh_parts(len(vertices), triangles))) == 6
+    assert len(np.unique(mesh_parts(len(vertices), triangles))) == 7
     rig, _ = place_rig(vertices, triangles, None, np.vstack([sample_mesh["landmarks"]]),
                        sample_mesh["landmark_valid"], GenerateSettings(preset="full", chart="projected"))
     model = ASMModel(rig, vertices, triangles)
@@ -82,6 +84,8 @@ def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
     np.testing.assert_allclose(weights[parts["upper tooth"], rig.remainder_bone], 1.0)
     lash = weights[parts["lash strip"]]
     assert (lash.max(1) < 1.0).any() and model.rigid[parts["lash strip"]].max() == -1  # follows the lid's Gaussians
+    assert len(parts["chin card"]) > 0.05 * len(vertices)  # not a small part
+    assert model.rigid[parts["chin card"]].max() == -1  # no teeth to split it by: its Gaussians weigh it
     # the dense reference and the fast path agree, rigid rows included
     np.testing.assert_allclose(model.dense_weights().detach().numpy(), weights, atol=1e-6)
 
