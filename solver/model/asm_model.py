@@ -13,7 +13,7 @@ from ..core.arrays import checked_array
 from ..core.config import WeightConfig
 from ..core.errors import ASMInputError
 from .binding import locate, needs_relocation, surface_points
-from .rigid_parts import FixedWeights, bite_plane, eyeball_parts, fixed_weights, loose_parts
+from .rigid_parts import bite_plane, eyeball_parts, fixed_weights, loose_parts
 from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
 from .rig_definition import RigDefinition
 from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
@@ -82,7 +82,9 @@ class ASMModel:
         self.sparse = SparseWeights(rig.chart_uv, len(rig.names), rig.remainder_bone, rig.has_gaussians, self.config,
                                     rig.openings)
         self.evaluated: torch.Tensor | None = None  # vertex ids the forward pass returns; None: all
-        self.fixed: FixedWeights | None = None  # weights of loose parts (eyeballs, teeth, tongue), set by the part
+        # Weights of loose parts (eyeballs, teeth, tongue), set by the part: bones (N, 2), -1 in rows the Gaussians
+        # weigh, and values (N, 2); None when the mesh has none.
+        self.fixed: CappedWeights | None = None
         if self.config.rigid_parts:
             self._find_rigid_parts(vertices, triangles)
 
@@ -107,7 +109,9 @@ class ASMModel:
         fixed = fixed_weights(vertices, np.asarray(triangles), labels, small, eyeballs, along_lids, self.rig.names,
                               self.rig.remainder_bone, bite)
         if fixed.chosen.any():
-            self.fixed = fixed
+            device = self.vertices.device
+            self.fixed = CappedWeights(torch.as_tensor(fixed.bones, device=device),
+                                       torch.as_tensor(fixed.values, dtype=self.vertices.dtype, device=device))
 
     @property
     def rigid(self) -> torch.Tensor | None:
@@ -115,25 +119,15 @@ class ASMModel:
         when nothing is fixed."""
         if self.fixed is None:
             return None
-        larger = np.where(self.fixed.values[:, 1] > self.fixed.values[:, 0], self.fixed.bones[:, 1],
-                          self.fixed.bones[:, 0])
-        return torch.as_tensor(larger, device=self.vertices.device)
+        larger = self.fixed.values[:, 1] > self.fixed.values[:, 0]
+        return torch.where(larger, self.fixed.bones[:, 1], self.fixed.bones[:, 0])
 
     def _fixed_evaluated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The fixed weights of the evaluated vertices: chosen (M,) bool, bones (M, 2) >= 0, values (M, 2)."""
-        cached = getattr(self, "_fixed_cache", None)
-        if cached is not None and cached[0] is self.evaluated and cached[1] is self.fixed:
-            return cached[2]
         bones, values = self.fixed.bones, self.fixed.values
         if self.evaluated is not None:
-            ids = self.evaluated.cpu().numpy()
-            bones, values = bones[ids], values[ids]
-        device = self.vertices.device
-        total = values.sum(-1, keepdims=True)
-        result = (torch.as_tensor(bones[:, 0] >= 0, device=device), torch.as_tensor(bones.clip(min=0), device=device),
-                  torch.as_tensor(values / np.where(total > 0, total, 1.0), dtype=self.vertices.dtype, device=device))
-        self._fixed_cache = (self.evaluated, self.fixed, result)
-        return result
+            bones, values = bones[self.evaluated], values[self.evaluated]
+        return bones[:, 0] >= 0, bones.clamp(min=0), values
 
     def _with_rigid_parts(self, capped: CappedWeights) -> CappedWeights:
         if self.fixed is None:

@@ -182,9 +182,11 @@ def fixed_weights(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarra
     bones = np.full((len(labels), 2), -1, dtype=np.int64)
     values = np.zeros((len(labels), 2))
     names = list(names)
-    skin = int(np.argmax(np.bincount(labels)))
+    sizes = np.bincount(labels)
+    skin = int(np.argmax(sizes))
     small = set(int(p) for p in small) - along_lids
-    centres = {int(p): vertices[labels == p].mean(0) for p in np.unique(labels) if p != skin}
+    sums = np.stack([np.bincount(labels, weights=vertices[:, axis]) for axis in range(3)], axis=1)
+    centres = {p: sums[p] / sizes[p] for p in range(len(sizes)) if p != skin}
     mouth = set()
     if bite is not None:
         mouth = {p for p, c in centres.items() if p not in eyeballs and p not in along_lids
