@@ -146,3 +146,70 @@ def sample_mesh_notes(sample_mesh) -> list[str]:
     unit = np.linalg.norm(landmarks[33] - landmarks[263])
     return opening_sides(sample_mesh["vertices"], sample_mesh["triangles"], landmarks,
                          sample_mesh["landmark_valid"][:468], load_skeleton("game").openings, unit)[1]
+
+
+def test_a_margin_bone_carries_the_band_along_its_side_and_fades_out_towards_the_corners():
+    """The upper side names bone 0 as its margin: the share is 1 on the line through its seeds (between them too),
+    falls to 0 MARGIN_REACH away along the surface, is 0 on the lower side, and fades in from the line's ends (the
+    corners)."""
+    from solver.rig.openings import MARGIN_FULL, MARGIN_REACH, MARGIN_SIDE
+
+    vertices, triangles, ids = sheet(slit=True)
+    middle = len(ids) // 2
+    upper, lower = ids[middle + 1, 7:14:2], ids[middle, 7:14:2]  # seeds along the slit's two edges, end to end
+    landmarks = vertices[np.concatenate([upper, lower])]
+    opening = Opening("eye", {"upper": ((0,), (1,), (2,), (3,)), "lower": ((4,), (5,), (6,), (7,))},
+                      np.array([1.0, -1.0]), {"upper": 0, "lower": -1})
+    head_unit = 5.0 / MARGIN_REACH  # the band reaches five rows up
+    sides, _ = opening_sides(vertices, triangles, landmarks, np.ones(8, bool), (opening,), head_unit=head_unit)
+    share = sides.margin_share.reshape(ids.shape)
+    np.testing.assert_allclose(share[middle + 1, 9:12], 1.0)  # on the line, between the seeds as on them
+    # upwards, 1 up to MARGIN_FULL, then a smooth step down to 0 at MARGIN_REACH (five rows), times the same step
+    # on the side from 0 to MARGIN_SIDE (the way to the other side's seeds round the slit's end grows shorter)
+    rows = np.arange(7)
+    smoothstep = lambda x: np.clip(x, 0, 1) ** 2 * (3 - 2 * np.clip(x, 0, 1))  # noqa: E731
+    side = sides.vertex[ids[middle + 1 + rows, 10], 0]
+    assert side[-1] < MARGIN_SIDE < side[0]
+    np.testing.assert_allclose(share[middle + 1 + rows, 10], smoothstep((5.0 - rows) / (5.0 - MARGIN_FULL * head_unit))
+                               * smoothstep(side / MARGIN_SIDE), atol=1e-9)
+    assert (share[:middle + 1] == 0).all()  # the lower side has no margin bone
+    assert share[middle + 1, 7] < 0.15 and share[middle + 1, 13] < 0.15  # the corners
+    assert 0 < share[middle + 1, 8] < 1
+    assert set(np.unique(sides.margin_bone)) == {-1, 0}
+
+
+def test_the_lids_margins_are_weighted_to_the_lid_bones(shared_data):
+    """On the ICT-FaceKit's head, the vertices at the lid margins' landmarks carry nearly all their weight on their
+    lid's bones; without margins (the sides alone) the chart's Gaussians left them shared with the brow and the cheek.
+    The dense reference still equals the fast path."""
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from solver.model.weights import OpeningSides
+    from solver.rig.generate import GenerateSettings, place_rig
+    from solver.template.canonical import parse_obj, triangulate_faces
+
+    vertices, uvs, faces = parse_obj(shared_data / "ict_facekit" / "generic_neutral_mesh.obj")
+    triangles, uv_ids = triangulate_faces(faces)
+    ids = json.loads((Path(__file__).with_name("ict_landmark_vertices.json")).read_text())["vertices"]
+    landmarks = np.array([vertices[i] if i is not None else [np.nan] * 3 for i in ids])
+    rig, _ = place_rig(vertices, triangles, uvs[uv_ids], landmarks, np.array([i is not None for i in ids]),
+                       GenerateSettings(preset="full"))
+    assert rig.openings.margin_bone is not None
+    plain = dataclasses.replace(rig, openings=OpeningSides(rig.openings.vertex, rig.openings.bone))
+    model = ASMModel(rig, vertices, triangles, dtype=torch.float64)
+    with torch.no_grad():
+        weighted = model.weights().to_dense(len(rig.names)).numpy()
+        unweighted = ASMModel(plain, vertices, triangles).weights().to_dense(len(rig.names)).numpy()
+        assert np.abs(model.dense_weights().numpy() - weighted).max() < 20 * model.config.cull_tolerance
+    sides = {("lid_upper.L", "lid_upper_out.L"): [387, 386, 385],
+             ("lid_lower.L", "lid_lower_out.L", "eye_bag.L"): [373, 374, 380],
+             ("lid_upper.R", "lid_upper_out.R"): [160, 159, 158],
+             ("lid_lower.R", "lid_lower_out.R", "eye_bag.R"): [144, 145, 153]}
+    for names, landmark_ids in sides.items():
+        at_margin = [ids[i] for i in landmark_ids]
+        bones = [list(rig.names).index(name) for name in names]
+        on_side = weighted[at_margin][:, bones].sum(1)
+        assert on_side.min() > 0.9, names
+        assert on_side.mean() > unweighted[at_margin][:, bones].sum(1).mean() + 0.05, names
