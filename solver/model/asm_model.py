@@ -16,8 +16,7 @@ from .binding import locate, needs_relocation, surface_points
 from .rigid_parts import bite_plane, eyeball_parts, fixed_weights, loose_parts
 from .kinematics import bind_matrices, forward_kinematics, local_pose_matrices, skinning_matrices
 from .rig_definition import RigDefinition
-from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, dense_with_margins,
-                      margin_families, raw_from_covariance, with_margins)
+from .weights import (CappedWeights, Mixture, SparseWeights, blend_vertices, dense_weights, raw_from_covariance)
 
 
 @dataclass
@@ -190,31 +189,13 @@ class ASMModel:
 
     def weights(self) -> CappedWeights:
         """The fast path's capped weights (what Blender gets)."""
-        capped = self.sparse(self.evaluated_uv, self.zeta, self.mixture)
-        margins = self._margins_evaluated()
-        if margins is not None:
-            capped = with_margins(capped, *margins)
-        return self._with_rigid_parts(capped)
-
-    def _margins_evaluated(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """The margin bone (M,) and share (M,) of the evaluated vertices and the bones' families (J, J); None when
-        the rig has no margins."""
-        openings = self._openings_evaluated()
-        if openings is None or openings.margin_bone is None or not (openings.margin_bone >= 0).any():
-            return None
-        device = self.vertices.device
-        return (torch.as_tensor(openings.margin_bone, device=device),
-                torch.as_tensor(openings.margin_share, dtype=self.vertices.dtype, device=device),
-                torch.as_tensor(margin_families(openings.bone), device=device))
+        return self._with_rigid_parts(self.sparse(self.evaluated_uv, self.zeta, self.mixture))
 
     def dense_weights(self) -> torch.Tensor:
         """(N, J) capped weights from the dense reference."""
         weights = dense_weights(self.evaluated_uv, self.zeta, self.mixture, self.has_gaussians,
                                 self.rig.remainder_bone, self.config,
                                 self._openings_evaluated())
-        margins = self._margins_evaluated()
-        if margins is not None:
-            weights = dense_with_margins(weights, *margins, self.config.influence_cap)
         if self.fixed is None:
             return weights
         fixed = self._with_rigid_parts(CappedWeights(torch.zeros_like(weights[:, :self.config.influence_cap],

@@ -62,19 +62,13 @@ class Mixture:
 
 @dataclass(frozen=True)
 class OpeningSides:
-    """Sides of the face's openings: vertex (N, C) in [-1, 1] and bone (J, C) in {-1, 0, 1}, C openings; and the
-    margins: per vertex the bone whose margin band it lies in (N,) (-1: none) and that bone's share (N,) in [0, 1]."""
+    """Sides of the face's openings: vertex (N, C) in [-1, 1] and bone (J, C) in {-1, 0, 1}, C openings."""
 
     vertex: np.ndarray
     bone: np.ndarray
-    margin_bone: np.ndarray | None = None
-    margin_share: np.ndarray | None = None
 
     def subset(self, vertex_ids: np.ndarray) -> "OpeningSides":
-        if self.margin_bone is None:
-            return OpeningSides(self.vertex[vertex_ids], self.bone)
-        return OpeningSides(self.vertex[vertex_ids], self.bone, self.margin_bone[vertex_ids],
-                            self.margin_share[vertex_ids])
+        return OpeningSides(self.vertex[vertex_ids], self.bone)
 
 
 def opening_gate(vertex_side: np.ndarray, bone_side: np.ndarray, sharpness: float) -> np.ndarray:
@@ -343,56 +337,6 @@ class SparseWeights:
         top, slots = torch.topk(table, self.config.influence_cap, dim=-1)
         bones = self._support["cache"][(dtype, str(device), "slot_bone")].gather(-1, slots)
         return CappedWeights(bones, top / top.sum(-1, keepdim=True))
-
-
-def margin_families(bone_side: np.ndarray) -> np.ndarray:
-    """(J, J) bool: bones m and j are on the same side of one opening (bone_side (J, C) in {-1, 0, 1})."""
-    same = (bone_side[:, None, :] == bone_side[None, :, :]) & (bone_side[:, None, :] != 0)
-    return same.any(-1)
-
-
-# Below this weight on its side's bones a vertex leans towards the margin bone itself too (by the shortfall), so that
-# a family weight of almost nothing is not blown up to 1 by renormalising.
-FAMILY_FLOOR = 0.05
-
-
-def with_margins(weights: CappedWeights, margin_bone: torch.Tensor, margin_share: torch.Tensor,
-                 families: torch.Tensor) -> CappedWeights:
-    """Each vertex's weights moved by its share b towards its side's bones: (1 - b) w + b f, f the vertex's weights
-    on the bones of its margin bone's side (families (J, J) bool, margin_families), with the margin bone added by
-    the shortfall below FAMILY_FLOOR, renormalised; then capped again at the same k. weights (N, k), margin_bone (N,)
-    long (-1: none), margin_share (N,)."""
-    inside = margin_bone >= 0
-    share = torch.where(inside, margin_share.to(weights.values), torch.zeros_like(weights.values[:, 0]))[:, None]
-    bone = margin_bone.clamp(min=0)
-    family = weights.values * families[bone[:, None], weights.bones]  # (N, k)
-    total = family.sum(-1, keepdim=True)
-    shortfall = torch.relu(FAMILY_FLOOR - total)
-    already = weights.bones == bone[:, None]  # (N, k)
-    has_slot = already.any(-1, keepdim=True)
-    towards = (family + already * shortfall) / (total + shortfall)
-    values = weights.values * (1 - share) + towards * share
-    # the margin bone in a new slot where it has none (elsewhere -1: never kept over a slot, not even an empty one)
-    extra = torch.where(has_slot, -torch.ones_like(share), share * shortfall / (total + shortfall))
-    top, slots = torch.topk(torch.cat([values, extra], -1), weights.values.shape[-1], dim=-1)
-    bones = torch.cat([weights.bones, bone[:, None]], -1).gather(-1, slots)
-    inside = inside[:, None]
-    return CappedWeights(torch.where(inside, bones, weights.bones),
-                         torch.where(inside, top / top.sum(-1, keepdim=True), weights.values))
-
-
-def dense_with_margins(weights: torch.Tensor, margin_bone: torch.Tensor, margin_share: torch.Tensor,
-                       families: torch.Tensor, k: int) -> torch.Tensor:
-    """The dense reference of with_margins: weights (N, J) with at most k bones per row -> (N, J)."""
-    inside = margin_bone >= 0
-    bone = margin_bone.clamp(min=0)
-    family = weights * families[bone].to(weights)
-    total = family.sum(-1, keepdim=True)
-    shortfall = torch.relu(FAMILY_FLOOR - total)
-    towards = (family + torch.zeros_like(weights).scatter(-1, bone[:, None], 1.0) * shortfall) / (total + shortfall)
-    share = torch.where(inside, margin_share.to(weights), torch.zeros_like(weights[:, 0]))[:, None]
-    moved = cap_top_k(weights * (1 - share) + towards * share, k)
-    return torch.where(inside[:, None], moved, weights)
 
 
 def blend_vertices(vertices: torch.Tensor, skin: torch.Tensor, weights: CappedWeights, method: str = "dense") -> torch.Tensor:

@@ -10,13 +10,6 @@ and round the corners, and fading to 0 away from the opening. Parts of the mesh 
 mouth socket, gums, tongue) take the side of the nearest vertex that one reaches. The weights use it as a gate
 (solver/model/weights.py).
 
-A side may name a margin bone (a lid's): the vertices along that side's seeds, where an artist paints the lid's
-margin wholly on the lid bone, lean towards it (the weights' margin share), fully up to MARGIN_FULL from the line through
-the seeds and not at all MARGIN_REACH away along the surface, fading out towards the corners where the two sides meet (a
-vertex in both sides' bands takes the larger share).
-Without it the chart's Gaussians leave the margin partly on the brow and the cheek, and a blink has to turn the lid
-bone further than the lid goes, crumpling the skin above it.
-
 A mouth with no slit in the mesh (sewn shut, a scan) is found by the surface distance between its two sides'
 seeds: about the straight distance where the surface runs across, several times that where the way goes round the
 corners or through the mouth. It gets a note: the gate then changes smoothly across it, so the lips follow the jaw
@@ -40,39 +33,6 @@ SEWN_RATIO = 1.6  # surface / straight distance between the two sides' seeds bel
 # short as across a sculpted eye (1.1-2.0x the straight distance on the ICT, MakeHuman and Lee Perry-Smith heads,
 # whose eyes are open), while the mouths measure 3.5-5.3x open and 1.1x sewn (the Fran scan).
 SEWN_CHECKED = ("mouth",)
-# The share is 1 up to MARGIN_FULL iod along the surface from the margin line and 0 from MARGIN_REACH on: the kit's
-# eyeBlink moves the upper lid's skin as one piece up to about 0.04 iod above the margin (1.2 times the margin's
-# own displacement), 0.56 times at 0.07, 0.29 at 0.09 and nothing from 0.12 on.
-MARGIN_FULL, MARGIN_REACH = 0.03, 0.11
-MARGIN_ENDS = 0.2  # share of the line's length from each end over which the share fades in: the corners
-MARGIN_SIDE = 0.25  # side (towards the margin's own) below which the share fades out: the other lid is at -1
-MARGIN_STEPS = 8  # points placed along each segment between two consecutive seeds, to draw the margin line
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3 - 2 * x)
-
-
-def margin_share(graph, vertices: np.ndarray, candidates: np.ndarray, seed_points: np.ndarray, full: float,
-                 reach: float) -> np.ndarray:
-    """(N,) share of a side's margin bone: seed_points (S, 3) in order along the side (corner to corner),
-    candidates the vertex ids the line may snap to (that side's skin)."""
-    steps = np.linspace(0.0, 1.0, MARGIN_STEPS, endpoint=False)
-    line = np.concatenate([a + steps[:, None] * (b - a) for a, b in zip(seed_points[:-1], seed_points[1:])]
-                          + [seed_points[-1:]])
-    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(line, axis=0), axis=1))])
-    along /= max(along[-1], 1e-12)  # (P,) 0 at one corner, 1 at the other
-    snapped = candidates[cKDTree(vertices[candidates]).query(line)[1]]
-    on_line, first = np.unique(snapped, return_index=True)
-    distance, _, source = dijkstra(graph, directed=False, indices=on_line, min_only=True, limit=reach,
-                                   return_predecessors=True)
-    position = np.full(len(vertices), 0.5)
-    position[on_line] = along[first]
-    reached = source >= 0
-    ends = np.zeros(len(vertices))
-    ends[reached] = np.minimum(position[source[reached]], 1 - position[source[reached]])
-    return _smoothstep((reach - distance) / (reach - full)) * _smoothstep(ends / MARGIN_ENDS)
 
 
 def sewn_note(name: str, ratio: float) -> str:
@@ -95,15 +55,13 @@ def opening_sides(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.nda
     skin_tree = cKDTree(vertices[skin])
     reach = OPENING_REACH * head_unit
     sides = np.zeros((len(vertices), len(openings)))
-    margin_bone, margin = np.full(len(vertices), -1), np.zeros(len(vertices))
     notes = []
     for column, opening in enumerate(openings):
-        seeds, seed_points = {}, {}
+        seeds = {}
         for side, groups in opening.seeds.items():
             points = [landmarks[list(g)].mean(0) for g in groups if valid[list(g)].all()]
             if len(points) >= MIN_SEEDS:
-                seed_points[side] = np.asarray(points)
-                seeds[side] = np.unique(skin[skin_tree.query(seed_points[side])[1]])
+                seeds[side] = np.unique(skin[skin_tree.query(np.asarray(points))[1]])
         if len(seeds) == 2:  # a vertex both sides snap to (near a corner) belongs to neither
             shared = np.intersect1d(seeds["upper"], seeds["lower"])
             seeds = {side: np.setdiff1d(ids, shared) for side, ids in seeds.items()}
@@ -122,22 +80,5 @@ def opening_sides(vertices: np.ndarray, triangles: np.ndarray, landmarks: np.nda
             nearest = cKDTree(vertices[seeded_parts]).query(vertices[~seeded_parts])[1]
             side[~seeded_parts] = side[seeded_parts][nearest]
         sides[:, column] = side
-        for name, sign in (("upper", 1.0), ("lower", -1.0)):
-            bone = opening.margin_bone.get(name, -1)
-            if bone < 0:
-                continue
-            share = margin_share(graph, vertices, skin[side[skin] * sign > 0], seed_points[name],
-                                 full=MARGIN_FULL * head_unit, reach=MARGIN_REACH * head_unit)
-            share *= _smoothstep(side * sign / MARGIN_SIDE)  # not round a corner onto the other side
-            larger = share > margin
-            margin_bone[larger], margin[larger] = bone, share[larger]
-    # Thin parts along the lids (lashes, the tear line, a separate lid rim) go with the skin under them.
-    off_skin = np.ones(len(vertices), dtype=bool)
-    off_skin[skin] = False
-    if off_skin.any():
-        nearest = skin[skin_tree.query(vertices[off_skin])[1]]
-        margin_bone[off_skin], margin[off_skin] = margin_bone[nearest], margin[nearest]
     bone = np.stack([opening.bone_side for opening in openings], axis=1)
-    if (margin_bone < 0).all():
-        return OpeningSides(vertex=sides, bone=bone), notes
-    return OpeningSides(vertex=sides, bone=bone, margin_bone=margin_bone, margin_share=margin), notes
+    return OpeningSides(vertex=sides, bone=bone), notes

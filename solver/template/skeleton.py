@@ -31,13 +31,11 @@ OPENING_SIDES = ("upper", "lower")
 @dataclass(frozen=True)
 class Opening:
     """One opening of the face (the mouth, an eye) for one preset: per side ("upper", "lower") the seed landmark
-    groups and the (J,) side of every bone: +1 upper, -1 lower, 0 neither; per side the bone that carries the band
-    along its seeds (a lid's margin), -1 for none or a bone the preset leaves out."""
+    groups and the (J,) side of every bone: +1 upper, -1 lower, 0 neither."""
 
     name: str
     seeds: dict[str, tuple[tuple[int, ...], ...]]
     bone_side: np.ndarray
-    margin_bone: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -198,7 +196,7 @@ def _openings(data: dict, known: set[str], kept: list[str], landmark_count: int)
         if not isinstance(opening, dict) or set(opening) != set(OPENING_SIDES):
             raise TemplateError(f"opening {name!r}: needs exactly the sides {list(OPENING_SIDES)}")
         bone_side = np.zeros(len(kept))
-        seeds, margin_bone = {}, {}
+        seeds = {}
         for side, sign in zip(OPENING_SIDES, (1.0, -1.0)):
             groups = opening[side].get("seeds", [])
             if not groups or not all(isinstance(g, list) and g and all(isinstance(i, int) and 0 <= i < landmark_count
@@ -211,11 +209,7 @@ def _openings(data: dict, known: set[str], kept: list[str], landmark_count: int)
                     raise TemplateError(f"opening {name!r} {side}: no bone named {bone!r}")
                 if bone in kept:
                     bone_side[kept.index(bone)] = sign
-            margin = opening[side].get("margin")
-            if margin is not None and margin not in opening[side].get("bones", []):
-                raise TemplateError(f"opening {name!r} {side}: the margin bone {margin!r} is not one of its bones")
-            margin_bone[side] = kept.index(margin) if margin in kept else -1
-        openings.append(Opening(name, seeds, bone_side, margin_bone))
+        openings.append(Opening(name, seeds, bone_side))
     return tuple(openings)
 
 
