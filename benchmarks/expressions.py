@@ -103,10 +103,9 @@ TEETH = (17039, 21450)  # the kit's teeth vertices (ict_regions.json, inclusive)
 MOUTH_INSIDE = ((11248, 13293), (14062, 21450))  # its mouth socket, and its gums, tongue and teeth (inclusive)
 
 
-def kit_jaw_turn(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rigid motion (rotation (3, 3), translation (3,)) the kit's jawOpen gives the lower teeth (the teeth
-    that move), and those teeth's vertex ids."""
-    offsets = ict_expressions(["jawOpen"])["jawOpen"]
+def kit_jaw_turn(vertices: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rigid motion (rotation (3, 3), translation (3,)) the kit's jawOpen (`offsets` (N, 3)) gives the lower
+    teeth (the teeth that move), and those teeth's vertex ids."""
     teeth = np.arange(TEETH[0], TEETH[1] + 1)
     moved = teeth[np.linalg.norm(offsets[teeth], axis=1) > 0.05]
     rest, posed = vertices[moved], vertices[moved] + offsets[moved]
@@ -115,10 +114,10 @@ def kit_jaw_turn(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return rotation, posed.mean(0) - rest.mean(0) @ rotation.T, moved
 
 
-def hinge_report(model: ASMModel, vertices: np.ndarray) -> dict:
+def hinge_report(model: ASMModel, vertices: np.ndarray, turn: tuple[np.ndarray, np.ndarray, np.ndarray]) -> dict:
     """How far the rig's jaw head lies from the kit's jawOpen axis, and the lower teeth's RMS distance from the
-    kit's when the jaw only turns by the kit's rotation about its head (mm)."""
-    rotation, translation, teeth = kit_jaw_turn(vertices)
+    kit's when the jaw only turns by the kit's rotation about its head (mm); `turn`: kit_jaw_turn's result."""
+    rotation, translation, teeth = turn
     angle = np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1))
     axis = np.array([rotation[2, 1] - rotation[1, 2], rotation[0, 2] - rotation[2, 0], rotation[1, 0] - rotation[0, 1]])
     axis /= np.linalg.norm(axis)
@@ -305,14 +304,15 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     log(f"ICT whole head: {len(vertices)} vertices, {int(valid.sum())} landmarks, {len(rig.names)} bones, "
         f"{chart} chart, placed in {time.perf_counter() - started:.1f} s")
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
-    hinge = hinge_report(model, vertices)
+    jaw_open = ict_expressions(["jawOpen"])["jawOpen"]
+    turn = kit_jaw_turn(vertices, jaw_open)
+    hinge = hinge_report(model, vertices, turn)
     log(f"jaw hinge: {hinge['hinge_from_axis_mm']:.1f} mm from the axis the kit's jawOpen turns the lower teeth about "
         f"({hinge['kit_angle_deg']:.1f} degrees); turned alone by that angle, the jaw puts the lower teeth "
         f"{hinge['teeth_turn_only_mm']:.1f} mm RMS from the kit's")
     view = model.restricted(fit_vertices(vertices))
     graph = edge_graph(vertices, triangles)
-    alone = measure("jawOpen", vertices, vertices + ict_expressions(["jawOpen"])["jawOpen"],
-                    jaw_alone(model, kit_jaw_turn(vertices)[0]), triangles, graph)
+    alone = measure("jawOpen", vertices, vertices + jaw_open, jaw_alone(model, turn[0]), triangles, graph)
     log(f"the jaw bone alone turned by the kit's angle (an artist's first test): jawOpen residual "
         f"{alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}, lips open "
         f"{alone.get('lip_open_mm', float('nan')):.1f} of {alone.get('lip_open_target_mm', float('nan')):.1f} mm, "
@@ -368,7 +368,6 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         f"{max(r['folded'] for r in rows):.2%} ({max(rows, key=lambda r: r['folded'])['expression']}); from the "
         f"rest pose: {np.median([r['residual_from_rest'] for r in rows]):.1%}")
     shared_fit(model, view, vertices, triangles, expressions, rows, graph, log)
-    out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "expressions.csv", rows)
     if pictures and len(pictured) > 1:
         render_pictures(pictured, triangles, landmarks, out / "expressions.png")
