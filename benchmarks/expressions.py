@@ -142,6 +142,28 @@ def jaw_alone(model: ASMModel, rotation: np.ndarray) -> np.ndarray:
         return model.forward(pose).double().numpy()
 
 
+LID_ALONE_DEGREES = np.arange(5, 65, 5)  # the upper lid bone's turns tried in the artist's blink
+
+
+def lid_alone(model: ASMModel, rest: np.ndarray, target: np.ndarray, triangles: np.ndarray, graph,
+              side: str = "L") -> dict:
+    """An artist's blink: the upper lid bone alone turned down about its own X axis (the face's left-right: the
+    template's lids point forward), by the turn of LID_ALONE_DEGREES that brings the face closest to `target`
+    (N, 3); that turn's measure() row with its "degrees"."""
+    names = list(model.rig.names)
+    lid = names.index(f"lid_upper.{side}")
+    best = None
+    for degrees in LID_ALONE_DEGREES:
+        pose = Pose.zeros(len(names), dtype=model.vertices.dtype)
+        pose.rotvec[lid, 0] = -np.radians(float(degrees))  # about +X, a positive turn lifts the lid
+        with torch.no_grad():
+            posed = model.forward(pose).double().numpy()
+        row = {**measure(f"eyeBlink_{side}", rest, target, posed, triangles, graph), "degrees": float(degrees)}
+        if best is None or row["residual"] < best["residual"]:
+            best = row
+    return best
+
+
 def opening_pairs(rest: np.ndarray, target: np.ndarray, graph, near: float, far: float, opens: bool) -> np.ndarray:
     """(P, 2) face vertex pairs across an opening: far apart along the surface (ACROSS_SURFACE_CM) and either
     opening (closer than `near` at rest, further than `far` in the target) or, with `opens` False, closing
@@ -317,9 +339,15 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         f"{alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}, lips open "
         f"{alone.get('lip_open_mm', float('nan')):.1f} of {alone.get('lip_open_target_mm', float('nan')):.1f} mm, "
         f"inside the mouth {alone['inside_rms_mm']:.1f} mm")
+    blink = lid_alone(model, vertices, vertices + ict_expressions(["eyeBlink_L"])["eyeBlink_L"], triangles, graph)
+    log(f"the upper lid bone alone turned down (an artist's blink), {blink['degrees']:.0f} degrees, the closest of "
+        f"{LID_ALONE_DEGREES[0]}-{LID_ALONE_DEGREES[-1]}: eyeBlink_L residual {blink['residual']:.1%}, folded "
+        f"{blink['folded']:.2%}, crease {blink['crease']:.2f}, closing gap "
+        f"{blink.get('close_gap_mm', float('nan')):.1f} (target {blink.get('close_gap_target_mm', float('nan')):.1f}) mm")
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "expressions_jaw.csv", [{**hinge, **{f"jaw_alone_{k}": v for k, v in alone.items()
-                                                         if k != "expression"}}])
+                                                         if k != "expression"},
+                                             **{f"lid_alone_{k}": v for k, v in blink.items() if k != "expression"}}])
     from benchmarks.template_mixtures import SHARED_STEPS, learn_shared_mixtures
 
     learned = load_named_poses(rig.names, rig.head_unit, EXPRESSION_POSES) if EXPRESSION_POSES.is_file() else {}

@@ -384,7 +384,12 @@ def jaw_alone_section(path: Path) -> str:
             f"{number(row['jaw_alone_crease'])}, lips open {number(row.get('jaw_alone_lip_open_mm'), 1)} of "
             f"{number(row.get('jaw_alone_lip_open_target_mm'), 1)} mm, the mouth's inside "
             f"{number(row['jaw_alone_inside_rms_mm'], 1)} mm from the kit's (the lower teeth "
-            f"{number(row['teeth_turn_only_mm'], 1)} mm).")
+            f"{number(row['teeth_turn_only_mm'], 1)} mm)."
+            + (f" The upper lid bone alone turned down, as an artist closes an eye ({number(row['lid_alone_degrees'], 0)}"
+               f" degrees, the turn closest to eyeBlink_L): residual {float(row['lid_alone_residual']):.0%}, "
+               f"{float(row['lid_alone_folded']):.2%} folded, crease {number(row['lid_alone_crease'])}, the lids "
+               f"{number(row.get('lid_alone_close_gap_mm'), 1)} mm apart (the kit's "
+               f"{number(row.get('lid_alone_close_gap_target_mm'), 1)})." if "lid_alone_residual" in row else ""))
 
 
 def template_section(rows: list[dict]) -> str:

@@ -117,6 +117,30 @@ def eyeball_parts(vertices: np.ndarray, labels: np.ndarray, small: np.ndarray, n
     return eyeballs, along_lids
 
 
+def sphere_centre(points: np.ndarray) -> np.ndarray:
+    """(P, 3) points on a sphere -> (3,) its centre: the linear least-squares fit of |p|^2 = 2 c.p + (r^2 - |c|^2)
+    (hand-written: scipy has no sphere fit, and this one is four columns of lstsq)."""
+    system = np.column_stack([2 * points, np.ones(len(points))])
+    solution = np.linalg.lstsq(system, (points ** 2).sum(1), rcond=None)[0]
+    return solution[:3]
+
+
+def eyeball_centres(vertices: np.ndarray, triangles: np.ndarray, names, bone_heads: np.ndarray,
+                    head_unit: float) -> dict[int, np.ndarray]:
+    """{eye bone: (3,) centre of its eyeball} for each eye that has a round loose part around it (eyeball_parts),
+    the roundest one's (an eyeball rather than a cornea's shell with its bulge): the point the eye and the lids turn
+    about. Eyes without one (a scan, a sculpt) are left out."""
+    labels, small = loose_parts(vertices, triangles)
+    eyeballs, _ = eyeball_parts(vertices, labels, small, names, bone_heads, head_unit)
+    roundest: dict[int, tuple[float, int]] = {}
+    for part, eye in eyeballs.items():
+        extent = np.ptp(vertices[labels == part], axis=0)
+        roundness = extent.min() / extent.max()
+        if eye not in roundest or roundness > roundest[eye][0]:
+            roundest[eye] = (roundness, part)
+    return {eye: sphere_centre(vertices[labels == part]) for eye, (_, part) in roundest.items()}
+
+
 def bite_plane(names, heads: np.ndarray, rest_rotation: np.ndarray, head_unit: float) -> Bite | None:
     """The plane through the jaw's hinge axis (its head and local X axis) and where the lips meet (the middle of
     LIP_BONES' heads), facing the upper lip; None for a rig without those bones."""

@@ -13,6 +13,8 @@
    ear side of the face outline (`place_pivot`); its binding point stays where its Gaussians are. Where the mouth
    is open in the rest mesh, the jaw's rest frame is turned open by the lips' angle seen from the hinge
    (`rest_jaw_opening`), so that the jaw's rest pose is the mesh as it is and closing it is a turn back.
+6. An eye bone's head moves to the centre of its eyeball where the mesh has one, and bones that turn about another
+   (the lids) take that bone's head (`place_eye_centres`): a lid turned about the eyeball's centre slides over it.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ..core.errors import ASMInputError
 from ..core.geometry import Similarity, closest_points_on_mesh, similarity_transform, triangle_centre_tree
 from ..model.binding import locate
 from ..model.rig_definition import RigDefinition
+from ..model.rigid_parts import eyeball_centres
 from ..model.uv_chart import Chart
 from ..template.canonical import canonical_face
 from ..template.skeleton import Pivot, Skeleton
@@ -230,6 +233,8 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     bind_triangle[face_bones] = face_triangles[location.triangle]
     bind_offset[face_bones] = (skeleton.offset[face_bones] @ rotation.T) * head_unit
     surface_point = np.einsum("pc,pcd->pd", location.barycentric, vertices[triangles[bind_triangle[face_bones]]])
+    on_surface = np.zeros((j_count, 3))  # each bone's binding point on the mesh: its head is this + bind_offset
+    on_surface[face_bones] = surface_point
     jac = jacobian(skeleton.anchor_uv[face_bones])
     for n, j in enumerate(face_bones):
         mixture_offsets[j] = warp(skeleton.anchor_uv[j] + offsets_c[j]) - warped[n]
@@ -247,6 +252,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
             bind_triangle[j] = tri
             zeta[j] = bary[n] @ chart_uv[triangles[tri]]
             bind_offset[j] = (targets[n] - closest[n]) + (skeleton.offset[j] @ rotation.T) * head_unit
+            on_surface[j] = closest[n]
             mixture_offsets[j] = offsets_c[j]
             mixture_covariance[j] = covariance_c[j]
             if distance[n] > FAR_FROM_SURFACE * head_unit:
@@ -273,7 +279,10 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                          f"mesh as it is; turn the jaw back by {np.degrees(angle):.0f} degrees about its X axis "
                          "(the opposite of its 'jaw open' pose) to close the mouth")
 
-    # 6. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
+    # 6. the eyes at their eyeballs' centres, and the bones that turn about them (the lids).
+    place_eye_centres(skeleton, vertices, triangles, on_surface, bind_offset, head_unit)
+
+    # 7. the sides of the mouth and the eyes, so that the lips and lids part (solver/rig/openings.py).
     openings, opening_notes = opening_sides(vertices, triangles, landmarks, landmark_valid, skeleton.openings,
                                             head_unit)
     notes.extend(opening_notes)
@@ -289,6 +298,20 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
         mixture_covariance=mixture_covariance, chart_uv=chart_uv, chart_triangles=chart.triangles,
         face_triangles=face_triangles, triangle_island=chart.island, head_unit=head_unit, alignment=alignment, warnings=notes,
         openings=openings)
+
+
+def place_eye_centres(skeleton: Skeleton, vertices: np.ndarray, triangles: np.ndarray, on_surface: np.ndarray,
+                      bind_offset: np.ndarray, head_unit: float) -> None:
+    """Move each eye bone's head to the centre of its eyeball where the mesh has one (rigid_parts.eyeball_centres),
+    and give every bone that turns about another (the lids) that bone's head, in place in `bind_offset` (J, 3);
+    `on_surface` (J, 3) holds the binding points. Where the mesh has no eyeball, the eye stays where its landmarks
+    put it, and the lids turn about that point."""
+    turns_about = skeleton.turns_about if skeleton.turns_about is not None else np.full(skeleton.bone_count, -1)
+    for eye, centre in eyeball_centres(vertices, triangles, skeleton.names, on_surface + bind_offset,
+                                       head_unit).items():
+        bind_offset[eye] = centre - on_surface[eye]
+    for j in np.flatnonzero(turns_about >= 0):
+        bind_offset[j] = on_surface[turns_about[j]] + bind_offset[turns_about[j]] - on_surface[j]
 
 
 def place_pivot(pivot: Pivot, name: str, vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,

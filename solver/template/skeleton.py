@@ -22,6 +22,7 @@ PARAMETER_GROUPS = ("scale", "rotation", "translation")
 BONE_FIELDS = {
     "name", "parent", "anchor", "reach", "offset", "y_axis", "z_axis", "length", "free", "presets",
     "deform", "remainder", "mirror", "sigma", "angle", "game_sigma_scale", "standard_sigma_scale", "pivot",
+    "turns_about",
 }
 PIVOT_FIELDS = {"landmarks", "offset"}
 MAX_DEPTH_BELOW_HEAD = 3
@@ -75,6 +76,8 @@ class Skeleton:
     openings: tuple[Opening, ...] = ()  # the mouth and the eyes (solver/rig/openings.py)
     mixtures: "LearnedMixtures | None" = None  # Gaussians learned from artist-made expressions (full preset)
     pivots: tuple[Pivot, ...] = ()  # bones whose head is placed from the mesh (the jaw's hinge)
+    # (J,) int64: the bone whose head is this bone's head (the lids turn about their eye's centre), -1 for none
+    turns_about: np.ndarray | None = None
 
     @property
     def bone_count(self) -> int:
@@ -138,6 +141,23 @@ def _pivot(name: str, bone: dict, index: int, mirror: np.ndarray, landmark_count
     return Pivot(index, np.asarray(landmarks, dtype=np.int64), _vector(name, "pivot.offset", pivot["offset"], 3))
 
 
+def _turns_about(name: str, by_name: dict[str, dict], kept_index: dict[str, int]) -> int:
+    """A bone's "turns_about" field, validated: the name of a bone of the same preset, itself placed on its own,
+    whose head this bone shares (an eyelid turns about its eye's centre: solver/rig/transfer.py)."""
+    bone, target = by_name[name], by_name[name]["turns_about"]
+    for field in ("offset", "reach", "pivot"):
+        if field in bone:
+            raise TemplateError(f"bone {name!r}: a bone with 'turns_about' has its head at that bone's; drop {field!r}")
+    if not isinstance(target, str) or target not in by_name:
+        raise TemplateError(f"bone {name!r}: 'turns_about' must name a bone of the template, got {target!r}")
+    if "turns_about" in by_name[target]:
+        raise TemplateError(f"bone {name!r}: it turns about {target!r}, which itself turns about another bone; "
+                            f"name that one instead")
+    if target not in kept_index:
+        raise TemplateError(f"bone {name!r}: it turns about {target!r}, which this preset leaves out")
+    return kept_index[target]
+
+
 def _expand_mirrors(bones: list[dict], mirror_map: np.ndarray) -> list[dict]:
     flip = np.array([-1.0, 1.0, 1.0])
     expanded = []
@@ -149,8 +169,9 @@ def _expand_mirrors(bones: list[dict], mirror_map: np.ndarray) -> list[dict]:
         if not str(name).endswith(".L"):
             raise TemplateError(f"bone {name!r}: mirror=true needs a name ending in '.L' (the subject's left side)")
         twin = dict(bone, name=mirrored_name(name), mirror=False)
-        if bone.get("parent") is not None:
-            twin["parent"] = mirrored_name(bone["parent"])
+        for field in ("parent", "turns_about"):
+            if isinstance(bone.get(field), str):
+                twin[field] = mirrored_name(bone[field])
         anchor = dict(bone.get("anchor", {}))
         landmarks = anchor.get("landmarks", [])
         if all(isinstance(i, int) and 0 <= i < len(mirror_map) for i in landmarks):
@@ -358,6 +379,7 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         "parents", "landmarks", "weights", "anchor_uv", "reach", "has_reach", "offset", "rotation", "length",
         "free", "deform", "gauss", "sigma", "angle")}
     pivots = []
+    turns_about = np.full(len(kept), -1, dtype=np.int64)
     for name in kept:
         bone = {**defaults, **by_name[name]}
         parent = parent_of[name]
@@ -389,7 +411,10 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         columns["reach"].append(_vector(name, "reach", bone.get("reach", [0, 0, 0]), 3))
         if "pivot" in bone:
             pivots.append(_pivot(name, by_name[name], len(columns["offset"]), face.mirror, face.surface_count))
-        columns["offset"].append(_vector(name, "offset", [0, 0, 0] if "pivot" in bone else bone["offset"], 3))
+        if "turns_about" in bone:
+            turns_about[len(columns["offset"])] = _turns_about(name, by_name, kept_index)
+        placed_elsewhere = "pivot" in bone or "turns_about" in bone
+        columns["offset"].append(_vector(name, "offset", [0, 0, 0] if placed_elsewhere else bone["offset"], 3))
         columns["rotation"].append(_rest_rotation(name, _vector(name, "y_axis", bone["y_axis"], 3),
                                                   _vector(name, "z_axis", bone["z_axis"], 3)))
         length = float(bone["length"])
@@ -436,4 +461,5 @@ def skeleton_from_dict(data: dict, preset: str = "full", source: str = "template
         iod_canonical=iod,
         openings=_openings(data.get("openings", {}), set(by_name), kept, face.surface_count),
         pivots=tuple(pivots),
+        turns_about=turns_about,
     )

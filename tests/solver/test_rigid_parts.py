@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from solver.model.rigid_parts import mesh_parts, subtree
 
@@ -27,6 +28,9 @@ def sphere(centre, radius, rings=6, segments=8):
             a, b = 1 + r * segments + s, 1 + r * segments + n
             triangles += [(a, b, b + segments), (a, b + segments, a + segments)]
     return vertices, np.array(triangles)
+
+
+EYEBALL_SHIFT = np.array([0.0, 0.02, -0.04])  # iod
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +57,8 @@ def head_with_parts(sample_mesh):
         triangles.append(part_triangles + start)
         parts[name] = np.arange(start, start + len(part_vertices))
 
-    for side in ("L", "R"):
-        add(f"eyeball.{side}", *sphere(heads[names.index(f"eye.{side}")], 0.11 * unit))
+    for side in ("L", "R"):  # a little off where the landmarks put the eye, as a real eyeball is
+        add(f"eyeball.{side}", *sphere(heads[names.index(f"eye.{side}")] + EYEBALL_SHIFT * unit, 0.11 * unit))
     inside = np.array([0.0, 0.0, -0.12]) * unit  # behind the lips, towards the back of the head
     add("lower tooth", *sphere(landmarks[17] + inside, 0.03 * unit))  # 17: lower lip, middle
     add("upper tooth", *sphere(landmarks[0] + inside, 0.03 * unit))  # 0: upper lip, middle
@@ -88,6 +92,41 @@ def test_parts_are_found_and_given_to_their_bones(head_with_parts, sample_mesh):
     assert model.rigid[parts["chin card"]].max() == -1  # no teeth to split it by: its Gaussians weigh it
     # the dense reference and the fast path agree, rigid rows included
     np.testing.assert_allclose(model.dense_weights().detach().numpy(), weights, atol=1e-6)
+
+
+def test_the_eyes_and_lids_turn_about_the_eyeballs_centres(head_with_parts, sample_mesh):
+    from solver.rig.generate import GenerateSettings, place_rig
+    from solver.model import ASMModel
+
+    vertices, triangles, parts, names = head_with_parts
+    for preset in ("full", "game"):
+        rig, _ = place_rig(vertices, triangles, None, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                           GenerateSettings(preset=preset, chart="projected"))
+        heads = ASMModel(rig, vertices, triangles, dtype=torch.float64).bind_positions().detach().numpy()
+        rig_names = list(rig.names)
+        for side in ("L", "R"):
+            eyeball = vertices[parts[f"eyeball.{side}"]]
+            centre = (eyeball.max(0) + eyeball.min(0)) / 2
+            turning = [n for n in rig_names if n.startswith("lid_") and n.endswith(side)]
+            assert len(turning) == (4 if preset == "full" else 2)
+            for bone in [f"eye.{side}"] + turning:
+                np.testing.assert_allclose(heads[rig_names.index(bone)], centre, atol=1e-6 * rig.head_unit,
+                                           err_msg=f"{preset} {bone}")
+
+
+def test_without_eyeballs_the_lids_turn_about_the_eye_bone(sample_mesh):
+    from solver.rig.generate import GenerateSettings, place_rig
+    from solver.model import ASMModel
+
+    vertices, triangles = sample_mesh["vertices"], sample_mesh["triangles"]
+    rig, _ = place_rig(vertices, triangles, None, sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                       GenerateSettings(preset="full", chart="projected"))
+    heads = ASMModel(rig, vertices, triangles, dtype=torch.float64).bind_positions().detach().numpy()
+    names = list(rig.names)
+    for side in ("L", "R"):
+        eye = heads[names.index(f"eye.{side}")]
+        for bone in ("lid_upper", "lid_upper_out", "lid_lower", "lid_lower_out"):
+            np.testing.assert_allclose(heads[names.index(f"{bone}.{side}")], eye, atol=1e-9)
 
 
 def test_a_mesh_of_one_part_has_nothing_rigid(sample_mesh):

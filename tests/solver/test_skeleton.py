@@ -109,11 +109,33 @@ def _bone(template, name):
     (lambda t: _bone(t, "jaw")["pivot"].__setitem__("reach", [0, 1, 0]), "bone 'jaw': 'pivot' needs exactly the fields"),
     (lambda t: _bone(t, "jaw")["pivot"].__setitem__("offset", [0, 1]), "bone 'jaw': field 'pivot.offset' must be a list of 3"),
     (lambda t: _bone(t, "jaw")["pivot"].__setitem__("landmarks", [234, 999]), "bone 'jaw': pivot 'landmarks' must be"),
+    (lambda t: _bone(t, "lid_upper.L").__setitem__("turns_about", "eyeball.L"),
+     "bone 'lid_upper.L': 'turns_about' must name a bone of the template, got 'eyeball.L'"),
+    (lambda t: _bone(t, "lid_upper.L").__setitem__("offset", [0, 0, -0.1]),
+     "bone 'lid_upper.L': a bone with 'turns_about' has its head at that bone's; drop 'offset'"),
+    (lambda t: _bone(t, "lid_upper_out.L").__setitem__("turns_about", "lid_upper.L"),
+     "bone 'lid_upper_out.L': it turns about 'lid_upper.L', which itself turns about another bone"),
 ])
 def test_bad_templates_raise_one_clear_error(template, mutate, message):
     mutate(template)
     with pytest.raises(TemplateError, match=message):
         skeleton_from_dict(template, "full")
+
+
+def test_a_bone_cannot_turn_about_one_its_preset_leaves_out(template):
+    _bone(template, "lid_upper.L")["turns_about"] = "eye_corner_out.L"  # full and standard only
+    assert skeleton_from_dict(copy.deepcopy(template), "standard").turns_about is not None
+    with pytest.raises(TemplateError, match="bone 'lid_upper.L': it turns about 'eye_corner_out.L', which this "
+                                            "preset leaves out"):
+        skeleton_from_dict(template, "game")
+
+
+def test_the_lids_turn_about_their_eye_in_every_preset():
+    for preset in ("full", "standard", "game"):
+        skeleton = load_skeleton(preset)
+        for j, name in enumerate(skeleton.names):
+            expected = name.replace(name.split(".")[0], "eye") if name.startswith("lid_") else None
+            assert (skeleton.names[skeleton.turns_about[j]] if skeleton.turns_about[j] >= 0 else None) == expected
 
 
 def test_unknown_preset_and_missing_file(tmp_path):
