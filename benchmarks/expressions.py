@@ -326,7 +326,8 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
     log(f"ICT whole head: {len(vertices)} vertices, {int(valid.sum())} landmarks, {len(rig.names)} bones, "
         f"{chart} chart, placed in {time.perf_counter() - started:.1f} s")
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4, opening_sharpness=sharpness))
-    jaw_open = ict_expressions(["jawOpen"])["jawOpen"]
+    kit = ict_expressions(["jawOpen", "eyeBlink_L"])  # the artist's tests below: one read of the kit's shapes
+    jaw_open = kit["jawOpen"]
     turn = kit_jaw_turn(vertices, jaw_open)
     hinge = hinge_report(model, vertices, turn)
     log(f"jaw hinge: {hinge['hinge_from_axis_mm']:.1f} mm from the axis the kit's jawOpen turns the lower teeth about "
@@ -339,7 +340,7 @@ def run(names: list[str] | None, pictures: bool, out: Path, sharpness: float = W
         f"{alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}, lips open "
         f"{alone.get('lip_open_mm', float('nan')):.1f} of {alone.get('lip_open_target_mm', float('nan')):.1f} mm, "
         f"inside the mouth {alone['inside_rms_mm']:.1f} mm")
-    blink = lid_alone(model, vertices, vertices + ict_expressions(["eyeBlink_L"])["eyeBlink_L"], triangles, graph)
+    blink = lid_alone(model, vertices, vertices + kit["eyeBlink_L"], triangles, graph)
     log(f"the upper lid bone alone turned down (an artist's blink), {blink['degrees']:.0f} degrees, the closest of "
         f"{LID_ALONE_DEGREES[0]}-{LID_ALONE_DEGREES[-1]}: eyeBlink_L residual {blink['residual']:.1%}, folded "
         f"{blink['folded']:.2%}, crease {blink['crease']:.2f}, closing gap "

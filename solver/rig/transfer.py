@@ -306,12 +306,12 @@ def place_eye_centres(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
     and give every bone that turns about another (the lids) that bone's head, in place in `bind_offset` (J, 3);
     `on_surface` (J, 3) holds the binding points. Where the mesh has no eyeball, the eye stays where its landmarks
     put it, and the lids turn about that point."""
-    turns_about = skeleton.turns_about if skeleton.turns_about is not None else np.full(skeleton.bone_count, -1)
     for eye, centre in eyeball_centres(vertices, triangles, skeleton.names, on_surface + bind_offset,
                                        head_unit).items():
         bind_offset[eye] = centre - on_surface[eye]
-    for j in np.flatnonzero(turns_about >= 0):
-        bind_offset[j] = on_surface[turns_about[j]] + bind_offset[turns_about[j]] - on_surface[j]
+    for j in np.flatnonzero(skeleton.turns_about >= 0):
+        about = skeleton.turns_about[j]
+        bind_offset[j] = on_surface[about] + bind_offset[about] - on_surface[j]
 
 
 def place_pivot(pivot: Pivot, name: str, vertices: np.ndarray, triangles: np.ndarray, landmarks: np.ndarray,

@@ -73,11 +73,10 @@ class Skeleton:
     angle: np.ndarray  # (J,) radians
     remainder_bone: int  # the bone that takes the weight no Gaussian claims (the head)
     iod_canonical: float  # cm between the canonical outer eye corners
+    turns_about: np.ndarray  # (J,) int64: the bone whose head is this bone's head (the lids: their eye's), -1 none
     openings: tuple[Opening, ...] = ()  # the mouth and the eyes (solver/rig/openings.py)
     mixtures: "LearnedMixtures | None" = None  # Gaussians learned from artist-made expressions (full preset)
     pivots: tuple[Pivot, ...] = ()  # bones whose head is placed from the mesh (the jaw's hinge)
-    # (J,) int64: the bone whose head is this bone's head (the lids turn about their eye's centre), -1 for none
-    turns_about: np.ndarray | None = None
 
     @property
     def bone_count(self) -> int:

@@ -124,7 +124,8 @@ def test_bad_templates_raise_one_clear_error(template, mutate, message):
 
 def test_a_bone_cannot_turn_about_one_its_preset_leaves_out(template):
     _bone(template, "lid_upper.L")["turns_about"] = "eye_corner_out.L"  # full and standard only
-    assert skeleton_from_dict(copy.deepcopy(template), "standard").turns_about is not None
+    standard = skeleton_from_dict(copy.deepcopy(template), "standard")
+    assert standard.names[standard.turns_about[standard.index("lid_upper.L")]] == "eye_corner_out.L"
     with pytest.raises(TemplateError, match="bone 'lid_upper.L': it turns about 'eye_corner_out.L', which this "
                                             "preset leaves out"):
         skeleton_from_dict(template, "game")
