@@ -49,7 +49,8 @@ from solver.model import ASMModel, Pose  # noqa: E402
 from solver.model.uv_chart import cylindrical_chart  # noqa: E402
 from solver.model.weights import cholesky_factor  # noqa: E402
 from solver.rig.generate import GenerateSettings, place_rig  # noqa: E402
-from solver.rig.transfer import canonical_chart_map, clamped_covariance, initial_mixture, robust_alignment  # noqa: E402
+from solver.rig.transfer import (SPREAD_FLOOR_IN_EDGES, canonical_chart_map, clamped_covariance,  # noqa: E402
+                                 initial_mixture, local_edge_length, robust_alignment)
 from solver.template import TEMPLATE_DIR  # noqa: E402
 from solver.template.canonical import canonical_face  # noqa: E402
 from solver.template.skeleton import load_skeleton, mirrored_component, mirrored_name  # noqa: E402
@@ -155,14 +156,22 @@ def _drawn_place(model: ASMModel):
         * torch.eye(2, dtype=factor.dtype)  # (J, 2, 2)
     whiten = torch.linalg.inv(torch.linalg.cholesky(drawn))  # (J, 2, 2)
     chosen = model.has_gaussians
+    # the floor Generate holds every component at (transfer.SPREAD_FLOOR_IN_EDGES), so that the learning does not
+    # lean on Gaussians narrower than the mesh's edges, which Generate would widen
+    rig = model.rig
+    floor = torch.as_tensor(SPREAD_FLOOR_IN_EDGES * local_edge_length(
+        rig.chart_uv, model.triangles.numpy()[rig.face_triangles],
+        model.mixture.centers(model.zeta).detach().double().numpy())).to(factor).log()  # (J, K)
 
     def penalty() -> torch.Tensor:
         reach = torch.linalg.norm((whiten[:, None] @ model.mixture.offsets.unsqueeze(-1)).squeeze(-1), dim=-1)
         current = cholesky_factor(model.mixture.cholesky_raw)
         spread = torch.linalg.eigvalsh(whiten[:, None] @ current @ current.transpose(-1, -2)
                                        @ whiten[:, None].transpose(-1, -2)).sqrt()  # (J, K, 2) relative sd
+        absolute = torch.linalg.eigvalsh(current @ current.transpose(-1, -2)).sqrt()  # (J, K, 2)
         outside = torch.relu(reach - REACH_IN_SIGMAS) ** 2 + (torch.relu(spread.log().abs() - math.log(SPREAD_FACTOR))
-                                                              ** 2).sum(-1)
+                                                              ** 2).sum(-1) \
+            + (torch.relu(floor[..., None] - absolute.log()) ** 2).sum(-1)
         return outside[chosen].sum()
 
     return penalty

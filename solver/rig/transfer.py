@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
+from scipy.spatial import cKDTree
 
 from ..core.arrays import checked_array
 from ..core.config import WeightConfig
@@ -45,6 +46,11 @@ SKIN_OVER_PIVOT = 0.1  # iod: the mesh's surface lies this near the pivot's heig
 JAW_BONE = "jaw"
 INNER_LIPS, MOUTH_CORNERS = (13, 14), (78, 308)  # MediaPipe: inner lip line's middle (upper, lower), inner corners
 OPEN_MOUTH_RATIO = 0.25  # inner lip gap / mouth width above which the rest mouth is open (relaxed closed lips: < 0.15)
+# A Gaussian narrower than the mesh's edges there gives one row of vertices its bone and the next row none: a
+# sawtooth when posed. Each component's standard deviations are held at least this many local edge lengths (the
+# median over the chart triangles nearest its centre, in the normalised chart).
+SPREAD_FLOOR_IN_EDGES = 1.5
+FLOOR_NEIGHBOURS = 12
 
 
 def robust_alignment(canonical: np.ndarray, landmarks: np.ndarray, valid: np.ndarray, iod_canonical: float,
@@ -259,6 +265,11 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                 notes.append(f"bone {skeleton.names[j]!r}: the mesh has no surface near its place "
                              f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
 
+    chosen = np.flatnonzero(skeleton.has_gaussians)
+    floor = SPREAD_FLOOR_IN_EDGES * local_edge_length(chart_uv, triangles[face_triangles],
+                                                      zeta[chosen, None] + mixture_offsets[chosen])
+    mixture_covariance[chosen] = floored_covariance(mixture_covariance[chosen], floor)
+
     # 5. bones whose head is placed from the mesh (the jaw's hinge), bound where their Gaussians are.
     for pivot in skeleton.pivots:
         if skeleton.has_reach[pivot.bone]:
@@ -369,6 +380,25 @@ def clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float 
     Gaussian squashed to a line would move a single row of vertices."""
     values, vectors = np.linalg.eigh(covariance)
     values = np.clip(values, (sigma.min() / factor) ** 2, (sigma.max() * factor) ** 2)
+    return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
+
+
+def local_edge_length(chart_uv: np.ndarray, triangles: np.ndarray, points: np.ndarray,
+                      neighbours: int = FLOOR_NEIGHBOURS) -> np.ndarray:
+    """The mesh's edge length in the chart near each point: chart_uv (N, 2), triangles (T, 3), points (..., 2) ->
+    (...) the median of the mean edge length of the `neighbours` triangles whose chart centres lie nearest."""
+    centres = (chart_uv[triangles[:, 0]] + chart_uv[triangles[:, 1]] + chart_uv[triangles[:, 2]]) / 3
+    _, nearest = cKDTree(centres, balanced_tree=False).query(points.reshape(-1, 2),
+                                                             k=min(neighbours, len(triangles)))
+    corners = chart_uv[triangles[nearest.reshape(len(nearest), -1)]]  # (P, neighbours, 3, 2)
+    edge = np.linalg.norm(corners - np.roll(corners, 1, axis=-2), axis=-1).mean(-1)
+    return np.median(edge, axis=1).reshape(points.shape[:-1])
+
+
+def floored_covariance(covariance: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Covariances (..., 2, 2) whose principal standard deviations are at least `floor` (...)."""
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.maximum(values, np.asarray(floor)[..., None] ** 2)
     return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
 
 
