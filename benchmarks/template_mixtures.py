@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.transform import Rotation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -41,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.capacity import FACE_VERTICES, RESULTS, ict_landmarks, ict_missing  # noqa: E402
 from benchmarks.common import write_csv  # noqa: E402
 from benchmarks.expressions import (OTHER_VERTEX_WEIGHT, face_detail, fit_vertices, ict_expressions,  # noqa: E402
-                                   ict_whole_head, measure, pose_fit)
+                                   ict_whole_head, kit_jaw_turn, measure, pose_fit)
 from solver.core.config import WeightConfig  # noqa: E402
 from solver.core.geometry import edge_graph, face_normals  # noqa: E402
 from solver.fit.losses import uniform_laplacian  # noqa: E402
@@ -76,6 +77,12 @@ NORMAL_WEIGHT = 10.0
 # 23 / 22 / 18 / 25 %. ((B), 800 steps: median 0.76 against 1.18 times, residual 16.4 against 15.5 %.)
 CREASE_WEIGHT = 0.1
 RELOCATE_EVERY = 50  # steps between re-finding the triangles of binding points that moved (learn_bindings)
+# An artist's first tests of a face rig turn one bone: the jaw to open the mouth, the upper lid to blink. The learning
+# also fits those shapes with that bone's rotation alone (its own turn learned, every other bone at rest), at this
+# weight each beside an expression's 1: learned from the full poses only, the outer lid bone spread up to the brow
+# and the child's counter-turn hid it, so the lid bone alone creased the skin from the lid to the brow.
+ARTIST_CONTROLS = {"eyeBlink_L": "lid_upper.L", "eyeBlink_R": "lid_upper.R", "jawOpen": "jaw"}
+CONTROL_WEIGHT = 0.5
 
 
 def family(name: str) -> str:
@@ -86,12 +93,18 @@ def family(name: str) -> str:
 def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, targets: dict[str, np.ndarray],
                           steps: int, log, emphasis: dict[str, float] = EMPHASIS, starts: dict[str, Pose] | None = None,
                           learn_gaussians: bool = True, normal_weight: float = NORMAL_WEIGHT,
-                          crease_weight: float = CREASE_WEIGHT, learn_bindings: bool = False) -> dict[str, Pose]:
+                          crease_weight: float = CREASE_WEIGHT, learn_bindings: bool = False,
+                          controls: dict[str, tuple[np.ndarray, int, np.ndarray]] | None = None,
+                          control_weight: float = CONTROL_WEIGHT) -> dict[str, Pose]:
     """(B) on `targets` (name -> (N, 3)): per-expression poses from `starts` or from (A) fits, then poses and the
     mixture (logits, offsets, Cholesky factors; with `learn_gaussians` False the poses alone; with `learn_bindings`
-    the binding points and offsets too) together with Adam. Changes `model`'s mixture (and bindings) in place;
-    returns each expression's pose."""
+    the binding points and offsets too) together with Adam. `controls` (label -> (target (N, 3), bone, its starting
+    rotation vector (3,))) are shapes fitted by that one bone's rotation, every other bone at rest, at
+    `control_weight` each. Changes `model`'s mixture (and bindings) in place; returns each target's and control's
+    pose."""
+    controls = controls or {}
     poses = []
+    joints = model.vertices.new_zeros(len(model.rig.names), 3)
     for name, target in targets.items():
         if starts is None:
             pose_fit(model, view, target)
@@ -99,14 +112,25 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
         else:
             start = starts[name]
         poses.append([t.detach().clone() for t in (start.log_scale, start.rotvec, start.translation)])
-    pose = Pose(*[torch.stack([p[i] for p in poses]).requires_grad_() for i in range(3)])
+    free = torch.ones(len(targets) + len(controls), len(joints), 1, dtype=joints.dtype)  # (E, J, 1)
+    turns = torch.ones_like(free)
+    for c, (_, bone, rotation) in enumerate(controls.values()):
+        rotvec = joints.clone()
+        rotvec[bone] = torch.as_tensor(rotation, dtype=joints.dtype)
+        poses.append([joints.clone(), rotvec, joints.clone()])
+        free[len(targets) + c] = 0.0
+        turns[len(targets) + c] = 0.0
+        turns[len(targets) + c, bone] = 1.0
+    raw = Pose(*[torch.stack([p[i] for p in poses]).requires_grad_() for i in range(3)])
     ids = view.evaluated.numpy()
-    fitted = torch.stack([torch.as_tensor(t[ids], dtype=model.vertices.dtype) for t in targets.values()])
+    fitted = torch.stack([torch.as_tensor(t[ids], dtype=model.vertices.dtype)
+                          for t in [*targets.values(), *(c[0] for c in controls.values())]])
     rest_fitted = torch.as_tensor(rest[ids], dtype=model.vertices.dtype)
     in_face = torch.as_tensor(ids < FACE_VERTICES)
     own = torch.sqrt(((fitted - rest_fitted) ** 2).sum(-1)[:, in_face].mean(1)).clamp(min=1e-4)  # (E,)
     vertex_weight = torch.where(in_face, 1.0, OTHER_VERTEX_WEIGHT).to(fitted)
-    counts = torch.as_tensor([emphasis.get(family(name), 1.0) for name in targets]).to(fitted)
+    counts = torch.as_tensor([emphasis.get(family(name), 1.0) for name in targets]
+                             + [control_weight] * len(controls)).to(fitted)
     if not (ids[:FACE_VERTICES] == np.arange(FACE_VERTICES)).all():
         raise ValueError("the fitted vertices must start with the whole face area (expressions.fit_vertices)")
     triangles = torch.as_tensor(model.triangles.numpy()[(model.triangles.numpy() < FACE_VERTICES).all(1)])
@@ -118,13 +142,14 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
     hold = _drawn_place(model) if learn_gaussians else (lambda: torch.zeros(()))
     for tensor in shared:
         tensor.requires_grad_(True)
-    optimizer = torch.optim.Adam([{"params": [pose.log_scale, pose.rotvec, pose.translation],
+    optimizer = torch.optim.Adam([{"params": [raw.log_scale, raw.rotvec, raw.translation],
                                    "lr": POSE_LEARNING_RATE},
                                   {"params": shared, "lr": MIXTURE_LEARNING_RATE}])
     decay = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.1 ** (1 / steps))
     started = time.perf_counter()
     for step in range(steps):
         optimizer.zero_grad()
+        pose = Pose(raw.log_scale * free, raw.rotvec * turns, raw.translation * free)
         surface = view.forward(pose)
         error = ((surface - fitted) ** 2).sum(-1) * vertex_weight
         turned = ((1 - (face_normals(surface, triangles) * target_normals).sum(-1)) ** 2).mean(-1)  # (E,)
@@ -142,8 +167,27 @@ def learn_shared_mixtures(model: ASMModel, view: ASMModel, rest: np.ndarray, tar
             log(f"  shared step {step}: loss {loss.item():.4f} ({time.perf_counter() - started:.0f} s)")
     for tensor in shared:
         tensor.requires_grad_(False)
+    pose = Pose(raw.log_scale * free, raw.rotvec * turns, raw.translation * free)
     return {name: Pose(pose.log_scale[e].detach(), pose.rotvec[e].detach(), pose.translation[e].detach())
-            for e, name in enumerate(targets)}
+            for e, name in enumerate([*targets, *controls])}
+
+
+def artist_controls(rig, vertices: np.ndarray, expressions: dict[str, np.ndarray]) -> dict:
+    """learn_shared_mixtures' `controls` for ARTIST_CONTROLS among `expressions` (name -> offsets (N, 3)): the jaw
+    starts turned as the kit's lower teeth turn, a lid turned 30 degrees down about its X axis."""
+    names = list(rig.names)
+    controls = {}
+    for expression, bone in ARTIST_CONTROLS.items():
+        if expression not in expressions or bone not in names:
+            continue
+        j = names.index(bone)
+        if bone == "jaw":
+            rest = np.asarray(rig.rest_rotation[j])
+            start = Rotation.from_matrix(rest.T @ kit_jaw_turn(vertices, expressions[expression])[0] @ rest).as_rotvec()
+        else:
+            start = np.array([-np.radians(30.0), 0.0, 0.0])  # about +X, a positive turn lifts the lid
+        controls[f"{expression} ({bone} alone)"] = (vertices + expressions[expression], j, start)
+    return controls
 
 
 def _drawn_place(model: ASMModel):
@@ -316,7 +360,14 @@ def main(argv=None) -> int:
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
     view = model.restricted(fit_vertices(vertices))
     started = time.perf_counter()
-    poses = learn_shared_mixtures(model, view, vertices, training, args.steps, log)
+    controls = artist_controls(rig, vertices, {n: training[n] - vertices for n in ARTIST_CONTROLS if n in training})
+    poses = learn_shared_mixtures(model, view, vertices, training, args.steps, log, controls=controls)
+    for label in controls:
+        with torch.no_grad():
+            posed = model.forward(poses[label]).double().numpy()
+        alone = measure(label.split()[0], vertices, controls[label][0], posed, triangles, edge_graph(vertices, triangles))
+        log(f"{label}: turned {np.degrees(np.linalg.norm(poses[label].rotvec[controls[label][1]].numpy())):.0f} "
+            f"degrees, residual {alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}")
     log(f"learned in {time.perf_counter() - started:.0f} s")
     graph = edge_graph(vertices, triangles)
     shared_rows = []
