@@ -10,7 +10,9 @@ expression by its own displacement, so a 0.5 mm squint weighs as much as a jaw o
 each face triangle's turn from the target's normal (folds) and the uniform Laplacian of the error (creases and
 ripples), and holds every component within 1.5 drawn standard
 deviations of its bone's drawn ellipse, its spread within 1.5x, measured in canonical UV: a bone keeps its place
-and an artist can still name what it moves.
+and an artist can still name what it moves. Each component is also held at least as wide as Generate makes it
+(1.5 local edge lengths, transfer.SPREAD_FLOOR_IN_EDGES), and the artist's single-bone tests are learned beside
+the expressions: the blinks by the upper lid bone's turn alone, jawOpen by the jaw's (ARTIST_CONTROLS).
 
 The fitted Gaussians are carried back into canonical UV through the inverse of the transfer's spline (its
 Jacobian at each bone's anchor: solver/rig/transfer.py), made left-right symmetric (a .L bone averaged with its
@@ -362,14 +364,14 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     controls = artist_controls(rig, vertices, {n: training[n] - vertices for n in ARTIST_CONTROLS if n in training})
     poses = learn_shared_mixtures(model, view, vertices, training, args.steps, log, controls=controls)
+    graph = edge_graph(vertices, triangles)
     for label in controls:
         with torch.no_grad():
             posed = model.forward(poses[label]).double().numpy()
-        alone = measure(label.split()[0], vertices, controls[label][0], posed, triangles, edge_graph(vertices, triangles))
+        alone = measure(label.split()[0], vertices, controls[label][0], posed, triangles, graph)
         log(f"{label}: turned {np.degrees(np.linalg.norm(poses[label].rotvec[controls[label][1]].numpy())):.0f} "
             f"degrees, residual {alone['residual']:.1%}, folded {alone['folded']:.2%}, crease {alone['crease']:.2f}")
     log(f"learned in {time.perf_counter() - started:.0f} s")
-    graph = edge_graph(vertices, triangles)
     shared_rows = []
     for name, target in training.items():
         with torch.no_grad():
