@@ -176,8 +176,9 @@ def canonical_chart_map(vertices: np.ndarray, triangles: np.ndarray, chart: Char
 
 def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.ndarray, chart: Chart,
                       landmarks: np.ndarray, landmark_valid: np.ndarray | None = None,
-                      config: WeightConfig = WeightConfig()) -> RigDefinition:
-    """Place `skeleton` on a mesh.
+                      config: WeightConfig = WeightConfig(),
+                      spread_floor: float = SPREAD_FLOOR_IN_EDGES) -> RigDefinition:
+    """Place `skeleton` on a mesh (`spread_floor`: the Gaussians' least spread in local edge lengths; 0: none).
 
     vertices (N, 3), triangles (T, 3), chart from uv_chart, landmarks (L >= 468, 3) mesh positions of the
     MediaPipe points (surface ones first), landmark_valid (L,) bool for the ones that were found.
@@ -266,7 +267,7 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                              f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
 
     chosen = np.flatnonzero(skeleton.has_gaussians)
-    floor = SPREAD_FLOOR_IN_EDGES * local_edge_length(chart_uv, triangles[face_triangles],
+    floor = spread_floor * local_edge_length(chart_uv, triangles[face_triangles],
                                                       zeta[chosen, None] + mixture_offsets[chosen])
     mixture_covariance[chosen] = floored_covariance(mixture_covariance[chosen], floor)
 

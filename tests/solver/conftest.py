@@ -36,15 +36,17 @@ def _sample_rig(sample_mesh, learned: bool):
     import warnings
 
     from solver.template.skeleton import LEARNED_MIXTURES, load_skeleton
-    from solver.rig.transfer import transfer_template
+    from solver.rig.transfer import SPREAD_FLOOR_IN_EDGES, transfer_template
     from solver.model.uv_chart import chart_from_uv_map
 
     chart = chart_from_uv_map(len(sample_mesh["vertices"]), sample_mesh["triangles"], sample_mesh["corner_uv"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        # the drawn rig is the hand-drawn template as it stands, without Generate's floor on the Gaussians' spread
         return transfer_template(load_skeleton("full", mixtures=LEARNED_MIXTURES if learned else None),
                                  sample_mesh["vertices"], sample_mesh["triangles"], chart,
-                                 sample_mesh["landmarks"], sample_mesh["landmark_valid"])
+                                 sample_mesh["landmarks"], sample_mesh["landmark_valid"],
+                                 spread_floor=SPREAD_FLOOR_IN_EDGES if learned else 0.0)
 
 
 def fran_scan_rig(preset: str):
