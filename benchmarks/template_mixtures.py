@@ -362,7 +362,7 @@ def main(argv=None) -> int:
     model = ASMModel(rig, vertices, triangles, WeightConfig(influence_cap=4))
     view = model.restricted(fit_vertices(vertices))
     started = time.perf_counter()
-    controls = artist_controls(rig, vertices, {n: training[n] - vertices for n in ARTIST_CONTROLS if n in training})
+    controls = artist_controls(rig, vertices, {n: expressions[n] for n in training})
     poses = learn_shared_mixtures(model, view, vertices, training, args.steps, log, controls=controls)
     graph = edge_graph(vertices, triangles)
     for label in controls:

@@ -266,10 +266,11 @@ def transfer_template(skeleton: Skeleton, vertices: np.ndarray, triangles: np.nd
                 notes.append(f"bone {skeleton.names[j]!r}: the mesh has no surface near its place "
                              f"({distance[n] / head_unit:.2f} iod away); bound to the nearest point instead")
 
-    chosen = np.flatnonzero(skeleton.has_gaussians)
-    floor = spread_floor * local_edge_length(chart_uv, triangles[face_triangles],
-                                                      zeta[chosen, None] + mixture_offsets[chosen])
-    mixture_covariance[chosen] = floored_covariance(mixture_covariance[chosen], floor)
+    if spread_floor > 0:
+        chosen = np.flatnonzero(skeleton.has_gaussians)
+        floor = spread_floor * local_edge_length(chart_uv, triangles[face_triangles],
+                                                 zeta[chosen, None] + mixture_offsets[chosen])
+        mixture_covariance[chosen] = floored_covariance(mixture_covariance[chosen], floor)
 
     # 5. bones whose head is placed from the mesh (the jaw's hinge), bound where their Gaussians are.
     for pivot in skeleton.pivots:
@@ -379,9 +380,7 @@ def clamped_covariance(covariance: np.ndarray, sigma: np.ndarray, factor: float 
     """Keep the principal standard deviations of warped covariances (K, 2, 2) within [1/factor, factor] x the
     template's: the spline's Jacobian collapses where landmarks crowd (inner and outer lip lines), and a
     Gaussian squashed to a line would move a single row of vertices."""
-    values, vectors = np.linalg.eigh(covariance)
-    values = np.clip(values, (sigma.min() / factor) ** 2, (sigma.max() * factor) ** 2)
-    return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
+    return floored_covariance(covariance, sigma.min() / factor, sigma.max() * factor)
 
 
 def local_edge_length(chart_uv: np.ndarray, triangles: np.ndarray, points: np.ndarray,
@@ -396,10 +395,11 @@ def local_edge_length(chart_uv: np.ndarray, triangles: np.ndarray, points: np.nd
     return np.median(edge, axis=1).reshape(points.shape[:-1])
 
 
-def floored_covariance(covariance: np.ndarray, floor: np.ndarray) -> np.ndarray:
-    """Covariances (..., 2, 2) whose principal standard deviations are at least `floor` (...)."""
+def floored_covariance(covariance: np.ndarray, floor, ceiling=np.inf) -> np.ndarray:
+    """Covariances (..., 2, 2) whose principal standard deviations are at least `floor` (... or a number) and at
+    most `ceiling`."""
     values, vectors = np.linalg.eigh(covariance)
-    values = np.maximum(values, np.asarray(floor)[..., None] ** 2)
+    values = np.clip(values, np.asarray(floor)[..., None] ** 2, np.asarray(ceiling)[..., None] ** 2)
     return vectors @ (values[..., :, None] * np.swapaxes(vectors, -1, -2))
 
 
